@@ -1,0 +1,161 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+func newTestTokens(t *testing.T, now time.Time) (*Tokens, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := NewTokens(TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk, key
+}
+
+// sign builds a token with the given claims, signed by key with tk's kid.
+func sign(t *testing.T, tk *Tokens, key *ecdsa.PrivateKey, build func(*jwt.Builder) *jwt.Builder) string {
+	t.Helper()
+	priv, _, err := newJWKs(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep the kid of the service's key so only the signature can fail.
+	if err := priv.Set("kid", tk.priv.KeyID()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := build(jwt.NewBuilder()).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	tk, key := newTestTokens(t, now)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	valid := func(b *jwt.Builder) *jwt.Builder {
+		return b.Subject("u1").Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).Expiration(now.Add(time.Hour)).Claim("role", "customer")
+	}
+	good, err := tk.Issue("u1", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var m map[string]any
+	_ = json.Unmarshal(payload, &m)
+	m["sub"] = "someone-else"
+	tamperedPayload, _ := json.Marshal(m)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(tamperedPayload) + "." + parts[2]
+	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + tk.priv.KeyID() + `"}`))
+	algNone := noneHeader + "." + parts[1] + "."
+
+	cases := []struct {
+		name  string
+		token string
+		ok    bool
+	}{
+		{"issued by the service", good, true},
+		{"valid claims signed with our key", sign(t, tk, key, valid), true},
+		{"alg none", algNone, false},
+		{"tampered claims", tampered, false},
+		{"expired", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder { return valid(b).Expiration(now.Add(-time.Minute)) }), false},
+		{"no exp", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder {
+			return b.Subject("u1").Issuer("shop").Audience([]string{"shop-api"}).Claim("role", "customer")
+		}), false},
+		{"wrong iss", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder { return valid(b).Issuer("evil") }), false},
+		{"wrong aud", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder { return valid(b).Audience([]string{"other"}) }), false},
+		{"future nbf", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder { return valid(b).NotBefore(now.Add(time.Hour)) }), false},
+		{"another key", sign(t, tk, other, valid), false},
+		{"unknown role", sign(t, tk, key, func(b *jwt.Builder) *jwt.Builder { return valid(b).Claim("role", "root") }), false},
+		{"garbage", "not.a.jwt", false},
+		{"empty", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := tk.Verify(tc.token)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				if c.UserID != "u1" {
+					t.Fatalf("subject = %q", c.UserID)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("want rejection, got claims %+v", c)
+			}
+		})
+	}
+}
+
+func TestJWKSHasNoPrivateParameters(t *testing.T) {
+	t.Parallel()
+	tk, _ := newTestTokens(t, time.Now())
+	b, err := tk.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 {
+		t.Fatalf("keys = %d", len(set.Keys))
+	}
+	k := set.Keys[0]
+	if _, ok := k["d"]; ok {
+		t.Fatal("JWKS leaks the private parameter d")
+	}
+	for _, f := range []string{"kty", "crv", "x", "y", "kid", "alg"} {
+		if _, ok := k[f]; !ok {
+			t.Errorf("JWKS key lacks %q", f)
+		}
+	}
+}
+
+func TestPassword(t *testing.T) {
+	t.Parallel()
+	h, err := HashPassword("correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		hash, pw string
+		want     bool
+	}{
+		{h, "correct horse battery", true},
+		{h, "correct horse batterY", false},
+		{"", "correct horse battery", false},
+	} {
+		got, err := CheckPassword(tc.hash, tc.pw)
+		if err != nil || got != tc.want {
+			t.Errorf("CheckPassword(%q) = %v, %v; want %v", tc.pw, got, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// config is everything the server reads from its environment, read once.
+type config struct {
+	HTTPAddr               string
+	DatabaseURL            string
+	StripeSecretKey        string
+	StripeAPIBase          string
+	StripeWebhookSecret    string
+	JWTPrivateKeyFile      string
+	JWTIssuer              string
+	JWTAudience            string
+	JWTTTL                 time.Duration
+	BootstrapAdminEmail    string
+	BootstrapAdminPassword string
+	DataDir                string
+	PaymentWindow          time.Duration
+	RedisURL               string
+	CheckoutsPerHour       int
+	SearchesPerHour        int
+	LoginFailuresPerMinute int
+	TaxRateBPS             int64
+	ShippingFlatCents      int64
+	FreeShippingOverCents  int64
+	// Local is true when DATABASE_URL is unset: the server starts its own
+	// PostgreSQL (and stripe-mock) under DataDir and seeds a demo.
+	Local bool
+}
+
+// devWebhookSecret signs webhooks in local mode, where `shopd pay` uses it too.
+const devWebhookSecret = "whsec_local_development_only"
+
+func loadConfig(getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	integer := func(k string, def int64) int64 {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a non-negative integer, got %q", k, v))
+		}
+		return n
+	}
+	duration := func(k string, def time.Duration) time.Duration {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration like 1h or 30m, got %q", k, v))
+		}
+		return d
+	}
+	c := config{
+		HTTPAddr:               env("HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:            getenv("DATABASE_URL"),
+		StripeSecretKey:        getenv("STRIPE_SECRET_KEY"),
+		StripeAPIBase:          getenv("STRIPE_API_BASE"),
+		StripeWebhookSecret:    getenv("STRIPE_WEBHOOK_SECRET"),
+		JWTPrivateKeyFile:      getenv("JWT_PRIVATE_KEY_FILE"),
+		JWTIssuer:              env("JWT_ISSUER", "shop"),
+		JWTAudience:            env("JWT_AUDIENCE", "shop-api"),
+		JWTTTL:                 duration("JWT_TTL", time.Hour),
+		BootstrapAdminEmail:    getenv("BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapAdminPassword: getenv("BOOTSTRAP_ADMIN_PASSWORD"),
+		DataDir:                env("DATA_DIR", ".data"),
+		PaymentWindow:          duration("PAYMENT_WINDOW", time.Hour),
+		RedisURL:               getenv("REDIS_URL"),
+		CheckoutsPerHour:       int(integer("QUOTA_CHECKOUTS_PER_HOUR", 100)),
+		SearchesPerHour:        int(integer("QUOTA_SEARCHES_PER_HOUR", 1000)),
+		LoginFailuresPerMinute: int(integer("LOGIN_FAILURES_PER_MINUTE", 10)),
+		TaxRateBPS:             integer("TAX_RATE_BPS", 1000),
+		ShippingFlatCents:      integer("SHIPPING_FLAT_CENTS", 1000),
+		FreeShippingOverCents:  integer("FREE_SHIPPING_OVER_CENTS", 10000),
+	}
+	c.Local = c.DatabaseURL == ""
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	if c.Local && c.StripeWebhookSecret == "" {
+		c.StripeWebhookSecret = devWebhookSecret
+	}
+	if c.StripeSecretKey == "" && c.StripeAPIBase != "" {
+		c.StripeSecretKey = "sk_test_local"
+	}
+	if (c.BootstrapAdminEmail == "") != (c.BootstrapAdminPassword == "") {
+		errs = append(errs, errors.New("BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together"))
+	}
+	if c.TaxRateBPS > 10000 {
+		errs = append(errs, fmt.Errorf("TAX_RATE_BPS: at most 10000 (100%%), got %d", c.TaxRateBPS))
+	}
+	return c, errors.Join(errs...)
+}

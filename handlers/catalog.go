@@ -1,0 +1,202 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/store"
+)
+
+// isAdmin reports whether an authenticated admin is calling; public
+// operations run with or without a token.
+func isAdmin(ctx context.Context) bool {
+	c, err := claims(ctx)
+	return err == nil && c.IsAdmin()
+}
+
+func page(limit *gen.Limit, cursor *gen.Cursor) store.Page {
+	p := store.Page{}
+	if limit != nil {
+		p.Limit = int(*limit)
+	}
+	if cursor != nil {
+		p.Cursor = *cursor
+	}
+	return p
+}
+
+// ListProducts lists active products, newest first. Searches (?q=) count
+// against a per-IP hourly quota.
+func (s *Server) ListProducts(ctx context.Context, req gen.ListProductsRequestObject) (gen.ListProductsResponseObject, error) {
+	f := store.ProductFilter{}
+	if req.Params.Category != nil {
+		f.Category = *req.Params.Category
+	}
+	if req.Params.Q != nil {
+		f.Query = strings.TrimSpace(*req.Params.Q)
+	}
+	if f.Query != "" {
+		r, err := s.limiter.Allow(ctx, "search:"+clientIP(ctx), s.searchLimit)
+		if err != nil {
+			return nil, err
+		}
+		if !r.Allowed {
+			return nil, &shopd.Error{Code: shopd.ERateLimited, Message: "Search quota exceeded; try again later.", RetryAfter: r.RetryAfter}
+		}
+	}
+	items, next, err := s.store.ListProducts(ctx, f, page(req.Params.Limit, req.Params.Cursor))
+	if err != nil {
+		return nil, err
+	}
+	admin := isAdmin(ctx)
+	out := gen.ListProducts200JSONResponse{Items: make([]gen.Product, len(items)), NextCursor: nextCursor(next)}
+	for i, p := range items {
+		out.Items[i] = toAPIProduct(p, admin)
+	}
+	return out, nil
+}
+
+// GetProduct returns a product; archived ones only to admins.
+func (s *Server) GetProduct(ctx context.Context, req gen.GetProductRequestObject) (gen.GetProductResponseObject, error) {
+	admin := isAdmin(ctx)
+	p, err := s.store.Product(ctx, req.ProductId, admin)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetProduct200JSONResponse(toAPIProduct(p, admin)), nil
+}
+
+// CreateProduct adds a product to the catalog.
+func (s *Server) CreateProduct(ctx context.Context, req gen.CreateProductRequestObject) (gen.CreateProductResponseObject, error) {
+	c, err := claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Body
+	np := store.NewProduct{
+		SKU:                 b.Sku,
+		Name:                strings.TrimSpace(b.Name),
+		PriceCents:          b.PriceCents,
+		CompareAtPriceCents: b.CompareAtPriceCents,
+		CostPriceCents:      b.CostPriceCents,
+		Category:            b.Category,
+		Stock:               int(b.Stock),
+		LowStockThreshold:   10,
+		IsActive:            true,
+	}
+	if np.Name == "" {
+		return nil, shopd.FieldError("name", "Must not be blank.")
+	}
+	if b.Description != nil {
+		np.Description = *b.Description
+	}
+	if b.Currency != nil {
+		np.Currency = *b.Currency
+	}
+	if b.Tags != nil {
+		np.Tags = *b.Tags
+	}
+	if b.LowStockThreshold != nil {
+		np.LowStockThreshold = int(*b.LowStockThreshold)
+	}
+	if b.IsActive != nil {
+		np.IsActive = *b.IsActive
+	}
+	if b.IsFeatured != nil {
+		np.IsFeatured = *b.IsFeatured
+	}
+	if b.WeightGrams != nil {
+		w := int(*b.WeightGrams)
+		np.WeightGrams = &w
+	}
+	if d, err := b.Dimensions.Get(); err == nil {
+		np.Dimensions = &store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
+	}
+	p, err := s.store.CreateProduct(ctx, np, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateProduct201JSONResponse(toAPIProduct(p, true)), nil
+}
+
+// UpdateProduct patches a product; stock is not patchable (it moves only
+// through inventory adjustments and orders).
+func (s *Server) UpdateProduct(ctx context.Context, req gen.UpdateProductRequestObject) (gen.UpdateProductResponseObject, error) {
+	b := req.Body
+	patch := store.ProductPatch{
+		SKU:                 b.Sku,
+		Name:                b.Name,
+		Description:         b.Description,
+		PriceCents:          b.PriceCents,
+		CompareAtPriceCents: changeOf(b.CompareAtPriceCents, same[int64]),
+		CostPriceCents:      changeOf(b.CostPriceCents, same[int64]),
+		Currency:            b.Currency,
+		Category:            changeOf(b.Category, same[string]),
+		Tags:                b.Tags,
+		IsActive:            b.IsActive,
+		IsFeatured:          b.IsFeatured,
+		WeightGrams:         changeOf(b.WeightGrams, func(v int32) int { return int(v) }),
+		Dimensions: changeOf(b.Dimensions, func(d gen.Dimensions) store.Dimensions {
+			return store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
+		}),
+	}
+	if b.Name != nil && strings.TrimSpace(*b.Name) == "" {
+		return nil, shopd.FieldError("name", "Must not be blank.")
+	}
+	if b.LowStockThreshold != nil {
+		v := int(*b.LowStockThreshold)
+		patch.LowStockThreshold = &v
+	}
+	p, err := s.store.UpdateProduct(ctx, req.ProductId, patch)
+	if err != nil {
+		return nil, err
+	}
+	return gen.UpdateProduct200JSONResponse(toAPIProduct(p, true)), nil
+}
+
+// ArchiveProduct hides a product; orders and the ledger keep referring to it.
+func (s *Server) ArchiveProduct(ctx context.Context, req gen.ArchiveProductRequestObject) (gen.ArchiveProductResponseObject, error) {
+	p, err := s.store.ArchiveProduct(ctx, req.ProductId)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ArchiveProduct200JSONResponse(toAPIProduct(p, true)), nil
+}
+
+// AdjustInventory moves stock and records it in the ledger, atomically.
+func (s *Server) AdjustInventory(ctx context.Context, req gen.AdjustInventoryRequestObject) (gen.AdjustInventoryResponseObject, error) {
+	c, err := claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.store.AdjustStock(ctx, store.StockChange{
+		ProductID:      req.ProductId,
+		QuantityChange: int(req.Body.QuantityChange),
+		Type:           string(req.Body.Type),
+		Note:           req.Body.Note,
+		ActorID:        c.UserID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gen.AdjustInventory201JSONResponse{
+		ProductId:   t.ProductID,
+		Stock:       int32(t.StockAfter),
+		Transaction: toAPIInventoryTransaction(t),
+	}, nil
+}
+
+// ListInventoryTransactions pages through a product's ledger, newest first.
+func (s *Server) ListInventoryTransactions(ctx context.Context, req gen.ListInventoryTransactionsRequestObject) (gen.ListInventoryTransactionsResponseObject, error) {
+	items, next, err := s.store.InventoryTransactions(ctx, req.ProductId, page(req.Params.Limit, req.Params.Cursor))
+	if err != nil {
+		return nil, err
+	}
+	out := gen.ListInventoryTransactions200JSONResponse{Items: make([]gen.InventoryTransaction, len(items)), NextCursor: nextCursor(next)}
+	for i, t := range items {
+		out.Items[i] = toAPIInventoryTransaction(t)
+	}
+	return out, nil
+}

@@ -1,0 +1,117 @@
+package handlers
+
+import (
+	"strconv"
+
+	"github.com/oapi-codegen/nullable"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/store"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// nullableOf turns a pointer into a JSON value that is null when nil.
+func nullableOf[T any](p *T) nullable.Nullable[T] {
+	if p == nil {
+		return nullable.NewNullNullable[T]()
+	}
+	return nullable.NewNullableWithValue(*p)
+}
+
+// changeOf reads a PATCH field: absent leaves it, null clears it.
+func changeOf[T, U any](n nullable.Nullable[T], conv func(T) U) store.Change[U] {
+	if !n.IsSpecified() {
+		return store.Change[U]{}
+	}
+	if n.IsNull() {
+		return store.Change[U]{Set: true}
+	}
+	v := conv(n.MustGet())
+	return store.Change[U]{Set: true, Value: &v}
+}
+
+func same[T any](v T) T { return v }
+
+func int32Ptr(p *int) *int32 {
+	if p == nil {
+		return nil
+	}
+	v := int32(*p)
+	return &v
+}
+
+func nextCursor(c string) nullable.Nullable[string] {
+	if c == "" {
+		return nullable.NewNullNullable[string]()
+	}
+	return nullable.NewNullableWithValue(c)
+}
+
+func toAPICustomer(u store.User) gen.Customer {
+	return gen.Customer{
+		Id:        u.ID,
+		Email:     openapi_types.Email(u.Email),
+		FirstName: u.FirstName,
+		LastName:  u.LastName,
+		Phone:     nullableOf(u.Phone),
+		Role:      gen.CustomerRole(u.Role),
+		CreatedAt: u.CreatedAt.UTC(),
+		UpdatedAt: u.UpdatedAt.UTC(),
+	}
+}
+
+// toAPIProduct shows cost prices to admins only.
+func toAPIProduct(p store.Product, admin bool) gen.Product {
+	out := gen.Product{
+		Id:                  p.ID,
+		Sku:                 p.SKU,
+		Name:                p.Name,
+		Description:         p.Description,
+		PriceCents:          p.PriceCents,
+		CompareAtPriceCents: nullableOf(p.CompareAtPriceCents),
+		Currency:            p.Currency,
+		Category:            nullableOf(p.Category),
+		Tags:                []string(p.Tags),
+		Images:              []string(p.Images),
+		Stock:               int32(p.Stock),
+		LowStockThreshold:   int32(p.LowStockThreshold),
+		IsActive:            p.IsActive,
+		IsFeatured:          p.IsFeatured,
+		WeightGrams:         nullableOf(int32Ptr(p.WeightGrams)),
+		CreatedAt:           p.CreatedAt.UTC(),
+		UpdatedAt:           p.UpdatedAt.UTC(),
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if out.Images == nil {
+		out.Images = []string{}
+	}
+	if p.LengthMm != nil && p.WidthMm != nil && p.HeightMm != nil {
+		out.Dimensions = nullable.NewNullableWithValue(gen.Dimensions{
+			LengthMm: int32(*p.LengthMm), WidthMm: int32(*p.WidthMm), HeightMm: int32(*p.HeightMm),
+		})
+	} else {
+		out.Dimensions = nullable.NewNullNullable[gen.Dimensions]()
+	}
+	if admin {
+		out.CostPriceCents = nullableOf(p.CostPriceCents)
+	}
+	return out
+}
+
+func toAPIInventoryTransaction(t store.InventoryTransaction) gen.InventoryTransaction {
+	return gen.InventoryTransaction{
+		Id:             strconv.FormatInt(t.ID, 10),
+		ProductId:      t.ProductID,
+		Sku:            t.SKU,
+		QuantityChange: int32(t.QuantityChange),
+		Type:           gen.InventoryTransactionType(t.Type),
+		StockAfter:     int32(t.StockAfter),
+		ReferenceId:    nullableOf(t.ReferenceID),
+		Note:           nullableOf(t.Note),
+		CreatedAt:      t.CreatedAt.UTC(),
+	}
+}

@@ -1,0 +1,184 @@
+// Package handlers is the HTTP layer: it assembles the Echo server (body
+// limit, request id, access log and metrics, the OpenAPI request validator
+// with JWT authentication), implements the generated strict interface by
+// translating between gen types and store calls, and maps every error to
+// problem+json in one place.
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	echomw "github.com/oapi-codegen/echo-middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/ratelimit"
+	"github.com/shopd/shopd/store"
+)
+
+// Config is what the server is built from.
+type Config struct {
+	Store   *store.Store
+	Tokens  *auth.Tokens
+	Limiter ratelimit.Limiter
+	Log     *slog.Logger
+	// LoginFailuresPerMinute per email and client IP; 0 is unlimited.
+	LoginFailuresPerMinute int
+	// SearchesPerHour per client IP for ?q= searches; 0 is unlimited.
+	SearchesPerHour int
+	// Registry receives the metrics; nil means a new one.
+	Registry *prometheus.Registry
+}
+
+// Server implements the generated strict server interface.
+type Server struct {
+	store       *store.Store
+	tokens      *auth.Tokens
+	limiter     ratelimit.Limiter
+	log         *slog.Logger
+	loginLimit  ratelimit.Limit
+	searchLimit ratelimit.Limit
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// Body limits: everything else is refused with 413 before it is read.
+const maxBodyBytes = "1M"
+
+func init() {
+	// kin-openapi checks no string formats unless they are registered.
+	openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(`^[^@\s]+@[^@\s]+\.[^@\s]+$`))
+	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
+}
+
+// New builds the HTTP handler: the same one main serves and tests drive.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	// The validator must not match on the spec's server host.
+	spec.Servers = nil
+
+	srv := &Server{
+		store:       cfg.Store,
+		tokens:      cfg.Tokens,
+		limiter:     cfg.Limiter,
+		log:         cfg.Log,
+		loginLimit:  ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
+		searchLimit: ratelimit.PerHour(cfg.SearchesPerHour),
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// Trust no forwarding headers by default: the peer address is the client.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(cfg.Log)
+
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestID())
+	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
+	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
+		Skipper:           outsideSpec,
+		MultiErrorHandler: validationProblem,
+		Options: openapi3filter.Options{
+			MultiError:         true,
+			AuthenticationFunc: cfg.Tokens.Authenticate,
+		},
+	}))
+	e.Use(auth.ClaimsMiddleware)
+	e.Use(withEchoContext)
+
+	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
+
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)
+	})
+	e.GET("/openapi.json", serveSpecJSON)
+	docs := v5emb.New("shopd API", "/openapi.json", "/docs/")
+	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
+	e.GET("/docs/*", echo.WrapHandler(docs))
+	return e, nil
+}
+
+// outsideSpec lists the routes the validator skips: they are not API
+// operations (or, for the webhook, read their own raw body).
+func outsideSpec(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/metrics" || p == "/openapi.yaml" || p == "/openapi.json" ||
+		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/v1/webhooks/stripe"
+}
+
+// serveSpecJSON serves the spec as JSON with the caller's own origin as the
+// server, so "Try it out" in Swagger UI calls this instance.
+func serveSpecJSON(c echo.Context) error {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if c.IsTLS() {
+		scheme = "https"
+	}
+	spec.Servers = openapi3.Servers{{URL: scheme + "://" + c.Request().Host}}
+	return c.JSON(http.StatusOK, spec)
+}
+
+// claims returns the caller's verified claims. Operations that require a
+// token never run without them; the error guards against a spec mistake.
+func claims(ctx context.Context) (auth.Claims, error) {
+	c, ok := auth.ClaimsFrom(ctx)
+	if !ok {
+		return auth.Claims{}, shopd.Errorf(shopd.EUnauthorized, "A bearer token is required.")
+	}
+	return c, nil
+}
+
+// clientIP is the caller's address as Echo's IP extractor sees it.
+func clientIP(ctx context.Context) string {
+	if ec := echoContext(ctx); ec != nil {
+		return ec.RealIP()
+	}
+	return ""
+}
+
+type echoCtxKey struct{}
+
+// withEchoContext makes the Echo context reachable from the strict
+// handlers, which see only the request's context (for the client IP and
+// response headers).
+func withEchoContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		c.SetRequest(req.WithContext(context.WithValue(req.Context(), echoCtxKey{}, c)))
+		return next(c)
+	}
+}
+
+// echoContext returns the Echo context a strict handler runs in.
+func echoContext(ctx context.Context) echo.Context {
+	ec, _ := ctx.Value(echoCtxKey{}).(echo.Context)
+	return ec
+}

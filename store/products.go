@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/shopd/shopd"
+)
+
+// Product is a catalog entry. Stock moves only through AdjustStock and
+// checkout, never through an update.
+type Product struct {
+	ID                  string         `db:"id"`
+	SKU                 string         `db:"sku"`
+	Name                string         `db:"name"`
+	Description         string         `db:"description"`
+	PriceCents          int64          `db:"price_cents"`
+	CompareAtPriceCents *int64         `db:"compare_at_price_cents"`
+	CostPriceCents      *int64         `db:"cost_price_cents"`
+	Currency            string         `db:"currency"`
+	Category            *string        `db:"category"`
+	Tags                pq.StringArray `db:"tags"`
+	Images              pq.StringArray `db:"images"`
+	Stock               int            `db:"stock"`
+	LowStockThreshold   int            `db:"low_stock_threshold"`
+	IsActive            bool           `db:"is_active"`
+	IsFeatured          bool           `db:"is_featured"`
+	WeightGrams         *int           `db:"weight_grams"`
+	LengthMm            *int           `db:"length_mm"`
+	WidthMm             *int           `db:"width_mm"`
+	HeightMm            *int           `db:"height_mm"`
+	CreatedAt           time.Time      `db:"created_at"`
+	UpdatedAt           time.Time      `db:"updated_at"`
+}
+
+// Dimensions are a parcel's size in millimetres.
+type Dimensions struct{ LengthMm, WidthMm, HeightMm int }
+
+// NewProduct is what creating a product stores.
+type NewProduct struct {
+	SKU                 string
+	Name                string
+	Description         string
+	PriceCents          int64
+	CompareAtPriceCents *int64
+	CostPriceCents      *int64
+	Currency            string
+	Category            *string
+	Tags                []string
+	Stock               int
+	LowStockThreshold   int
+	IsActive            bool
+	IsFeatured          bool
+	WeightGrams         *int
+	Dimensions          *Dimensions
+}
+
+const productColumns = `id, sku, name, description, price_cents, compare_at_price_cents, cost_price_cents,
+	currency, category, tags, images, stock, low_stock_threshold, is_active, is_featured,
+	weight_grams, length_mm, width_mm, height_mm, created_at, updated_at`
+
+const insertProductSQL = `
+WITH p AS (
+	INSERT INTO products (sku, name, description, price_cents, compare_at_price_cents, cost_price_cents,
+		currency, category, tags, stock, low_stock_threshold, is_active, is_featured,
+		weight_grams, length_mm, width_mm, height_mm)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+	RETURNING ` + productColumns + `
+), opening AS (
+	INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, note, created_by)
+	SELECT id, sku, stock, 'restock', stock, 'opening stock', $18
+	FROM p
+	WHERE stock > 0
+)
+SELECT ` + productColumns + ` FROM p`
+
+// CreateProduct stores a product and, for non-zero opening stock, its first
+// ledger row, so the ledger always sums to the stock. A taken SKU is EConflict.
+func (s *Store) CreateProduct(ctx context.Context, np NewProduct, actorID string) (Product, error) {
+	if np.Currency == "" {
+		np.Currency = "usd"
+	}
+	if np.Tags == nil {
+		np.Tags = []string{}
+	}
+	var l, w, h *int
+	if d := np.Dimensions; d != nil {
+		l, w, h = &d.LengthMm, &d.WidthMm, &d.HeightMm
+	}
+	var p Product
+	err := s.db.GetContext(ctx, &p, insertProductSQL,
+		np.SKU, np.Name, np.Description, np.PriceCents, np.CompareAtPriceCents, np.CostPriceCents,
+		np.Currency, np.Category, pq.StringArray(np.Tags), np.Stock, np.LowStockThreshold, np.IsActive, np.IsFeatured,
+		np.WeightGrams, l, w, h, nullID(actorID))
+	if err != nil {
+		return Product{}, fmt.Errorf("create product: %w", translate(err))
+	}
+	return p, nil
+}
+
+const productByIDSQL = `SELECT ` + productColumns + ` FROM products WHERE id = $1`
+
+// Product returns a product. An archived one is ENotFound unless
+// includeArchived.
+func (s *Store) Product(ctx context.Context, id string, includeArchived bool) (Product, error) {
+	notFound := shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+	if !validID(id) {
+		return Product{}, notFound
+	}
+	var p Product
+	if err := s.db.GetContext(ctx, &p, productByIDSQL, id); err != nil {
+		err = translate(err)
+		if shopd.ErrorCode(err) == shopd.ENotFound {
+			return Product{}, notFound
+		}
+		return Product{}, fmt.Errorf("get product: %w", err)
+	}
+	if !p.IsActive && !includeArchived {
+		return Product{}, notFound
+	}
+	return p, nil
+}
+
+// ProductFilter narrows ListProducts.
+type ProductFilter struct {
+	Category string
+	// Query matches name, description and SKU, case-insensitively.
+	Query string
+}
+
+const listProductsSQL = `
+SELECT ` + productColumns + `
+FROM products
+WHERE is_active
+	AND ($1 = '' OR category = $1)
+	AND ($2 = '' OR search_text LIKE $2)
+	AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $5`
+
+// ListProducts returns one page of active products, newest first, and the
+// cursor of the next page ("" at the end).
+func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]Product, string, error) {
+	after, err := decodeCursor(pg.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var t *time.Time
+	var id *string
+	if after != nil {
+		if !validID(after.ID) {
+			return nil, "", shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
+		}
+		t, id = &after.T, &after.ID
+	}
+	pattern := ""
+	if q := strings.TrimSpace(f.Query); q != "" {
+		pattern = "%" + escapeLike(strings.ToLower(q)) + "%"
+	}
+	limit := pg.limit()
+	var rows []Product
+	if err := s.db.SelectContext(ctx, &rows, listProductsSQL, f.Category, pattern, t, id, limit+1); err != nil {
+		return nil, "", fmt.Errorf("list products: %w", translate(err))
+	}
+	items, next := pageOf(rows, limit, func(p Product) keyset { return keyset{T: p.CreatedAt, ID: p.ID} })
+	return items, next, nil
+}
+
+// escapeLike makes s match literally inside a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Change is one field of a patch: Set says the field was given; a nil Value
+// then clears a nullable column.
+type Change[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// ProductPatch holds the fields to change; nil pointers and unset Changes are
+// left alone.
+type ProductPatch struct {
+	SKU                 *string
+	Name                *string
+	Description         *string
+	PriceCents          *int64
+	CompareAtPriceCents Change[int64]
+	CostPriceCents      Change[int64]
+	Currency            *string
+	Category            Change[string]
+	Tags                *[]string
+	LowStockThreshold   *int
+	IsActive            *bool
+	IsFeatured          *bool
+	WeightGrams         Change[int]
+	Dimensions          Change[Dimensions]
+}
+
+// UpdateProduct applies the patch and returns the product as it now is.
+// Unknown id is ENotFound; a taken SKU EConflict.
+func (s *Store) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
+	if !validID(id) {
+		return Product{}, shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+	}
+	var sets []string
+	var args []any
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if p.SKU != nil {
+		set("sku", *p.SKU)
+	}
+	if p.Name != nil {
+		set("name", *p.Name)
+	}
+	if p.Description != nil {
+		set("description", *p.Description)
+	}
+	if p.PriceCents != nil {
+		set("price_cents", *p.PriceCents)
+	}
+	if p.CompareAtPriceCents.Set {
+		set("compare_at_price_cents", p.CompareAtPriceCents.Value)
+	}
+	if p.CostPriceCents.Set {
+		set("cost_price_cents", p.CostPriceCents.Value)
+	}
+	if p.Currency != nil {
+		set("currency", *p.Currency)
+	}
+	if p.Category.Set {
+		set("category", p.Category.Value)
+	}
+	if p.Tags != nil {
+		set("tags", pq.StringArray(*p.Tags))
+	}
+	if p.LowStockThreshold != nil {
+		set("low_stock_threshold", *p.LowStockThreshold)
+	}
+	if p.IsActive != nil {
+		set("is_active", *p.IsActive)
+	}
+	if p.IsFeatured != nil {
+		set("is_featured", *p.IsFeatured)
+	}
+	if p.WeightGrams.Set {
+		set("weight_grams", p.WeightGrams.Value)
+	}
+	if p.Dimensions.Set {
+		var l, w, h *int
+		if d := p.Dimensions.Value; d != nil {
+			l, w, h = &d.LengthMm, &d.WidthMm, &d.HeightMm
+		}
+		set("length_mm", l)
+		set("width_mm", w)
+		set("height_mm", h)
+	}
+	sets = append(sets, "updated_at = now()")
+	args = append(args, id)
+	q := fmt.Sprintf("UPDATE products\nSET %s\nWHERE id = $%d\nRETURNING %s",
+		strings.Join(sets, ",\n\t"), len(args), productColumns)
+	var out Product
+	if err := s.db.GetContext(ctx, &out, q, args...); err != nil {
+		err = translate(err)
+		if shopd.ErrorCode(err) == shopd.ENotFound {
+			return Product{}, shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+		}
+		return Product{}, fmt.Errorf("update product: %w", err)
+	}
+	return out, nil
+}
+
+// ArchiveProduct hides a product from the catalog and from new carts; its
+// history (orders, ledger) stays.
+func (s *Store) ArchiveProduct(ctx context.Context, id string) (Product, error) {
+	inactive := false
+	return s.UpdateProduct(ctx, id, ProductPatch{IsActive: &inactive})
+}
+
+// nullID turns "" into NULL for optional uuid columns.
+func nullID(id string) *string {
+	if id == "" {
+		return nil
+	}
+	return &id
+}
