@@ -25,6 +25,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/ratelimit"
 	"github.com/shopd/shopd/store"
 )
@@ -39,18 +40,24 @@ type Config struct {
 	LoginFailuresPerMinute int
 	// SearchesPerHour per client IP for ?q= searches; 0 is unlimited.
 	SearchesPerHour int
+	// Orders is the money path (checkout, cancel, refund, webhooks).
+	Orders *orders.Service
+	// WebhookSecret verifies Stripe-Signature; empty refuses every webhook.
+	WebhookSecret string
 	// Registry receives the metrics; nil means a new one.
 	Registry *prometheus.Registry
 }
 
 // Server implements the generated strict server interface.
 type Server struct {
-	store       *store.Store
-	tokens      *auth.Tokens
-	limiter     ratelimit.Limiter
-	log         *slog.Logger
-	loginLimit  ratelimit.Limit
-	searchLimit ratelimit.Limit
+	store         *store.Store
+	tokens        *auth.Tokens
+	limiter       ratelimit.Limiter
+	log           *slog.Logger
+	loginLimit    ratelimit.Limit
+	searchLimit   ratelimit.Limit
+	orders        *orders.Service
+	webhookSecret string
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -81,12 +88,18 @@ func New(cfg Config) (http.Handler, error) {
 	spec.Servers = nil
 
 	srv := &Server{
-		store:       cfg.Store,
-		tokens:      cfg.Tokens,
-		limiter:     cfg.Limiter,
-		log:         cfg.Log,
-		loginLimit:  ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
-		searchLimit: ratelimit.PerHour(cfg.SearchesPerHour),
+		store:         cfg.Store,
+		tokens:        cfg.Tokens,
+		limiter:       cfg.Limiter,
+		log:           cfg.Log,
+		loginLimit:    ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
+		searchLimit:   ratelimit.PerHour(cfg.SearchesPerHour),
+		orders:        cfg.Orders,
+		webhookSecret: cfg.WebhookSecret,
+	}
+	if cfg.Orders.Render == nil {
+		// The checkout response is the API's representation: ours to render.
+		cfg.Orders.Render = renderCheckout
 	}
 
 	e := echo.New()
@@ -112,6 +125,7 @@ func New(cfg Config) (http.Handler, error) {
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
 
+	e.POST("/v1/webhooks/stripe", srv.stripeWebhook)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)

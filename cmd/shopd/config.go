@@ -30,6 +30,9 @@ type config struct {
 	TaxRateBPS             int64
 	ShippingFlatCents      int64
 	FreeShippingOverCents  int64
+	// ReconcileEvery is how often stuck checkouts, unpaid orders and
+	// unanswered refunds are swept.
+	ReconcileEvery time.Duration
 	// Local is true when DATABASE_URL is unset: the server starts its own
 	// PostgreSQL (and stripe-mock) under DataDir and seeds a demo.
 	Local bool
@@ -89,6 +92,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TaxRateBPS:             integer("TAX_RATE_BPS", 1000),
 		ShippingFlatCents:      integer("SHIPPING_FLAT_CENTS", 1000),
 		FreeShippingOverCents:  integer("FREE_SHIPPING_OVER_CENTS", 10000),
+		ReconcileEvery:         duration("RECONCILE_EVERY", 15*time.Second),
 	}
 	c.Local = c.DatabaseURL == ""
 	if abs, err := filepath.Abs(c.DataDir); err == nil {

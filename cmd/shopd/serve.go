@@ -12,9 +12,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/internal/pgcluster"
+	"github.com/shopd/shopd/internal/stripemock"
+	"github.com/shopd/shopd/orders"
+	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/ratelimit"
 	"github.com/shopd/shopd/store"
 )
@@ -119,13 +123,36 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 	}
 
+	pay, err := a.payments(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.StripeWebhookSecret == "" {
+		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
+	}
+	limiter := ratelimit.NewMemory(nil)
+	svc := &orders.Service{
+		Store: a.store,
+		Pricing: shopd.Pricing{
+			TaxRateBPS: cfg.TaxRateBPS, ShippingFlatCents: cfg.ShippingFlatCents, FreeShippingOverCents: cfg.FreeShippingOverCents,
+		},
+		PaymentWindow: cfg.PaymentWindow,
+		Limiter:       limiter,
+		CheckoutLimit: ratelimit.PerHour(cfg.CheckoutsPerHour),
+		Log:           log,
+	}
+	if pay != nil {
+		svc.Payments = pay
+	}
 	h, err := handlers.New(handlers.Config{
 		Store:                  a.store,
 		Tokens:                 tokens,
-		Limiter:                ratelimit.NewMemory(nil),
+		Limiter:                limiter,
 		Log:                    log,
 		LoginFailuresPerMinute: cfg.LoginFailuresPerMinute,
 		SearchesPerHour:        cfg.SearchesPerHour,
+		Orders:                 svc,
+		WebhookSecret:          cfg.StripeWebhookSecret,
 	})
 	if err != nil {
 		return err
@@ -143,6 +170,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	reconcileCtx, stopReconciler := context.WithCancel(ctx)
+	defer stopReconciler()
+	go svc.RunReconciler(reconcileCtx, cfg.ReconcileEvery)
 	base := "http://" + ln.Addr().String()
 	log.Info("serving", "addr", ln.Addr().String(), "startup_ms", time.Since(started).Milliseconds())
 	printBanner(stdout, cfg, base, time.Since(started))
@@ -161,6 +191,26 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	return nil
+}
+
+// payments returns the Stripe client: Stripe itself or STRIPE_API_BASE, a
+// stripe-mock started here in local mode, or nil when nothing is configured.
+func (a *app) payments(ctx context.Context, stderr io.Writer) (*payments.Client, error) {
+	cfg := a.cfg
+	if cfg.Local && cfg.StripeAPIBase == "" {
+		sm, err := stripemock.Start(ctx, stderr)
+		if err != nil {
+			return nil, fmt.Errorf("start stripe-mock: %w", err)
+		}
+		a.stops = append(a.stops, sm.Stop)
+		a.log.Info("stripe-mock started", "url", sm.URL)
+		cfg.StripeAPIBase, cfg.StripeSecretKey = sm.URL, "sk_test_local"
+	}
+	if cfg.StripeSecretKey == "" {
+		a.log.Warn("STRIPE_SECRET_KEY is not set: checkout answers 503 until it is")
+		return nil, nil
+	}
+	return payments.New(payments.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase}), nil
 }
 
 // signingKey loads JWT_PRIVATE_KEY_FILE, or keeps a generated key under the

@@ -1,0 +1,427 @@
+package handlers_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/handlers"
+)
+
+func TestAdminRoutesNeedTheAdminRole(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	admin := a.admin(t)
+	customer, _ := a.customer(t)
+
+	cases := []struct {
+		name   string
+		method string
+		// path builds the path for a product made for this case.
+		path func(productID string) string
+		body func() any
+		ok   int
+	}{
+		{"create product", http.MethodPost, func(string) string { return "/v1/products" },
+			func() any { return productBody(nil) }, http.StatusCreated},
+		{"update product", http.MethodPatch, func(id string) string { return "/v1/products/" + id },
+			func() any { return map[string]any{"priceCents": 2500} }, http.StatusOK},
+		{"archive product", http.MethodDelete, func(id string) string { return "/v1/products/" + id },
+			func() any { return nil }, http.StatusOK},
+		{"adjust inventory", http.MethodPost, func(id string) string { return "/v1/products/" + id + "/inventory" },
+			func() any { return map[string]any{"quantityChange": 5, "type": "restock"} }, http.StatusCreated},
+		{"list inventory transactions", http.MethodGet, func(id string) string { return "/v1/products/" + id + "/inventory-transactions" },
+			func() any { return nil }, http.StatusOK},
+	}
+	callers := []struct {
+		name   string
+		token  string
+		status int // 0: the case's success status
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"garbage token", "not-a-jwt", http.StatusUnauthorized},
+		{"customer", customer, http.StatusForbidden},
+		{"admin", admin, 0},
+	}
+	for _, tc := range cases {
+		for _, caller := range callers {
+			t.Run(tc.name+"/"+caller.name, func(t *testing.T) {
+				t.Parallel()
+				p := a.product(t, admin, map[string]any{"priceCents": 1000})
+				body := tc.body()
+				r := a.do(t, tc.method, tc.path(p.Id), caller.token, body)
+				if caller.status == 0 {
+					r.want(t, tc.ok)
+					return
+				}
+				expectProblem(t, r, caller.status)
+				// A refused call changes nothing.
+				var after gen.Product
+				a.do(t, http.MethodGet, "/v1/products/"+p.Id, admin, nil).want(t, http.StatusOK).decode(t, &after)
+				if after.PriceCents != 1000 || after.Stock != p.Stock || !after.IsActive {
+					t.Errorf("refused %s changed the product: %+v", tc.name, after)
+				}
+				if b, ok := body.(map[string]any); ok && b["sku"] != nil {
+					var n int
+					if err := a.Store.DB().Get(&n, `SELECT count(*) FROM products WHERE sku = $1`, b["sku"]); err != nil {
+						t.Fatal(err)
+					}
+					if n != 0 {
+						t.Errorf("refused create stored the product")
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMe(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	email := uniqueEmail()
+	c := a.register(t, email)
+	token := a.login(t, email, testPassword)
+	a.customer(t) // someone else, who must not be returned
+
+	var me gen.Customer
+	a.do(t, http.MethodGet, "/v1/me", token, nil).want(t, http.StatusOK).decode(t, &me)
+	if me.Id != c.Id || string(me.Email) != email || me.Role != gen.CustomerRoleCustomer || me.FirstName != "Ada" {
+		t.Errorf("GET /v1/me = %+v, want customer %s (%s)", me, c.Id, email)
+	}
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", "", nil), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", "garbage", nil), http.StatusUnauthorized)
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+
+	t.Run("created", func(t *testing.T) {
+		t.Parallel()
+		local := "New.User-" + randomHex(4)
+		r := a.do(t, http.MethodPost, "/v1/auth/register", "", map[string]any{
+			"email": local + "@Example.COM", "password": "0123456789", "firstName": "Ada", "lastName": "Lovelace",
+			"phone": "+447700900123",
+		}).want(t, http.StatusCreated)
+		var c gen.Customer
+		r.decode(t, &c)
+		want := strings.ToLower(local) + "@example.com"
+		if c.Id == "" || string(c.Email) != want || c.FirstName != "Ada" || c.LastName != "Lovelace" ||
+			c.Role != gen.CustomerRoleCustomer || c.Phone.MustGet() != "+447700900123" || c.CreatedAt.IsZero() {
+			t.Errorf("registered customer = %+v, want email %s", c, want)
+		}
+		if strings.Contains(strings.ToLower(string(r.body)), "password") || strings.Contains(string(r.body), "argon2") {
+			t.Errorf("response leaks the password or its hash: %s", r.body)
+		}
+		u, err := a.Store.UserByEmail(context.Background(), want)
+		if err != nil || u.ID != c.Id || u.Role != "customer" {
+			t.Errorf("stored user = %+v, %v", u, err)
+		}
+	})
+
+	t.Run("duplicate email", func(t *testing.T) {
+		t.Parallel()
+		email := uniqueEmail()
+		a.register(t, email)
+		for _, dup := range []string{email, strings.ToUpper(email)} {
+			r := a.do(t, http.MethodPost, "/v1/auth/register", "", map[string]any{
+				"email": dup, "password": testPassword, "firstName": "Eve", "lastName": "Copy",
+			})
+			expectProblem(t, r, http.StatusConflict)
+		}
+		var n int
+		if err := a.Store.DB().Get(&n, `SELECT count(*) FROM users WHERE email = $1`, email); err != nil || n != 1 {
+			t.Errorf("users with %s = %d (%v), want 1", email, n, err)
+		}
+	})
+
+	invalid := []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"short password", map[string]any{"password": "123456789"}, "password"},
+		{"invalid email", map[string]any{"email": "not-an-email"}, "email"},
+		{"unknown field", map[string]any{"isAdmin": true}, ""},
+		{"role", map[string]any{"role": "admin"}, ""},
+		{"missing last name", map[string]any{"lastName": nil}, ""},
+		{"blank first name", map[string]any{"firstName": "   "}, "firstName"},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := map[string]any{"email": uniqueEmail(), "password": testPassword, "firstName": "Ada", "lastName": "Lovelace"}
+			for k, v := range tc.body {
+				if v == nil {
+					delete(body, k)
+				} else {
+					body[k] = v
+				}
+			}
+			p := expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/register", "", body), http.StatusBadRequest)
+			if len(p.Errors) == 0 {
+				t.Errorf("no errors in %+v", p)
+			}
+			if tc.field != "" && !p.hasFieldError(tc.field) {
+				t.Errorf("errors %+v do not name %q", p.Errors, tc.field)
+			}
+			if email, ok := body["email"].(string); ok {
+				if _, err := a.Store.UserByEmail(context.Background(), email); shopd.ErrorCode(err) != shopd.ENotFound {
+					t.Errorf("a rejected registration stored a user (err %v)", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	email := uniqueEmail()
+	c := a.register(t, email)
+
+	t.Run("right password", func(t *testing.T) {
+		t.Parallel()
+		var tok gen.TokenResponse
+		// Emails are compared case-insensitively.
+		a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": strings.ToUpper(email), "password": testPassword}).
+			want(t, http.StatusOK).decode(t, &tok)
+		if tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 || tok.AccessToken == "" {
+			t.Fatalf("token response = %+v", tok)
+		}
+		var me gen.Customer
+		a.do(t, http.MethodGet, "/v1/me", tok.AccessToken, nil).want(t, http.StatusOK).decode(t, &me)
+		if me.Id != c.Id {
+			t.Errorf("token is for %s, want %s", me.Id, c.Id)
+		}
+	})
+
+	t.Run("wrong password and unknown email look the same", func(t *testing.T) {
+		t.Parallel()
+		wrong := a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": "wrong-password"})
+		unknown := a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": uniqueEmail(), "password": "wrong-password"})
+		expectProblem(t, wrong, http.StatusUnauthorized)
+		expectProblem(t, unknown, http.StatusUnauthorized)
+		var w, u map[string]any
+		wrong.decode(t, &w)
+		unknown.decode(t, &u)
+		delete(w, "requestId")
+		delete(u, "requestId")
+		wj, _ := json.Marshal(w)
+		uj, _ := json.Marshal(u)
+		if string(wj) != string(uj) {
+			t.Errorf("wrong password answers %s, unknown email %s", wj, uj)
+		}
+	})
+}
+
+func TestLoginRateLimit(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.LoginFailuresPerMinute = 3 })
+	email, other := uniqueEmail(), uniqueEmail()
+	a.register(t, email)
+	a.register(t, other)
+	login := func(email, password string) *resp {
+		return a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": password})
+	}
+
+	for i := range 3 {
+		expectProblem(t, login(email, "wrong-password-"+strconv.Itoa(i)), http.StatusUnauthorized)
+	}
+	r := login(email, testPassword) // the right password, too late
+	expectProblem(t, r, http.StatusTooManyRequests)
+	if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+	}
+	expectProblem(t, login(strings.ToUpper(email), testPassword), http.StatusTooManyRequests)
+
+	// Another account from the same address is not affected.
+	expectProblem(t, login(other, "wrong-password"), http.StatusUnauthorized)
+	login(other, testPassword).want(t, http.StatusOK)
+}
+
+// jwtAttacker forges tokens for a server.
+type jwtAttacker struct {
+	t   *testing.T
+	key *ecdsa.PrivateKey
+	kid string
+}
+
+// sign signs the token built by build with key, under the server's kid.
+func (j jwtAttacker) sign(key *ecdsa.PrivateKey, build func(*jwt.Builder) *jwt.Builder) string {
+	j.t.Helper()
+	tok, err := build(jwt.NewBuilder()).Build()
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, j.kid); err != nil {
+		j.t.Fatal(err)
+	}
+	b, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// serverKID returns the kid the server publishes.
+func serverKID(t *testing.T, a *api) string {
+	t.Helper()
+	set, err := jwk.Parse(a.do(t, http.MethodGet, "/.well-known/jwks.json", "", nil).want(t, http.StatusOK).body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := set.Key(0)
+	if !ok || k.KeyID() == "" {
+		t.Fatal("the JWKS has no key with a kid")
+	}
+	return k.KeyID()
+}
+
+func TestForgedTokensAreRejected(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	email := uniqueEmail()
+	c := a.register(t, email)
+	issued := a.login(t, email, testPassword)
+	j := jwtAttacker{t: t, key: a.SigningKey, kid: serverKID(t, a)}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	valid := func(b *jwt.Builder) *jwt.Builder {
+		return b.Subject(c.Id).Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).
+			Expiration(now.Add(time.Hour)).Claim("role", "customer")
+	}
+	with := func(change func(*jwt.Builder) *jwt.Builder) func(*jwt.Builder) *jwt.Builder {
+		return func(b *jwt.Builder) *jwt.Builder { return change(valid(b)) }
+	}
+
+	parts := strings.Split(issued, ".")
+	claims := map[string]any{}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["role"] = "admin"
+	escalated, _ := json.Marshal(claims)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(escalated) + "." + parts[2]
+	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + j.kid + `"}`))
+
+	cases := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		// The controls: the forging itself works, so each rejection is about its one flaw.
+		{"issued by login", issued, http.StatusOK},
+		{"forged with the server's key", j.sign(a.SigningKey, valid), http.StatusOK},
+
+		{"alg none", noneHeader + "." + parts[1] + ".", http.StatusUnauthorized},
+		{"tampered claims", tampered, http.StatusUnauthorized},
+		{"expired", j.sign(a.SigningKey, with(func(b *jwt.Builder) *jwt.Builder {
+			return b.IssuedAt(now.Add(-2 * time.Hour)).Expiration(now.Add(-5 * time.Minute))
+		})), http.StatusUnauthorized},
+		{"no exp", j.sign(a.SigningKey, func(b *jwt.Builder) *jwt.Builder {
+			return b.Subject(c.Id).Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).Claim("role", "customer")
+		}), http.StatusUnauthorized},
+		{"wrong iss", j.sign(a.SigningKey, with(func(b *jwt.Builder) *jwt.Builder { return b.Issuer("evil") })), http.StatusUnauthorized},
+		{"wrong aud", j.sign(a.SigningKey, with(func(b *jwt.Builder) *jwt.Builder { return b.Audience([]string{"other-api"}) })), http.StatusUnauthorized},
+		{"future nbf", j.sign(a.SigningKey, with(func(b *jwt.Builder) *jwt.Builder { return b.NotBefore(now.Add(time.Hour)) })), http.StatusUnauthorized},
+		{"another key, same kid", j.sign(other, valid), http.StatusUnauthorized},
+		{"unknown role", j.sign(a.SigningKey, with(func(b *jwt.Builder) *jwt.Builder { return b.Claim("role", "superuser") })), http.StatusUnauthorized},
+		{"no role", j.sign(a.SigningKey, func(b *jwt.Builder) *jwt.Builder {
+			return b.Subject(c.Id).Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).Expiration(now.Add(time.Hour))
+		}), http.StatusUnauthorized},
+		{"no signature", parts[0] + "." + parts[1] + ".", http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := a.do(t, http.MethodGet, "/v1/me", tc.token, nil)
+			if tc.status == http.StatusOK {
+				var me gen.Customer
+				r.want(t, http.StatusOK).decode(t, &me)
+				if me.Id != c.Id {
+					t.Errorf("me = %s, want %s", me.Id, c.Id)
+				}
+				return
+			}
+			expectProblem(t, r, tc.status)
+		})
+	}
+
+	// A forged admin token on an admin route is no better.
+	forgedAdmin := j.sign(other, with(func(b *jwt.Builder) *jwt.Builder { return b.Claim("role", "admin") }))
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/products", forgedAdmin, productBody(nil)), http.StatusUnauthorized)
+}
+
+func TestJWKS(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	r := a.do(t, http.MethodGet, "/.well-known/jwks.json", "", nil).want(t, http.StatusOK)
+	var raw struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	r.decode(t, &raw)
+	if len(raw.Keys) != 1 {
+		t.Fatalf("keys = %d, want 1: %s", len(raw.Keys), r.body)
+	}
+	k := raw.Keys[0]
+	for _, f := range []string{"kid", "kty", "crv", "x", "y", "alg"} {
+		if s, _ := k[f].(string); s == "" {
+			t.Errorf("key lacks %q: %s", f, r.body)
+		}
+	}
+	if k["kty"] != "EC" || k["crv"] != "P-256" || k["alg"] != "ES256" {
+		t.Errorf("key is not an ES256 P-256 key: %s", r.body)
+	}
+	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+		if _, ok := k[private]; ok {
+			t.Errorf("JWKS publishes the private parameter %q", private)
+		}
+	}
+
+	set, err := jwk.Parse(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, id := a.customer(t)
+	tok, err := jwt.Parse([]byte(token), jwt.WithKeySet(set), jwt.WithIssuer("shop"), jwt.WithAudience("shop-api"))
+	if err != nil {
+		t.Fatalf("a login token does not verify against the published JWKS: %v", err)
+	}
+	if tok.Subject() != id {
+		t.Errorf("sub = %q, want %q", tok.Subject(), id)
+	}
+	if role, _ := tok.PrivateClaims()["role"].(string); role != "customer" {
+		t.Errorf("role = %q, want customer", role)
+	}
+	if _, ok := tok.Get(jwt.IssuedAtKey); !ok {
+		t.Error("token has no iat")
+	}
+	msg, err := jws.Parse([]byte(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := msg.Signatures()[0].ProtectedHeaders(); h.KeyID() != k["kid"] || h.Algorithm() != jwa.ES256 {
+		t.Errorf("token header kid=%q alg=%q, want %q ES256", h.KeyID(), h.Algorithm(), k["kid"])
+	}
+}

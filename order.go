@@ -1,0 +1,106 @@
+package shopd
+
+// Order statuses.
+const (
+	StatusPending    = "pending"
+	StatusProcessing = "processing"
+	StatusFulfilled  = "fulfilled"
+	StatusCancelled  = "cancelled"
+)
+
+// Payment statuses.
+const (
+	PaymentPending           = "pending"
+	PaymentPaid              = "paid"
+	PaymentFailed            = "failed"
+	PaymentRefunded          = "refunded"
+	PaymentPartiallyRefunded = "partially_refunded"
+)
+
+// Fulfillment statuses.
+const (
+	FulfillmentUnfulfilled = "unfulfilled"
+	FulfillmentFulfilled   = "fulfilled"
+)
+
+// OrderState is the part of an order the state machine looks at.
+type OrderState struct {
+	Status, PaymentStatus, FulfillmentStatus string
+	TotalCents, RefundedCents                int64
+}
+
+// Captured reports whether money was taken (and so may be refunded).
+func (s OrderState) Captured() bool {
+	return s.PaymentStatus == PaymentPaid || s.PaymentStatus == PaymentPartiallyRefunded
+}
+
+// Refundable is what can still be refunded.
+func (s OrderState) Refundable() int64 {
+	if !s.Captured() {
+		return 0
+	}
+	return s.TotalCents - s.RefundedCents
+}
+
+// CanCancel says whether the order may be cancelled: by its owner while
+// payment is pending, by an admin while it is not fulfilled.
+func (s OrderState) CanCancel(byAdmin bool) error {
+	switch {
+	case s.Status == StatusCancelled:
+		return Errorf(EConflict, "The order is already cancelled.")
+	case s.Status == StatusFulfilled || s.FulfillmentStatus == FulfillmentFulfilled:
+		return Errorf(EConflict, "A fulfilled order cannot be cancelled.")
+	case byAdmin:
+		return nil
+	case s.Status != StatusPending || s.PaymentStatus != PaymentPending:
+		return Errorf(EConflict, "The order is paid; ask the shop to cancel it.")
+	}
+	return nil
+}
+
+// CanFulfill says whether the order may be shipped: only a paid, open order.
+func (s OrderState) CanFulfill() error {
+	switch {
+	case s.Status == StatusFulfilled:
+		return Errorf(EConflict, "The order is already fulfilled.")
+	case s.Status != StatusProcessing || !s.Captured():
+		return Errorf(EConflict, "Only a paid order can be fulfilled (status %s, payment %s).", s.Status, s.PaymentStatus)
+	}
+	return nil
+}
+
+// CanRefund says whether amountCents may be refunded now, given refunds
+// already under way (pendingCents).
+func (s OrderState) CanRefund(amountCents, pendingCents int64) error {
+	left := s.Refundable() - pendingCents
+	switch {
+	case !s.Captured():
+		return Errorf(EConflict, "Only a paid order can be refunded (payment %s).", s.PaymentStatus)
+	case amountCents <= 0:
+		return FieldError("amountCents", "Must be positive.")
+	case amountCents > left:
+		return Errorf(EConflict, "At most %d can be refunded.", left)
+	}
+	return nil
+}
+
+// PaymentStatusAfterRefund is the payment status once refundedCents of the
+// total are refunded.
+func PaymentStatusAfterRefund(totalCents, refundedCents int64) string {
+	if refundedCents >= totalCents {
+		return PaymentRefunded
+	}
+	return PaymentPartiallyRefunded
+}
+
+// CanMarkPaid says whether a payment success applies: only to an order still
+// waiting for payment (pending or failed); never moves an order backwards.
+func (s OrderState) CanMarkPaid() bool {
+	return s.Status == StatusPending && (s.PaymentStatus == PaymentPending || s.PaymentStatus == PaymentFailed)
+}
+
+// CanMarkFailed says whether a payment failure applies: only while payment
+// is pending; a late failure after success changes nothing.
+func (s OrderState) CanMarkFailed() bool {
+	return s.Status == StatusPending && s.PaymentStatus == PaymentPending
+}

@@ -1,0 +1,221 @@
+// Package orders runs the money path across the database and Stripe:
+// checkout in recoverable phases, cancellations and refunds, Stripe's
+// payment events, and the reconciler that finishes what a crash left.
+package orders
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/ratelimit"
+	"github.com/shopd/shopd/store"
+)
+
+// Payments is the part of Stripe the money path uses.
+type Payments interface {
+	CreateCustomer(ctx context.Context, userID, email, name string) (string, error)
+	CreatePaymentIntent(ctx context.Context, p payments.IntentParams) (payments.Intent, error)
+	Refund(ctx context.Context, p payments.RefundParams) (payments.Refund, error)
+}
+
+// Service is the money path.
+type Service struct {
+	Store *store.Store
+	// Payments is nil when Stripe is not configured: checkout then answers
+	// 503 instead of taking stock it cannot charge for.
+	Payments      Payments
+	Pricing       shopd.Pricing
+	PaymentWindow time.Duration
+	Limiter       ratelimit.Limiter
+	// CheckoutLimit is checkouts per customer (new keys only; replays are free).
+	CheckoutLimit ratelimit.Limit
+	// Render builds the checkout response body that replays return verbatim.
+	Render func(store.Order) ([]byte, error)
+	Log    *slog.Logger
+	Now    func() time.Time
+	// AfterPhase, when set, runs after each committed checkout phase
+	// ("order_created", "intent_created"); an error aborts the checkout
+	// there, as a crash would. Tests use it to inject failures.
+	AfterPhase func(phase string) error
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) afterPhase(phase string) error {
+	if s.AfterPhase == nil {
+		return nil
+	}
+	return s.AfterPhase(phase)
+}
+
+var errPaymentsOff = shopd.Errorf(shopd.EUnavailable, "Payments are not configured on this server.")
+
+// CheckoutRequest is one POST /v1/checkout.
+type CheckoutRequest struct {
+	UserID          string
+	Key             string // the client's Idempotency-Key
+	RequestHash     string // of the body, to refuse a reused key with another body
+	ShippingAddress []byte // JSON
+	BillingAddress  []byte // JSON
+}
+
+// CheckoutResponse is the response to send: 201 the first time, 200 with
+// the identical body on every replay.
+type CheckoutResponse struct {
+	Status int
+	Body   []byte
+}
+
+// inFlight answers a retry that arrives while the first attempt runs.
+var inFlight = &shopd.Error{Code: shopd.EConflict, RetryAfter: time.Second,
+	Message: "A checkout with this Idempotency-Key is in progress; retry shortly."}
+
+// Checkout places the caller's cart as an order and creates its payment,
+// exactly once per (user, Idempotency-Key), however often it is retried or
+// wherever a previous attempt died. Phases (each committed before the next):
+// claim the key; order transaction (stock, lines, number, cart emptied);
+// Stripe customer and PaymentIntent (derived idempotency keys); store the
+// response. A retry takes over from the last committed phase.
+func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutResponse, error) {
+	if s.Payments == nil {
+		return CheckoutResponse{}, errPaymentsOff
+	}
+	k, err := s.Store.ClaimIdempotencyKey(ctx, req.UserID, req.Key, req.RequestHash)
+	if err != nil {
+		return CheckoutResponse{}, err
+	}
+	if k.RequestHash != req.RequestHash {
+		return CheckoutResponse{}, shopd.Errorf(shopd.EMismatch, "This Idempotency-Key was used with a different request body.")
+	}
+	if k.RecoveryPoint == store.PointFinished {
+		return replay(k), nil
+	}
+	lock, ok, err := s.Store.TryLockCheckout(ctx, req.UserID, req.Key)
+	if err != nil {
+		return CheckoutResponse{}, err
+	}
+	if !ok {
+		return CheckoutResponse{}, inFlight
+	}
+	defer lock.Unlock()
+	// Whoever held the lock before may have finished, or given up.
+	k, err = s.Store.IdempotencyKeyByID(ctx, k.ID)
+	if shopd.ErrorCode(err) == shopd.ENotFound {
+		return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "The checkout with this Idempotency-Key failed; retry.")
+	} else if err != nil {
+		return CheckoutResponse{}, err
+	}
+	if k.RecoveryPoint == store.PointFinished {
+		return replay(k), nil
+	}
+
+	var o store.Order
+	if k.RecoveryPoint == store.PointStarted {
+		o, err = s.placeOrder(ctx, k, req)
+		if err != nil {
+			return CheckoutResponse{}, err
+		}
+		if err := s.afterPhase(store.PointOrderCreated); err != nil {
+			return CheckoutResponse{}, err
+		}
+	} else {
+		if o, err = s.Store.Order(ctx, *k.OrderID); err != nil {
+			return CheckoutResponse{}, err
+		}
+	}
+	return s.finishCheckout(ctx, k, o)
+}
+
+func replay(k store.IdempotencyKey) CheckoutResponse {
+	return CheckoutResponse{Status: 200, Body: []byte(k.ResponseBody)}
+}
+
+// placeOrder runs the order transaction. A refusal that changed nothing
+// (empty cart, short stock, quota) frees the key for another try.
+func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req CheckoutRequest) (store.Order, error) {
+	forget := func(err error) (store.Order, error) {
+		if ferr := s.Store.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
+			s.Log.ErrorContext(ctx, "forget idempotency key", "err", ferr)
+		}
+		return store.Order{}, err
+	}
+	if s.Limiter != nil {
+		r, err := s.Limiter.Allow(ctx, "checkout:"+req.UserID, s.CheckoutLimit)
+		if err != nil {
+			return forget(err)
+		}
+		if !r.Allowed {
+			return forget(&shopd.Error{Code: shopd.ERateLimited, Message: "Checkout quota exceeded; try again later.", RetryAfter: r.RetryAfter})
+		}
+	}
+	u, err := s.Store.UserByID(ctx, req.UserID)
+	if err != nil {
+		return forget(err)
+	}
+	o, err := s.Store.PlaceOrder(ctx, store.PlaceOrder{
+		KeyID: k.ID, UserID: req.UserID, Email: u.Email,
+		ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
+		Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
+	})
+	if err != nil {
+		if c := shopd.ErrorCode(err); c == shopd.EInvalid || c == shopd.EConflict {
+			return forget(err)
+		}
+		return store.Order{}, err
+	}
+	return o, nil
+}
+
+// finishCheckout creates (or, on a retry, gets back) the order's one
+// PaymentIntent and stores the response. A Stripe failure leaves the key at
+// order_created: the next retry, or the reconciler, continues from here.
+func (s *Service) finishCheckout(ctx context.Context, k store.IdempotencyKey, o store.Order) (CheckoutResponse, error) {
+	if o.PaymentIntentID == nil {
+		u, err := s.Store.UserByID(ctx, o.CustomerID)
+		if err != nil {
+			return CheckoutResponse{}, err
+		}
+		customerID := ""
+		if u.StripeCustomerID != nil {
+			customerID = *u.StripeCustomerID
+		} else {
+			customerID, err = s.Payments.CreateCustomer(ctx, u.ID, u.Email, u.FirstName+" "+u.LastName)
+			if err != nil {
+				return CheckoutResponse{}, fmt.Errorf("stripe customer: %w", err)
+			}
+			if err := s.Store.SetStripeCustomer(ctx, u.ID, customerID); err != nil {
+				return CheckoutResponse{}, err
+			}
+		}
+		intent, err := s.Payments.CreatePaymentIntent(ctx, payments.IntentParams{
+			OrderID: o.ID, AmountCents: o.TotalCents, Currency: o.Currency, CustomerID: customerID,
+			Description: "Order " + o.Number(),
+		})
+		if err != nil {
+			return CheckoutResponse{}, fmt.Errorf("payment intent: %w", err)
+		}
+		if err := s.afterPhase("intent_created"); err != nil {
+			return CheckoutResponse{}, err
+		}
+		if o, err = s.Store.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret); err != nil {
+			return CheckoutResponse{}, err
+		}
+	}
+	body, err := s.Render(o)
+	if err != nil {
+		return CheckoutResponse{}, fmt.Errorf("render checkout: %w", err)
+	}
+	if err := s.Store.FinishIdempotencyKey(ctx, k.ID, 201, body); err != nil {
+		return CheckoutResponse{}, err
+	}
+	return CheckoutResponse{Status: 201, Body: body}, nil
+}

@@ -1,0 +1,103 @@
+package orders
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopd/shopd/store"
+)
+
+// staleAfter is how long a checkout may sit between phases before the
+// reconciler assumes its process died and finishes it.
+const staleAfter = 30 * time.Second
+
+// Reconcile finishes what crashes and silence left behind: checkouts whose
+// order exists but whose PaymentIntent does not, unpaid orders past their
+// payment window (cancelled, stock released), refunds that never got an
+// answer, and cancelled orders still holding money. Safe to run on every
+// instance at once: each piece works under the same locks as requests do.
+func (s *Service) Reconcile(ctx context.Context) {
+	now := s.now()
+	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-staleAfter)); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: stale checkouts", "err", err)
+	} else {
+		for _, k := range keys {
+			s.resumeCheckout(ctx, k)
+		}
+	}
+	if ids, err := s.Store.OverdueOrders(ctx, now); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)
+	} else {
+		for _, id := range ids {
+			if _, expired, err := s.Store.ExpireOrder(ctx, id, now); err != nil {
+				s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
+			} else if expired {
+				s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
+			}
+		}
+	}
+	if s.Payments == nil {
+		return
+	}
+	if refunds, err := s.Store.StalePendingRefunds(ctx, now.Add(-staleAfter)); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: stale refunds", "err", err)
+	} else {
+		for _, r := range refunds {
+			o, err := s.Store.Order(ctx, r.OrderID)
+			if err == nil {
+				_, err = s.settleRefund(ctx, r, o, store.Actor{Kind: "system"})
+			}
+			if err != nil {
+				s.Log.ErrorContext(ctx, "reconcile: retry refund", "refund_id", r.ID, "err", err)
+			}
+		}
+	}
+	if ids, err := s.Store.CancelledButCaptured(ctx); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: cancelled but paid", "err", err)
+	} else {
+		for _, id := range ids {
+			if _, err := s.Refund(ctx, id, 0, "", store.Actor{Kind: "system"}); err != nil {
+				s.Log.ErrorContext(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
+			}
+		}
+	}
+}
+
+// resumeCheckout finishes one stuck checkout unless a request is on it.
+func (s *Service) resumeCheckout(ctx context.Context, k store.IdempotencyKey) {
+	lock, ok, err := s.Store.TryLockCheckout(ctx, k.UserID, k.Key)
+	if err != nil || !ok {
+		return
+	}
+	defer lock.Unlock()
+	k, err = s.Store.IdempotencyKeyByID(ctx, k.ID)
+	if err != nil || k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
+		return
+	}
+	o, err := s.Store.Order(ctx, *k.OrderID)
+	if err != nil {
+		return
+	}
+	if s.Payments == nil {
+		return
+	}
+	if _, err := s.finishCheckout(ctx, k, o); err != nil {
+		s.Log.WarnContext(ctx, "reconcile: resume checkout", "order_id", o.ID, "err", err)
+		return
+	}
+	s.Log.InfoContext(ctx, "reconcile: checkout finished", "order_id", o.ID)
+}
+
+// RunReconciler reconciles now and then every interval until ctx ends.
+func (s *Service) RunReconciler(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.Reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

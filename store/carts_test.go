@@ -1,0 +1,410 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/pgtest"
+)
+
+// cartFixture is a store on a fresh database with one customer.
+type cartFixture struct {
+	store  *Store
+	userID string
+}
+
+func setupCart(t *testing.T) cartFixture {
+	t.Helper()
+	s := New(pgtest.NewDB(t))
+	return cartFixture{store: s, userID: newCartUser(t, s)}
+}
+
+func newCartUser(t *testing.T, s *Store) string {
+	t.Helper()
+	u, err := s.CreateUser(context.Background(), NewUser{
+		Email: "cart-" + uuid.NewString() + "@example.com", PasswordHash: "x", Role: "customer",
+		FirstName: "Ada", LastName: "Lovelace",
+	})
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	return u.ID
+}
+
+// newCartProduct creates an active usd product; edit changes it first.
+func newCartProduct(t *testing.T, s *Store, priceCents int64, edit ...func(*NewProduct)) Product {
+	t.Helper()
+	np := NewProduct{
+		SKU: "SKU-" + uuid.NewString()[:8], Name: "Product", PriceCents: priceCents,
+		Stock: 10, LowStockThreshold: 10, IsActive: true,
+	}
+	for _, e := range edit {
+		e(&np)
+	}
+	p, err := s.CreateProduct(context.Background(), np, "")
+	if err != nil {
+		t.Fatalf("create product: %v", err)
+	}
+	return p
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := shopd.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
+	}
+}
+
+// quantities maps product id to quantity.
+func quantities(c Cart) map[string]int {
+	m := map[string]int{}
+	for _, l := range c.Lines {
+		m[l.ProductID] = l.Quantity
+	}
+	return m
+}
+
+func mustCart(t *testing.T, s *Store, userID string) Cart {
+	t.Helper()
+	c, err := s.Cart(context.Background(), userID)
+	if err != nil {
+		t.Fatalf("cart: %v", err)
+	}
+	return c
+}
+
+func TestCartOfNewUserIsEmpty(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	c := mustCart(t, f.store, f.userID)
+	if len(c.Lines) != 0 || c.UpdatedAt != nil || c.SubtotalCents() != 0 || c.Currency() != "usd" {
+		t.Fatalf("cart = %+v, want empty usd with nil UpdatedAt", c)
+	}
+	if c.Lines == nil {
+		t.Error("Lines is nil, want empty slice")
+	}
+}
+
+func TestCartAddMergesLinesAndPricesLive(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	shirt := newCartProduct(t, f.store, 2500)
+	mug := newCartProduct(t, f.store, 1200)
+
+	if _, err := f.store.AddToCart(ctx, f.userID, shirt.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.AddToCart(ctx, f.userID, mug.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.store.AddToCart(ctx, f.userID, shirt.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Lines) != 2 || c.Lines[0].ProductID != shirt.ID || c.Lines[1].ProductID != mug.ID {
+		t.Fatalf("lines = %+v, want shirt then mug", c.Lines)
+	}
+	if l := c.Lines[0]; l.Quantity != 5 || l.PriceCents != 2500 || l.LineTotalCents() != 12500 || l.SKU != shirt.SKU || !l.IsActive {
+		t.Errorf("shirt line = %+v", l)
+	}
+	if c.SubtotalCents() != 12500+1200 || c.Currency() != "usd" || c.UpdatedAt == nil {
+		t.Errorf("subtotal %d currency %q updatedAt %v", c.SubtotalCents(), c.Currency(), c.UpdatedAt)
+	}
+
+	newPrice := int64(3000)
+	if _, err := f.store.UpdateProduct(ctx, shirt.ID, ProductPatch{PriceCents: &newPrice}); err != nil {
+		t.Fatal(err)
+	}
+	c = mustCart(t, f.store, f.userID)
+	if c.Lines[0].PriceCents != 3000 || c.SubtotalCents() != 5*3000+1200 {
+		t.Errorf("after price change: line %+v subtotal %d, want the live price", c.Lines[0], c.SubtotalCents())
+	}
+}
+
+func TestCartLinesKeepTheOrderTheyWereAdded(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 4, 11, 0, 0, 0, time.UTC)
+	a, b, c := newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 100)
+	// b is added "before" a by the clock although it is written after; c
+	// ties with a and falls back to product id order.
+	for _, step := range []struct {
+		p  Product
+		at time.Time
+	}{{a, t0.Add(time.Minute)}, {b, t0}, {c, t0.Add(time.Minute)}, {b, t0.Add(time.Hour)}} {
+		f.store.Now = func() time.Time { return step.at }
+		if _, err := f.store.AddToCart(ctx, f.userID, step.p.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{b.ID, a.ID, c.ID}
+	if c.ID < a.ID {
+		want = []string{b.ID, c.ID, a.ID}
+	}
+	cart := mustCart(t, f.store, f.userID)
+	for i, l := range cart.Lines {
+		if l.ProductID != want[i] {
+			t.Fatalf("line %d = %s, want order %v", i, l.ProductID, want)
+		}
+	}
+	if !cart.UpdatedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("updatedAt = %v, want the last write %v", cart.UpdatedAt, t0.Add(time.Hour))
+	}
+}
+
+func TestCartAddRefusesBadProductsAndQuantities(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	archived := newCartProduct(t, f.store, 100, func(np *NewProduct) { np.IsActive = false })
+	active := newCartProduct(t, f.store, 100)
+	cases := []struct {
+		name      string
+		productID string
+		qty       int
+		code      string
+	}{
+		{"unknown product", uuid.NewString(), 1, shopd.ENotFound},
+		{"malformed id", "not-a-uuid", 1, shopd.ENotFound},
+		{"archived product", archived.ID, 1, shopd.ENotFound},
+		{"zero quantity", active.ID, 0, shopd.EInvalid},
+		{"quantity over 99", active.ID, 100, shopd.EInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.store.AddToCart(context.Background(), f.userID, tc.productID, tc.qty)
+			wantCode(t, err, tc.code)
+		})
+	}
+	if c := mustCart(t, f.store, f.userID); len(c.Lines) != 0 || c.UpdatedAt != nil {
+		t.Errorf("refused additions changed the cart: %+v", c)
+	}
+}
+
+func TestCartLineCapIs99(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	p := newCartProduct(t, f.store, 100)
+	before, err := f.store.AddToCart(ctx, f.userID, p.ID, 98)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.store.AddToCart(ctx, f.userID, p.ID, 2)
+	wantCode(t, err, shopd.EConflict)
+	c := mustCart(t, f.store, f.userID)
+	if quantities(c)[p.ID] != 98 || !c.UpdatedAt.Equal(*before.UpdatedAt) {
+		t.Fatalf("after refused add: %+v, want 98 and updatedAt unchanged", c)
+	}
+	c, err = f.store.AddToCart(ctx, f.userID, p.ID, 1)
+	if err != nil || quantities(c)[p.ID] != 99 {
+		t.Fatalf("add 1 to 98 = %+v, %v; want 99", c, err)
+	}
+}
+
+func TestCartRefusesASecondCurrency(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	usd := newCartProduct(t, f.store, 100)
+	usd2 := newCartProduct(t, f.store, 200)
+	eur := newCartProduct(t, f.store, 100, func(np *NewProduct) { np.Currency = "eur" })
+
+	if _, err := f.store.AddToCart(ctx, f.userID, usd.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.store.AddToCart(ctx, f.userID, eur.ID, 1)
+	wantCode(t, err, shopd.EConflict)
+	if _, err := f.store.AddToCart(ctx, f.userID, usd2.ID, 1); err != nil {
+		t.Fatalf("same currency: %v", err)
+	}
+	if q := quantities(mustCart(t, f.store, f.userID)); len(q) != 2 || q[eur.ID] != 0 {
+		t.Fatalf("cart = %v, want the two usd lines", q)
+	}
+
+	if _, err := f.store.ClearCart(ctx, f.userID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.store.AddToCart(ctx, f.userID, eur.ID, 1)
+	if err != nil || c.Currency() != "eur" {
+		t.Fatalf("eur into an emptied cart = %+v, %v", c, err)
+	}
+}
+
+func TestCartKeepsLinesOfArchivedProducts(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	p := newCartProduct(t, f.store, 700)
+	if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.ArchiveProduct(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.store.AddToCart(ctx, f.userID, p.ID, 1)
+	wantCode(t, err, shopd.ENotFound)
+
+	c := mustCart(t, f.store, f.userID)
+	if len(c.Lines) != 1 || c.Lines[0].Quantity != 2 || c.Lines[0].IsActive || c.SubtotalCents() != 1400 {
+		t.Fatalf("cart = %+v, want the archived line kept, inactive, quantity 2", c)
+	}
+	if c, err = f.store.RemoveFromCart(ctx, f.userID, p.ID); err != nil || len(c.Lines) != 0 {
+		t.Fatalf("remove archived line = %+v, %v", c, err)
+	}
+}
+
+func TestCartSetAndRemoveLines(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	p := newCartProduct(t, f.store, 100)
+	other := newCartProduct(t, f.store, 100)
+
+	// No cart at all yet.
+	_, err := f.store.SetCartQuantity(ctx, f.userID, p.ID, 1)
+	wantCode(t, err, shopd.ENotFound)
+	_, err = f.store.RemoveFromCart(ctx, f.userID, p.ID)
+	wantCode(t, err, shopd.ENotFound)
+
+	added, err := f.store.AddToCart(ctx, f.userID, p.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.store.SetCartQuantity(ctx, f.userID, p.ID, 7)
+	if err != nil || quantities(c)[p.ID] != 7 {
+		t.Fatalf("set 7 = %+v, %v", c, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"set line not in cart", func() error { _, err := f.store.SetCartQuantity(ctx, f.userID, other.ID, 1); return err }, shopd.ENotFound},
+		{"set malformed id", func() error { _, err := f.store.SetCartQuantity(ctx, f.userID, "x", 1); return err }, shopd.ENotFound},
+		{"set zero", func() error { _, err := f.store.SetCartQuantity(ctx, f.userID, p.ID, 0); return err }, shopd.EInvalid},
+		{"set 100", func() error { _, err := f.store.SetCartQuantity(ctx, f.userID, p.ID, 100); return err }, shopd.EInvalid},
+		{"remove line not in cart", func() error { _, err := f.store.RemoveFromCart(ctx, f.userID, other.ID); return err }, shopd.ENotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.code) })
+	}
+	if q := quantities(mustCart(t, f.store, f.userID)); q[p.ID] != 7 || len(q) != 1 {
+		t.Fatalf("refused changes changed the cart: %v", q)
+	}
+
+	c, err = f.store.RemoveFromCart(ctx, f.userID, p.ID)
+	if err != nil || len(c.Lines) != 0 {
+		t.Fatalf("remove = %+v, %v", c, err)
+	}
+	if c.UpdatedAt == nil || c.UpdatedAt.Before(*added.UpdatedAt) {
+		t.Errorf("updatedAt = %v, want at or after %v", c.UpdatedAt, added.UpdatedAt)
+	}
+	_, err = f.store.RemoveFromCart(ctx, f.userID, p.ID)
+	wantCode(t, err, shopd.ENotFound)
+}
+
+func TestCartClearIsIdempotent(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+
+	c, err := f.store.ClearCart(ctx, f.userID)
+	if err != nil || len(c.Lines) != 0 || c.UpdatedAt != nil {
+		t.Fatalf("clear a cart never used = %+v, %v; want empty, never updated", c, err)
+	}
+
+	t0 := time.Date(2026, 5, 4, 11, 0, 0, 0, time.UTC)
+	f.store.Now = func() time.Time { return t0 }
+	for _, p := range []Product{newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 200)} {
+		if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.store.Now = func() time.Time { return t0.Add(time.Minute) }
+	c, err = f.store.ClearCart(ctx, f.userID)
+	if err != nil || len(c.Lines) != 0 || c.SubtotalCents() != 0 || c.UpdatedAt == nil || !c.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("clear = %+v, %v; want empty, updated at %v", c, err, t0.Add(time.Minute))
+	}
+	f.store.Now = func() time.Time { return t0.Add(time.Hour) }
+	c, err = f.store.ClearCart(ctx, f.userID)
+	if err != nil || len(c.Lines) != 0 || !c.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("clear again = %+v, %v; want no change", c, err)
+	}
+}
+
+func TestCartsAreSeparatePerUser(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	ctx := context.Background()
+	other := newCartUser(t, f.store)
+	p := newCartProduct(t, f.store, 100)
+	if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustCart(t, f.store, other); len(c.Lines) != 0 || c.UpdatedAt != nil {
+		t.Fatalf("other user's cart = %+v, want untouched", c)
+	}
+	_, err := f.store.RemoveFromCart(ctx, other, p.ID)
+	wantCode(t, err, shopd.ENotFound)
+	if _, err := f.store.ClearCart(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if q := quantities(mustCart(t, f.store, f.userID)); q[p.ID] != 3 {
+		t.Fatalf("owner's cart = %v after the other user cleared theirs", q)
+	}
+}
+
+func TestCartConcurrentAddsNeverPassTheCap(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	// Enough connections for real contention, few enough for parallel tests.
+	f.store.DB().SetMaxOpenConns(20)
+	p := newCartProduct(t, f.store, 100)
+
+	// 40 adders of 3 ask for 120: exactly 33 fit under the cap of 99.
+	const adders, each = 40, 3
+	var (
+		wg                  sync.WaitGroup
+		mu                  sync.Mutex
+		succeeded, conflict int
+		unexpected          []error
+	)
+	start := make(chan struct{})
+	for range adders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := f.store.AddToCart(context.Background(), f.userID, p.ID, each)
+			mu.Lock()
+			defer mu.Unlock()
+			switch shopd.ErrorCode(err) {
+			case "":
+				succeeded++
+			case shopd.EConflict:
+				conflict++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if succeeded != 33 || conflict != adders-33 {
+		t.Errorf("%d succeeded and %d conflicted, want 33 and %d", succeeded, conflict, adders-33)
+	}
+	if q := quantities(mustCart(t, f.store, f.userID))[p.ID]; q != 99 {
+		t.Errorf("final quantity = %d, want 99", q)
+	}
+}

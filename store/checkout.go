@@ -1,0 +1,369 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/types"
+
+	"github.com/shopd/shopd"
+)
+
+// Checkout recovery points: how far a checkout got. A retry resumes there.
+const (
+	PointStarted      = "started"       // key claimed, nothing else done
+	PointOrderCreated = "order_created" // order committed, stock taken, cart emptied; no intent yet
+	PointFinished     = "finished"      // response stored; replays return it
+)
+
+// IdempotencyKey is a checkout attempt identified by (user, key).
+type IdempotencyKey struct {
+	ID             int64          `db:"id"`
+	UserID         string         `db:"user_id"`
+	Key            string         `db:"key"`
+	RequestHash    string         `db:"request_hash"`
+	RecoveryPoint  string         `db:"recovery_point"`
+	OrderID        *string        `db:"order_id"`
+	ResponseStatus *int           `db:"response_status"`
+	ResponseBody   types.JSONText `db:"response_body"`
+	CreatedAt      time.Time      `db:"created_at"`
+	UpdatedAt      time.Time      `db:"updated_at"`
+}
+
+const keyColumns = `id, user_id, key, request_hash, recovery_point, order_id, response_status, response_body, created_at, updated_at`
+
+// claimKeySQL inserts the key or, when it exists, returns the existing row.
+// When another transaction inserted it concurrently, neither branch sees a
+// row in this statement's snapshot; the caller then simply asks again.
+const claimKeySQL = `
+WITH ins AS (
+	INSERT INTO idempotency_keys (user_id, key, request_hash)
+	VALUES ($1, $2, $3)
+	ON CONFLICT (user_id, key) DO NOTHING
+	RETURNING ` + keyColumns + `
+)
+SELECT ` + keyColumns + ` FROM ins
+UNION ALL
+SELECT ` + keyColumns + ` FROM idempotency_keys WHERE user_id = $1 AND key = $2
+LIMIT 1`
+
+// ClaimIdempotencyKey returns the key's row, creating it with the request
+// hash when new.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, userID, key, requestHash string) (IdempotencyKey, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		var k IdempotencyKey
+		err := s.db.GetContext(ctx, &k, claimKeySQL, userID, key, requestHash)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return IdempotencyKey{}, fmt.Errorf("claim idempotency key: %w", translate(err))
+		}
+		return k, nil
+	}
+	return IdempotencyKey{}, shopd.Errorf(shopd.EUnavailable, "The checkout is busy; retry.")
+}
+
+const keyByIDSQL = `SELECT ` + keyColumns + ` FROM idempotency_keys WHERE id = $1`
+
+// IdempotencyKeyByID re-reads a key, e.g. after taking its lock.
+func (s *Store) IdempotencyKeyByID(ctx context.Context, id int64) (IdempotencyKey, error) {
+	var k IdempotencyKey
+	if err := s.db.GetContext(ctx, &k, keyByIDSQL, id); err != nil {
+		return IdempotencyKey{}, fmt.Errorf("idempotency key: %w", translate(err))
+	}
+	return k, nil
+}
+
+// ForgetIdempotencyKey removes a key whose checkout changed nothing (empty
+// cart, no stock), so the client may try again once it has fixed that.
+func (s *Store) ForgetIdempotencyKey(ctx context.Context, id int64) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE id = $1 AND recovery_point = 'started'`, id)
+	if err != nil {
+		return fmt.Errorf("forget idempotency key: %w", translate(err))
+	}
+	return nil
+}
+
+const finishKeySQL = `
+UPDATE idempotency_keys
+SET recovery_point = 'finished',
+	response_status = $2,
+	response_body = $3,
+	updated_at = now()
+WHERE id = $1`
+
+// FinishIdempotencyKey stores the response that every retry will replay.
+func (s *Store) FinishIdempotencyKey(ctx context.Context, id int64, status int, body []byte) error {
+	if _, err := s.db.ExecContext(ctx, finishKeySQL, id, status, types.JSONText(body)); err != nil {
+		return fmt.Errorf("finish idempotency key: %w", translate(err))
+	}
+	return nil
+}
+
+const staleKeysSQL = `
+SELECT ` + keyColumns + `
+FROM idempotency_keys
+WHERE recovery_point = 'order_created'
+	AND updated_at < $1
+ORDER BY updated_at
+LIMIT 100`
+
+// StaleCheckouts returns checkouts stuck after their order was created
+// (the process died or Stripe failed) since before the cutoff.
+func (s *Store) StaleCheckouts(ctx context.Context, before time.Time) ([]IdempotencyKey, error) {
+	var keys []IdempotencyKey
+	if err := s.db.SelectContext(ctx, &keys, staleKeysSQL, before); err != nil {
+		return nil, fmt.Errorf("stale checkouts: %w", translate(err))
+	}
+	return keys, nil
+}
+
+// CheckoutLock is a session-level advisory lock on one (user, key). It
+// lives on one database connection, so if the process dies the database
+// drops the session and the lock with it: a retry can take over at once.
+type CheckoutLock struct {
+	conn *sql.Conn
+	name string
+}
+
+// TryLockCheckout takes the lock of (userID, key) without waiting; ok is
+// false when another request (or the reconciler) holds it.
+func (s *Store) TryLockCheckout(ctx context.Context, userID, key string) (lock *CheckoutLock, ok bool, err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
+	}
+	name := "checkout:" + userID + ":" + key
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, name).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
+	}
+	if !ok {
+		conn.Close()
+		return nil, false, nil
+	}
+	return &CheckoutLock{conn: conn, name: name}, true, nil
+}
+
+// Unlock releases the lock. If that fails the connection is discarded
+// rather than returned to the pool still holding it.
+func (l *CheckoutLock) Unlock() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.conn.ExecContext(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.name); err != nil {
+		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	l.conn.Close()
+}
+
+// PlaceOrder is what checkout's order transaction needs.
+type PlaceOrder struct {
+	KeyID           int64
+	UserID          string
+	Email           string
+	ShippingAddress []byte // JSON
+	BillingAddress  []byte // JSON
+	Pricing         shopd.Pricing
+	PaymentDueAt    time.Time
+}
+
+type cartLine struct {
+	ProductID string `db:"product_id"`
+	Quantity  int    `db:"quantity"`
+}
+
+type takenStock struct {
+	SKU        string `db:"sku"`
+	Name       string `db:"name"`
+	PriceCents int64  `db:"price_cents"`
+	Currency   string `db:"currency"`
+	Stock      int    `db:"stock"`
+}
+
+const (
+	checkoutCartSQL = `
+SELECT product_id, quantity
+FROM cart_items
+WHERE user_id = $1
+ORDER BY product_id`
+
+	// takeStockSQL is the oversell guard: the row lock plus the condition
+	// make concurrent checkouts queue, and the loser sees too little stock.
+	takeStockSQL = `
+UPDATE products
+SET stock = stock - $2, updated_at = now()
+WHERE id = $1
+	AND is_active
+	AND stock >= $2
+RETURNING sku, name, price_cents, currency, stock`
+
+	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
+
+	nextOrderNumberSQL = `
+UPDATE order_number_counter
+SET last = last + 1
+RETURNING last`
+
+	insertOrderSQL = `
+INSERT INTO orders (order_number, customer_id, email, status, payment_status, fulfillment_status,
+	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
+	shipping_address, billing_address, payment_due_at)
+VALUES ($1, $2, $3, 'pending', 'pending', 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING ` + orderColumns
+
+	insertOrderItemSQL = `
+INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+	insertSaleSQL = `
+INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
+VALUES ($1, $2, $3, 'sale', $4, $5, $6)`
+
+	emptyCartSQL = `DELETE FROM cart_items WHERE user_id = $1`
+
+	emptiedCartSQL = `UPDATE carts SET updated_at = now() WHERE user_id = $1`
+
+	orderCreatedSQL = `
+UPDATE idempotency_keys
+SET recovery_point = 'order_created', order_id = $2, updated_at = now()
+WHERE id = $1
+	AND recovery_point = 'started'`
+)
+
+// PlaceOrder turns the user's cart into an order in one transaction: it
+// takes the stock of every line in ascending product order (EConflict naming
+// the product when one is short or archived, and nothing changes), freezes
+// lines and prices, writes the sale ledger rows, numbers the order without
+// gaps, records its first event, empties the cart and moves the idempotency
+// key to order_created. An empty cart is EInvalid.
+func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
+	var out Order
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var lines []cartLine
+		if err := tx.SelectContext(ctx, &lines, checkoutCartSQL, p.UserID); err != nil {
+			return fmt.Errorf("read cart: %w", translate(err))
+		}
+		if len(lines) == 0 {
+			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
+		}
+		items := make([]OrderItem, 0, len(lines))
+		taken := make([]takenStock, 0, len(lines))
+		var subtotal int64
+		currency := ""
+		for i, l := range lines {
+			var t takenStock
+			err := tx.GetContext(ctx, &t, takeStockSQL, l.ProductID, l.Quantity)
+			if errors.Is(err, sql.ErrNoRows) {
+				return shortOf(ctx, tx, l)
+			}
+			if err != nil {
+				return fmt.Errorf("take stock %s: %w", l.ProductID, translate(err))
+			}
+			if currency == "" {
+				currency = t.Currency
+			} else if t.Currency != currency {
+				return shopd.Errorf(shopd.EConflict, "The cart mixes currencies (%s and %s); check out separately.", currency, t.Currency)
+			}
+			line := t.PriceCents * int64(l.Quantity)
+			subtotal += line
+			items = append(items, OrderItem{LineNo: i + 1, ProductID: l.ProductID, SKU: t.SKU, Name: t.Name,
+				UnitPriceCents: t.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
+			taken = append(taken, t)
+		}
+		totals := p.Pricing.Totals(subtotal, 0)
+		// Numbered last: the counter row stays locked until commit, so keep that short.
+		var number int64
+		if err := tx.GetContext(ctx, &number, nextOrderNumberSQL); err != nil {
+			return fmt.Errorf("order number: %w", translate(err))
+		}
+		var o Order
+		err := tx.GetContext(ctx, &o, insertOrderSQL, number, p.UserID, p.Email,
+			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
+			currency, types.JSONText(p.ShippingAddress), types.JSONText(p.BillingAddress), p.PaymentDueAt)
+		if err != nil {
+			return fmt.Errorf("insert order: %w", translate(err))
+		}
+		for i, it := range items {
+			it.OrderID = o.ID
+			if _, err := tx.ExecContext(ctx, insertOrderItemSQL, o.ID, it.LineNo, it.ProductID, it.SKU, it.Name,
+				it.UnitPriceCents, it.Quantity, it.LineTotalCents); err != nil {
+				return fmt.Errorf("insert order item: %w", translate(err))
+			}
+			if _, err := tx.ExecContext(ctx, insertSaleSQL, it.ProductID, it.SKU, -it.Quantity, taken[i].Stock,
+				o.ID, o.Number()); err != nil {
+				return fmt.Errorf("record sale: %w", translate(err))
+			}
+			o.Items = append(o.Items, it)
+		}
+		if err := recordEvent(ctx, tx, o, EventPlaced, Actor{Kind: "customer", ID: p.UserID}, &o.TotalCents, ""); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, emptyCartSQL, p.UserID); err != nil {
+			return fmt.Errorf("empty cart: %w", translate(err))
+		}
+		if _, err := tx.ExecContext(ctx, emptiedCartSQL, p.UserID); err != nil {
+			return fmt.Errorf("touch cart: %w", translate(err))
+		}
+		res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID)
+		if err != nil {
+			return fmt.Errorf("record order on key: %w", translate(err))
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			// Another request finished this key first; roll everything back.
+			return shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
+		}
+		out = o
+		return nil
+	})
+	return out, err
+}
+
+// shortOf explains why a line's stock could not be taken.
+func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
+	var p struct {
+		SKU      string `db:"sku"`
+		Name     string `db:"name"`
+		IsActive bool   `db:"is_active"`
+		Stock    int    `db:"stock"`
+	}
+	if err := tx.GetContext(ctx, &p, productStateSQL, l.ProductID); err != nil {
+		return fmt.Errorf("product state: %w", translate(err))
+	}
+	if !p.IsActive {
+		return shopd.Errorf(shopd.EConflict, "%s (%s) is no longer sold; remove it from the cart.", p.Name, p.SKU)
+	}
+	return shopd.Errorf(shopd.EConflict, "Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)
+}
+
+// AttachPaymentIntent stores the order's PaymentIntent. Attaching the same
+// intent again is a no-op, so a resumed checkout may call it twice.
+func (s *Store) AttachPaymentIntent(ctx context.Context, orderID, intentID, clientSecret string) (Order, error) {
+	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
+		if o.PaymentIntentID != nil {
+			if *o.PaymentIntentID != intentID {
+				return fmt.Errorf("order %s already has intent %s, not %s", o.ID, *o.PaymentIntentID, intentID)
+			}
+			return nil
+		}
+		o.PaymentIntentID, o.ClientSecret = &intentID, &clientSecret
+		if err := saveState(ctx, tx, o); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, *o, EventPaymentIntentCreated, Actor{Kind: "system"}, &o.TotalCents, intentID)
+	})
+}
+
+// SetStripeCustomer records the user's Stripe customer id once.
+func (s *Store) SetStripeCustomer(ctx context.Context, userID, customerID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET stripe_customer_id = $2, updated_at = now() WHERE id = $1 AND stripe_customer_id IS NULL`, userID, customerID)
+	if err != nil {
+		return fmt.Errorf("set stripe customer: %w", translate(err))
+	}
+	return nil
+}
