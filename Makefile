@@ -7,7 +7,7 @@ BOOTSTRAP_ADMIN_EMAIL ?= admin@example.com
 BOOTSTRAP_ADMIN_PASSWORD ?= admin-demo-password
 export BOOTSTRAP_ADMIN_EMAIL BOOTSTRAP_ADMIN_PASSWORD
 
-.PHONY: run test generate check-generate lint vet tools build
+.PHONY: run test generate check-generate lint vet build pay
 
 ## run: start the API with a private PostgreSQL (unless DATABASE_URL is set), a seeded demo catalog and an admin
 run:
@@ -16,6 +16,11 @@ run:
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
 test:
 	$(GO) test -count=1 ./...
+
+## pay: send a signed payment_intent.succeeded for ORDER to the running server (local development)
+pay:
+	@test -n "$(ORDER)" || { echo "usage: make pay ORDER=<order id>"; exit 2; }
+	$(GO) run ./cmd/shopd pay $(ORDER)
 
 ## build: the server binary in bin/
 build:

@@ -127,6 +127,12 @@ func New(t testing.TB) *Server {
 func (s *Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Request-Id", "req_"+randomID(14))
+		// Reading the body first lets net/http notice a client that hangs
+		// up during the latency below.
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "", "Invalid request body: "+err.Error())
+			return
+		}
 		s.mu.Lock()
 		s.calls[r.Method+" "+r.URL.Path]++
 		latency := s.latency
@@ -185,11 +191,7 @@ func stripeError(status int, typ, code, message string) answer {
 // concurrent requests with one key create one object.
 func (s *Server) endpoint(fn func(r *http.Request, form url.Values) answer) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request_error", "", "Invalid request body: "+err.Error())
-			return
-		}
-		form := r.PostForm
+		form := r.PostForm // parsed in front
 		if r.Method == http.MethodGet {
 			form = r.Form
 		}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/shopd/shopd/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// syncBuffer is a bytes.Buffer the server's goroutines can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// server is one run of the program.
+type server struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	stdout *syncBuffer
+	stderr *syncBuffer
+}
+
+// start calls run in the background and waits until /healthz answers.
+func start(t *testing.T, env map[string]string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{base: "http://" + env["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1),
+		stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	getenv := func(k string) string { return env[k] }
+	go func() { s.done <- run(ctx, nil, getenv, s.stdout, s.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(15 * time.Second):
+		}
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+		}
+	})
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			t.Fatalf("run returned before serving: %v\nstderr:\n%s", err, s.stderr)
+		default:
+		}
+		res, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz did not answer 200 within 30s (last error %v)\nstderr:\n%s", err, s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop cancels the context and checks that run shuts down cleanly.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("run returned %v after cancel, want nil", err)
+		}
+		s.done <- nil // for the cleanup
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return within 15s of cancel")
+	}
+}
+
+// call sends a JSON request and decodes a JSON answer into out (when not nil).
+func (s *server) call(t *testing.T, method, path, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	env := map[string]string{
+		"DATABASE_URL":             dbURL,
+		"HTTP_ADDR":                freeAddr(t),
+		"DATA_DIR":                 t.TempDir(),
+		"BOOTSTRAP_ADMIN_EMAIL":    "Boss@Example.com",
+		"BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
+	}
+
+	s := start(t, env)
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+	}
+	login := map[string]any{"email": "boss@example.com", "password": "bootstrap-password"}
+	if st := s.call(t, http.MethodPost, "/v1/auth/login", "", login, &tok); st != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("bootstrap admin login: %d", st)
+	}
+	var me struct {
+		Role string `json:"role"`
+	}
+	if st := s.call(t, http.MethodGet, "/v1/me", tok.AccessToken, nil, &me); st != http.StatusOK || me.Role != "admin" {
+		t.Fatalf("GET /v1/me: %d, role %q; want the bootstrap admin", st, me.Role)
+	}
+	var p struct {
+		ID string `json:"id"`
+	}
+	product := map[string]any{"sku": "RUN-1", "name": "From run", "priceCents": 1500, "stock": 3}
+	if st := s.call(t, http.MethodPost, "/v1/products", tok.AccessToken, product, &p); st != http.StatusCreated {
+		t.Fatalf("create product: %d", st)
+	}
+	if st := s.call(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); st != http.StatusOK {
+		t.Fatalf("get product: %d", st)
+	}
+	if st := s.call(t, http.MethodGet, "/readyz", "", nil, nil); st != http.StatusOK {
+		t.Errorf("/readyz: %d", st)
+	}
+	if !strings.Contains(s.stdout.String(), s.base) {
+		t.Errorf("the banner does not name %s:\n%s", s.base, s.stdout)
+	}
+	s.stop(t)
+	if _, err := http.Get(s.base + "/healthz"); err == nil {
+		t.Error("still serving after run returned")
+	}
+
+	// A second start with the same environment: one admin still, the same
+	// signing key (from DATA_DIR) so earlier tokens stay valid, the data kept.
+	s = start(t, env)
+	if st := s.call(t, http.MethodGet, "/v1/me", tok.AccessToken, nil, nil); st != http.StatusOK {
+		t.Errorf("a token from the first run: %d after restart, want 200", st)
+	}
+	if st := s.call(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); st != http.StatusOK {
+		t.Errorf("product from the first run: %d", st)
+	}
+	if st := s.call(t, http.MethodPost, "/v1/auth/login", "", login, nil); st != http.StatusOK {
+		t.Errorf("admin login after restart: %d", st)
+	}
+	s.stop(t)
+
+	db, err := sqlx.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var admins int
+	if err := db.Get(&admins, `SELECT count(*) FROM users WHERE role = 'admin'`); err != nil {
+		t.Fatal(err)
+	}
+	if admins != 1 {
+		t.Errorf("admins = %d after two starts, want 1", admins)
+	}
+	if !filepath.IsAbs(env["DATA_DIR"]) {
+		t.Fatal("DATA_DIR must be absolute for this test")
+	}
+}
+
+func TestRunFailsOnBadConfig(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/none", "PAYMENT_WINDOW": "abc"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PAYMENT_WINDOW") {
+		t.Errorf("run = %v, want a config error naming PAYMENT_WINDOW", err)
+	}
+	if err := run(ctx, []string{"bogus"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Error("an unknown command did not fail")
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(".data")
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"HTTPAddr", c.HTTPAddr, "127.0.0.1:8080"},
+		{"JWTIssuer", c.JWTIssuer, "shop"},
+		{"JWTAudience", c.JWTAudience, "shop-api"},
+		{"PaymentWindow", c.PaymentWindow, time.Hour},
+		{"CheckoutsPerHour", c.CheckoutsPerHour, 100},
+		{"SearchesPerHour", c.SearchesPerHour, 1000},
+		{"LoginFailuresPerMinute", c.LoginFailuresPerMinute, 10},
+		{"TaxRateBPS", c.TaxRateBPS, int64(1000)},
+		{"ShippingFlatCents", c.ShippingFlatCents, int64(1000)},
+		{"FreeShippingOverCents", c.FreeShippingOverCents, int64(10000)},
+		{"DataDir", c.DataDir, abs},
+		{"Local", c.Local, true},
+		{"RedisURL", c.RedisURL, ""},
+		{"BootstrapAdminEmail", c.BootstrapAdminEmail, ""},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	if c.StripeWebhookSecret == "" {
+		t.Error("local mode has no webhook secret")
+	}
+}
+
+func TestLoadConfigOverrides(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DATABASE_URL":              "postgres://db/shop",
+		"HTTP_ADDR":                 ":9000",
+		"PAYMENT_WINDOW":            "30m",
+		"QUOTA_SEARCHES_PER_HOUR":   "0",
+		"QUOTA_CHECKOUTS_PER_HOUR":  "5",
+		"LOGIN_FAILURES_PER_MINUTE": "3",
+		"TAX_RATE_BPS":              "2000",
+		"STRIPE_API_BASE":           "http://127.0.0.1:12111",
+	}
+	c, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Local || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
+		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 {
+		t.Errorf("config = %+v", c)
+	}
+	if c.StripeSecretKey == "" {
+		t.Error("STRIPE_API_BASE without a key should get a test key")
+	}
+	if c.StripeWebhookSecret != "" {
+		t.Error("with DATABASE_URL set (not local), no webhook secret should be made up")
+	}
+}
+
+func TestLoadConfigRejectsBadValues(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env  map[string]string
+		name string // the variable the error must name
+	}{
+		{map[string]string{"PAYMENT_WINDOW": "abc"}, "PAYMENT_WINDOW"},
+		{map[string]string{"PAYMENT_WINDOW": "-1h"}, "PAYMENT_WINDOW"},
+		{map[string]string{"PAYMENT_WINDOW": "0s"}, "PAYMENT_WINDOW"},
+		{map[string]string{"JWT_TTL": "soon"}, "JWT_TTL"},
+		{map[string]string{"QUOTA_SEARCHES_PER_HOUR": "-1"}, "QUOTA_SEARCHES_PER_HOUR"},
+		{map[string]string{"QUOTA_CHECKOUTS_PER_HOUR": "many"}, "QUOTA_CHECKOUTS_PER_HOUR"},
+		{map[string]string{"LOGIN_FAILURES_PER_MINUTE": "1.5"}, "LOGIN_FAILURES_PER_MINUTE"},
+		{map[string]string{"TAX_RATE_BPS": "10001"}, "TAX_RATE_BPS"},
+		{map[string]string{"SHIPPING_FLAT_CENTS": "-100"}, "SHIPPING_FLAT_CENTS"},
+		{map[string]string{"BOOTSTRAP_ADMIN_EMAIL": "a@example.com"}, "BOOTSTRAP_ADMIN_PASSWORD"},
+		{map[string]string{"BOOTSTRAP_ADMIN_PASSWORD": "secret-password"}, "BOOTSTRAP_ADMIN_EMAIL"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
+			t.Parallel()
+			_, err := loadConfig(func(k string) string { return tc.env[k] })
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.name) {
+				t.Errorf("error %q does not name %s", err, tc.name)
+			}
+		})
+	}
+
+	// Every bad value is reported at once.
+	_, err := loadConfig(func(k string) string {
+		return map[string]string{"PAYMENT_WINDOW": "abc", "QUOTA_SEARCHES_PER_HOUR": "-1"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), "PAYMENT_WINDOW") || !strings.Contains(err.Error(), "QUOTA_SEARCHES_PER_HOUR") {
+		t.Errorf("error %v does not name both bad variables", err)
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Errorf("error %T is not a joined error", err)
+	}
+}
