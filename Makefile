@@ -7,15 +7,19 @@ BOOTSTRAP_ADMIN_EMAIL ?= admin@example.com
 BOOTSTRAP_ADMIN_PASSWORD ?= admin-demo-password
 export BOOTSTRAP_ADMIN_EMAIL BOOTSTRAP_ADMIN_PASSWORD
 
-.PHONY: run test generate check-generate lint vet build pay
+.PHONY: run test generate check-generate lint vet build pay deps
 
 ## run: start the API with a private PostgreSQL (unless DATABASE_URL is set), a seeded demo catalog and an admin
-run:
+run: deps
 	$(GO) run ./cmd/shopd
 
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
-test:
+test: deps
 	$(GO) test -count=1 ./...
+
+## deps: install missing system packages (PostgreSQL server, redis-server)
+deps:
+	@scripts/install-deps
 
 ## pay: send a signed payment_intent.succeeded for ORDER to the running server (local development)
 pay:

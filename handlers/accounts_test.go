@@ -105,6 +105,23 @@ func TestMe(t *testing.T) {
 	}
 	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", "", nil), http.StatusUnauthorized)
 	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", "garbage", nil), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", "", nil), http.StatusUnauthorized)
+
+	req := a.request(t, http.MethodGet, "/v1/me", "", nil)
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(email+":"+testPassword)))
+	expectProblem(t, a.send(t, req), http.StatusUnauthorized)
+
+	var admin gen.Customer
+	a.do(t, http.MethodGet, "/v1/me", a.admin(t), nil).want(t, http.StatusOK).decode(t, &admin)
+	if admin.Role != gen.CustomerRoleAdmin {
+		t.Errorf("admin's /v1/me role = %q", admin.Role)
+	}
+
+	// A valid token for an account that no longer exists.
+	if _, err := a.Store.DB().Exec(`DELETE FROM users WHERE id = $1`, c.Id); err != nil {
+		t.Fatal(err)
+	}
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", token, nil), http.StatusUnauthorized)
 }
 
 func TestRegister(t *testing.T) {
@@ -201,7 +218,7 @@ func TestLogin(t *testing.T) {
 		// Emails are compared case-insensitively.
 		a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": strings.ToUpper(email), "password": testPassword}).
 			want(t, http.StatusOK).decode(t, &tok)
-		if tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 || tok.AccessToken == "" {
+		if tok.TokenType != "Bearer" || tok.ExpiresIn != int32(a.Tokens.TTL().Seconds()) || tok.AccessToken == "" {
 			t.Fatalf("token response = %+v", tok)
 		}
 		var me gen.Customer
@@ -228,6 +245,22 @@ func TestLogin(t *testing.T) {
 			t.Errorf("wrong password answers %s, unknown email %s", wj, uj)
 		}
 	})
+}
+
+func TestSearchQuota(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.SearchesPerHour = 2 })
+	for range 2 {
+		a.do(t, http.MethodGet, "/v1/products?q=tee", "", nil).want(t, http.StatusOK)
+	}
+	r := a.do(t, http.MethodGet, "/v1/products?q=other", "", nil)
+	expectProblem(t, r, http.StatusTooManyRequests)
+	if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+	}
+	// Browsing without q is not a search.
+	a.do(t, http.MethodGet, "/v1/products", "", nil).want(t, http.StatusOK)
+	a.do(t, http.MethodGet, "/v1/products?category=mugs", "", nil).want(t, http.StatusOK)
 }
 
 func TestLoginRateLimit(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/orders"
+	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/ratelimit"
 	"github.com/shopd/shopd/store"
 )
@@ -386,4 +387,17 @@ func (a *api) productCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// testWebhookSecret signs the Stripe events tests send (see withPayments).
+const testWebhookSecret = "whsec_test_shopd"
+
+// withPayments plugs a Stripe API at base (a stripefake's or stripe-mock's
+// URL) into the money path, without network retries so that injected
+// faults are deterministic, and sets the webhook signing secret.
+func withPayments(base string) func(*handlers.Config) {
+	return func(cfg *handlers.Config) {
+		cfg.Orders.Payments = payments.New(payments.Config{SecretKey: "sk_test_x", APIBase: base, MaxNetworkRetries: -1})
+		cfg.WebhookSecret = testWebhookSecret
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -116,6 +117,30 @@ func TestCreateProductRejectsInvalidInput(t *testing.T) {
 				t.Errorf("a rejected create stored %d products", n)
 			}
 		})
+	}
+}
+
+// TestBodyLimitIsOneMiB: a body of exactly 1 MiB is read; one byte more is
+// refused with 413 before it is parsed.
+func TestBodyLimitIsOneMiB(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	admin := a.admin(t)
+	padded := func(size int) string {
+		b := productBody(nil)
+		j := fmt.Sprintf(`{"sku":%q,"name":"Big","priceCents":100,"stock":1}`, b["sku"])
+		return j[:len(j)-1] + strings.Repeat(" ", size-len(j)) + "}"
+	}
+	a.do(t, http.MethodPost, "/v1/products", admin, padded(1<<20)).want(t, http.StatusCreated)
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/products", admin, padded(1<<20+1)), http.StatusRequestEntityTooLarge)
+
+	// Without a Content-Length (chunked), the limit holds while reading.
+	req := a.request(t, http.MethodPost, "/v1/products", admin, nil)
+	req.Body = io.NopCloser(strings.NewReader(padded(2 << 20)))
+	req.Header.Set("Content-Type", "application/json")
+	expectProblem(t, a.send(t, req), http.StatusRequestEntityTooLarge)
+	if n := a.productCount(t); n != 1 {
+		t.Errorf("products = %d, want only the 1 MiB one", n)
 	}
 }
 
@@ -251,6 +276,17 @@ func TestUpdateProduct(t *testing.T) {
 		a.do(t, http.MethodGet, "/v1/products/"+p.Id, "", nil).want(t, http.StatusOK).decode(t, &got)
 		if got.PriceCents != 1250 {
 			t.Errorf("GET after PATCH: priceCents %d", got.PriceCents)
+		}
+	})
+
+	t.Run("name is trimmed as on create", func(t *testing.T) {
+		t.Parallel()
+		p := a.product(t, admin, nil)
+		var got gen.Product
+		a.do(t, http.MethodPatch, "/v1/products/"+p.Id, admin, map[string]any{"name": "  Renamed  "}).
+			want(t, http.StatusOK).decode(t, &got)
+		if got.Name != "Renamed" {
+			t.Errorf("name = %q, want %q", got.Name, "Renamed")
 		}
 	})
 

@@ -35,10 +35,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout, stderr)
 	case "migrate", "seed":
 		return maintain(ctx, cmd, getenv, stdout, stderr)
+	case "pay":
+		return pay(ctx, args, getenv, stdout)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: shopd [serve|migrate|seed]")
+		fmt.Fprintln(stdout, "usage: shopd [serve|migrate|seed|pay ORDER_ID]")
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or seed)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, seed or pay)", cmd)
 	}
 }

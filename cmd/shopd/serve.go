@@ -130,7 +130,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.StripeWebhookSecret == "" {
 		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
 	}
-	limiter := ratelimit.NewMemory(nil)
+	var limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
+	if cfg.RedisURL != "" {
+		rl, closeRedis, err := ratelimit.NewRedis(ctx, cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer closeRedis()
+		limiter = rl
+	}
 	svc := &orders.Service{
 		Store: a.store,
 		Pricing: shopd.Pricing{
