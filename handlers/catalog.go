@@ -127,7 +127,6 @@ func (s *Server) UpdateProduct(ctx context.Context, req gen.UpdateProductRequest
 	b := req.Body
 	patch := store.ProductPatch{
 		SKU:                 b.Sku,
-		Name:                b.Name,
 		Description:         b.Description,
 		PriceCents:          b.PriceCents,
 		CompareAtPriceCents: changeOf(b.CompareAtPriceCents, same[int64]),
@@ -142,8 +141,13 @@ func (s *Server) UpdateProduct(ctx context.Context, req gen.UpdateProductRequest
 			return store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
 		}),
 	}
-	if b.Name != nil && strings.TrimSpace(*b.Name) == "" {
-		return nil, shopd.FieldError("name", "Must not be blank.")
+	if b.Name != nil {
+		// Trimmed as on create.
+		name := strings.TrimSpace(*b.Name)
+		if name == "" {
+			return nil, shopd.FieldError("name", "Must not be blank.")
+		}
+		patch.Name = &name
 	}
 	if b.LowStockThreshold != nil {
 		v := int(*b.LowStockThreshold)

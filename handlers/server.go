@@ -65,7 +65,7 @@ type Server struct {
 var _ gen.StrictServerInterface = (*Server)(nil)
 
 // Body limits: everything else is refused with 413 before it is read.
-const maxBodyBytes = "1M"
+const maxBodyBytes = "1MiB" // not "1M": Echo reads that as 10^6
 
 func init() {
 	// kin-openapi checks no string formats unless they are registered.
@@ -113,9 +113,10 @@ func New(cfg Config) (http.Handler, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
 
-	e.Use(middleware.Recover())
 	e.Use(middleware.RequestID())
+	// Outside Recover, so a panic is logged and counted as the 500 it becomes.
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
+	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(maxBodyBytes))
 	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
 		Skipper:           outsideSpec,

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shopd/shopd/internal/pgcluster"
+	"github.com/shopd/shopd/internal/stripemock"
+)
+
+// Bench credentials: the server is private to this run and gone after it.
+const (
+	adminEmail       = "bench-admin@example.com"
+	adminPassword    = "bench-admin-password"
+	customerPassword = "bench-customer-password"
+	webhookSecret    = "whsec_bench_only"
+)
+
+// env is everything the bench started: a throwaway PostgreSQL, stripe-mock
+// and the server as a child process. close stops them in reverse order.
+type env struct {
+	dir     string // temporary; removed by close unless keep
+	keep    bool
+	logFile *os.File // stripe-mock's, the server's and PostgreSQL's output
+	db      *pgcluster.Cluster
+	stripe  *stripemock.Server
+	server  *exec.Cmd
+	exited  chan struct{} // closed when the server process has exited
+	waitErr error
+	pid     int
+	base    string // http://127.0.0.1:PORT
+}
+
+// serverEnvKeys are the variables the server reads; inherited values are
+// dropped so the bench always measures the same configuration.
+var serverEnvKeys = []string{
+	"HTTP_ADDR", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET",
+	"JWT_PRIVATE_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_TTL",
+	"BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "DATA_DIR", "PAYMENT_WINDOW", "REDIS_URL",
+	"QUOTA_CHECKOUTS_PER_HOUR", "QUOTA_SEARCHES_PER_HOUR", "LOGIN_FAILURES_PER_MINUTE",
+	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS", "RECONCILE_EVERY",
+}
+
+// startEnv starts PostgreSQL and stripe-mock, seeds the catalog with
+// `shopd seed` and starts `shopd` serving on a free loopback port.
+func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err error) {
+	dir, err := os.MkdirTemp("", "shopbench-")
+	if err != nil {
+		return nil, err
+	}
+	// The cluster runs as the postgres user when we are root: it must be
+	// able to reach its data directory inside ours.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	e := &env{dir: dir, keep: keep}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if e.logFile, err = os.Create(filepath.Join(dir, "services.log")); err != nil {
+		return nil, err
+	}
+
+	e.db, err = pgcluster.Start(ctx, pgcluster.Options{
+		Dir: filepath.Join(dir, "postgres"), Database: "shop", Durable: false, Temporary: true, Log: e.logFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.stripe, err = stripemock.Start(ctx, e.logFile)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("find a free port: %w", err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e.base = "http://" + addr
+
+	environ := serverEnviron(map[string]string{
+		"HTTP_ADDR":                 addr,
+		"DATABASE_URL":              e.db.URL,
+		"STRIPE_API_BASE":           e.stripe.URL,
+		"STRIPE_SECRET_KEY":         "sk_test_bench",
+		"STRIPE_WEBHOOK_SECRET":     webhookSecret,
+		"DATA_DIR":                  filepath.Join(dir, "server"),
+		"BOOTSTRAP_ADMIN_EMAIL":     adminEmail,
+		"BOOTSTRAP_ADMIN_PASSWORD":  adminPassword,
+		"QUOTA_CHECKOUTS_PER_HOUR":  "0",
+		"QUOTA_SEARCHES_PER_HOUR":   "0",
+		"LOGIN_FAILURES_PER_MINUTE": "0",
+	})
+
+	// DATABASE_URL is set, so the server seeds nothing itself.
+	seed := exec.CommandContext(ctx, serverBin, "seed")
+	seed.Env = environ
+	if out, err := seed.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s seed: %w\n%s", serverBin, err, lastLines(string(out), 30))
+	}
+
+	e.server = exec.Command(serverBin)
+	e.server.Env = environ
+	e.server.Stdout, e.server.Stderr = e.logFile, e.logFile
+	e.server.SysProcAttr = serverProcAttr()
+	if err := e.server.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", serverBin, err)
+	}
+	e.pid = e.server.Process.Pid
+	e.exited = make(chan struct{})
+	go func() {
+		e.waitErr = e.server.Wait()
+		close(e.exited)
+	}()
+	if err := e.waitReady(ctx, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
+	}
+	return e, nil
+}
+
+func serverEnviron(set map[string]string) []string {
+	drop := map[string]bool{}
+	for _, k := range serverEnvKeys {
+		drop[k] = true
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range set {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// waitReady polls /readyz until the server answers 200.
+func (e *env) waitReady(ctx context.Context, limit time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/readyz", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		select {
+		case <-e.exited:
+			return fmt.Errorf("server exited before it was ready: %v", e.waitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server not ready after %v: %v", limit, err)
+		}
+	}
+}
+
+// serverAlive reports whether the server process is still running.
+func (e *env) serverAlive() bool {
+	select {
+	case <-e.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// close stops the server (SIGTERM, then SIGKILL after 15 s), stripe-mock
+// and PostgreSQL, and removes the temporary directory. It reports failures
+// on stderr: there is nothing else to do about them.
+func (e *env) close() {
+	if e.server != nil && e.server.Process != nil {
+		if e.serverAlive() {
+			e.server.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-e.exited:
+			case <-time.After(15 * time.Second):
+				fmt.Fprintln(os.Stderr, "shopbench: server did not stop within 15s; killing it")
+				e.server.Process.Kill()
+				<-e.exited
+			}
+		}
+	}
+	if e.stripe != nil {
+		e.stripe.Stop()
+	}
+	if e.db != nil {
+		if err := e.db.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "shopbench:", err)
+		}
+	}
+	if e.logFile != nil {
+		e.logFile.Close()
+	}
+	if e.keep {
+		fmt.Fprintf(os.Stderr, "shopbench: kept %s (services.log)\n", e.dir)
+		return
+	}
+	os.RemoveAll(e.dir)
+}
+
+// logTail returns the last n lines of the services log.
+func (e *env) logTail(n int) string {
+	b, err := os.ReadFile(e.logFile.Name())
+	if err != nil {
+		return ""
+	}
+	return lastLines(string(b), n)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// buildServer builds ./cmd/shopd into dir when no -server binary is given.
+func buildServer(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "shopd")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shopd")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/shopd: %w\n%s", err, out.String())
+	}
+	return bin, nil
+}
+
+var errInterrupted = errors.New("interrupted")

@@ -1,0 +1,82 @@
+-- add-to-cart + checkout: the statements of the two transactions the API runs for
+-- POST /v1/cart/items (store/carts.go AddToCart) and POST /v1/checkout (store/checkout.go
+-- PlaceOrder), for 1 unit of a high-stock product. Client N is customer N and buys product
+-- N mod {{.NumStockProducts}}, as API client N does. Skipped (the API does them, this does
+-- not): the idempotency-key rows and advisory lock, the user look-ups, the two stripe-mock
+-- calls (customer, PaymentIntent) and attaching the intent to the order.
+\set c :client_id % {{.NumCustomers}} + 1
+\set p :client_id % {{.NumStockProducts}} + 1
+
+-- POST /v1/cart/items
+BEGIN;
+INSERT INTO carts (user_id, updated_at)
+VALUES (({{.Customers}})[:c], now())
+ON CONFLICT (user_id) DO UPDATE
+SET updated_at = EXCLUDED.updated_at;
+INSERT INTO cart_items (user_id, product_id, quantity, added_at)
+SELECT ({{.Customers}})[:c], p.id, 1, now()
+FROM products p
+WHERE p.id = ({{.StockProducts}})[:p]
+	AND p.is_active
+	AND NOT EXISTS (
+		SELECT 1
+		FROM cart_items i
+		JOIN products o ON o.id = i.product_id
+		WHERE i.user_id = ({{.Customers}})[:c]
+			AND i.product_id <> p.id
+			AND o.currency <> p.currency
+	)
+ON CONFLICT (user_id, product_id) DO UPDATE
+SET quantity = cart_items.quantity + EXCLUDED.quantity
+WHERE cart_items.quantity + EXCLUDED.quantity <= 99
+RETURNING quantity;
+SELECT updated_at
+FROM carts
+WHERE user_id = ({{.Customers}})[:c];
+SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, i.added_at
+FROM cart_items i
+JOIN products p ON p.id = i.product_id
+WHERE i.user_id = ({{.Customers}})[:c]
+ORDER BY i.added_at, i.product_id;
+COMMIT;
+
+-- POST /v1/checkout: the order transaction
+BEGIN;
+SELECT product_id, quantity
+FROM cart_items
+WHERE user_id = ({{.Customers}})[:c]
+ORDER BY product_id;
+UPDATE products
+SET stock = stock - 1, updated_at = now()
+WHERE id = ({{.StockProducts}})[:p]
+	AND is_active
+	AND stock >= 1
+RETURNING sku, name, price_cents, currency, stock
+\gset
+\set tax (:price_cents * 1000 + 5000) / 10000
+\set shipping case when :price_cents > 10000 then 0 else 1000 end
+\set total :price_cents + :tax + :shipping
+UPDATE order_number_counter
+SET last = last + 1
+RETURNING last AS order_number
+\gset
+INSERT INTO orders (order_number, customer_id, email, status, payment_status, fulfillment_status,
+	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
+	shipping_address, billing_address, payment_due_at)
+VALUES (:order_number, ({{.Customers}})[:c], 'bench@example.com', 'pending', 'pending', 'unfulfilled',
+	:price_cents, :tax, :shipping, 0, :total, :currency,
+	'{{.Address}}', '{{.Address}}', now() + interval '1 hour')
+RETURNING id, order_number, customer_id, email, status, payment_status, fulfillment_status,
+	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, refunded_cents, currency,
+	shipping_address, billing_address, payment_intent_id, client_secret, tracking_number,
+	shipped_at, delivered_at, payment_due_at, created_at, updated_at
+\gset o_
+INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+VALUES (:o_id, 1, ({{.StockProducts}})[:p], :sku, :name, :price_cents, 1, :price_cents);
+INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
+VALUES (({{.StockProducts}})[:p], :sku, -1, 'sale', :stock, :o_id, 'ORD-' || lpad(:order_number::text, 6, '0'));
+INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note)
+VALUES (:o_id, 'placed', 'pending', 'pending', 'unfulfilled', 'customer', ({{.Customers}})[:c], :total, NULL);
+DELETE FROM cart_items WHERE user_id = ({{.Customers}})[:c];
+UPDATE carts SET updated_at = now() WHERE user_id = ({{.Customers}})[:c];
+COMMIT;
