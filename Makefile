@@ -15,6 +15,7 @@ run: deps
 
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
 test: deps
+	@scripts/install-deps --with-browser
 	$(GO) test -count=1 ./...
 
 ## deps: install missing system packages (PostgreSQL server, redis-server)
@@ -49,3 +50,9 @@ lint: node_modules/.package-lock.json vet
 
 vet:
 	$(GO) vet ./...
+
+## bench: drive the built server at 32 clients (list, get, add-to-cart + checkout) and pgbench the same SQL; prints ops/s, p50/p99, peak RSS, API/SQL ratios
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: build
+	$(GO) run ./cmd/shopbench -server bin/shopd $(BENCH_FLAGS)

@@ -65,7 +65,7 @@ func TestCreateProductRejectsInvalidInput(t *testing.T) {
 		field     string
 		noErrors  bool // a status without field errors
 		status    int
-		configure func(*http.Request)
+		configure func(*testing.T, *http.Request)
 	}{
 		{name: "negative price", body: map[string]any{"priceCents": -100}, field: "priceCents"},
 		{name: "zero price", body: map[string]any{"priceCents": 0}, field: "priceCents"},
@@ -86,8 +86,10 @@ func TestCreateProductRejectsInvalidInput(t *testing.T) {
 		{name: "malformed JSON", body: `{"sku": "X-1", "name": `},
 		{name: "JSON array", body: `[]`},
 		{name: "empty body", body: ``},
-		{name: "text/plain", body: map[string]any{}, configure: func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }},
-		{name: "2 MiB body", body: "{" + strings.Repeat(" ", 2<<20) + "}", status: http.StatusRequestEntityTooLarge, noErrors: true},
+		{name: "text/plain", body: map[string]any{}, configure: func(_ *testing.T, r *http.Request) { r.Header.Set("Content-Type", "text/plain") }},
+		// Refused by its Content-Length: the body is never sent, let alone parsed.
+		{name: "2 MiB body", body: "", status: http.StatusRequestEntityTooLarge, noErrors: true,
+			configure: func(t *testing.T, r *http.Request) { declareBody(t, r, 2<<20) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,7 +102,7 @@ func TestCreateProductRejectsInvalidInput(t *testing.T) {
 			}
 			req := a.request(t, http.MethodPost, "/v1/products", admin, body)
 			if tc.configure != nil {
-				tc.configure(req)
+				tc.configure(t, req)
 			}
 			status := tc.status
 			if status == 0 {
@@ -132,12 +134,17 @@ func TestBodyLimitIsOneMiB(t *testing.T) {
 		return j[:len(j)-1] + strings.Repeat(" ", size-len(j)) + "}"
 	}
 	a.do(t, http.MethodPost, "/v1/products", admin, padded(1<<20)).want(t, http.StatusCreated)
-	expectProblem(t, a.do(t, http.MethodPost, "/v1/products", admin, padded(1<<20+1)), http.StatusRequestEntityTooLarge)
+
+	// One byte over, refused by its Content-Length before a byte is read.
+	req := a.request(t, http.MethodPost, "/v1/products", admin, "")
+	declareBody(t, req, 1<<20+1)
+	expectProblem(t, a.send(t, req), http.StatusRequestEntityTooLarge)
 
 	// Without a Content-Length (chunked), the limit holds while reading.
-	req := a.request(t, http.MethodPost, "/v1/products", admin, nil)
-	req.Body = io.NopCloser(strings.NewReader(padded(2 << 20)))
+	req = a.request(t, http.MethodPost, "/v1/products", admin, nil)
+	req.Body = io.NopCloser(strings.NewReader(padded(1<<20 + 64<<10)))
 	req.Header.Set("Content-Type", "application/json")
+	req.Close = true
 	expectProblem(t, a.send(t, req), http.StatusRequestEntityTooLarge)
 	if n := a.productCount(t); n != 1 {
 		t.Errorf("products = %d, want only the 1 MiB one", n)

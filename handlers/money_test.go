@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,10 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 	all := []func(*handlers.Config){
 		withPayments(s.fake.URL),
 		func(cfg *handlers.Config) {
+			if os.Getenv("SHOPD_TEST_LOG") != "" { // see what a 5xx was about
+				cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+				cfg.Orders.Log = cfg.Log
+			}
 			cfg.Orders.Now = s.clock.Now
 			cfg.Orders.PaymentWindow = paymentWindow
 			cfg.Orders.AfterPhase = s.crash.hook
@@ -336,14 +342,23 @@ func (a *api) sendAll(t *testing.T, limit time.Duration, reqs []*http.Request) [
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	out := make([]*resp, len(reqs))
+	errs := make([]error, len(reqs))
 	concurrently(t, len(reqs), limit+10*time.Second, func(i int) {
 		r, err := a.roundTrip(t, reqs[i].WithContext(ctx))
 		if err != nil {
-			t.Errorf("request %d: %v", i, err)
-			r = &resp{}
+			errs[i], r = err, &resp{}
 		}
 		out[i] = r
 	})
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests got no answer, first: %v", len(failed), len(reqs), failed[0])
+	}
 	return out
 }
 

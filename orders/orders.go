@@ -5,8 +5,10 @@ package orders
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/shopd/shopd"
@@ -89,7 +91,13 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 	if s.Payments == nil {
 		return CheckoutResponse{}, errPaymentsOff
 	}
-	k, err := s.Store.ClaimIdempotencyKey(ctx, req.UserID, req.Key, req.RequestHash)
+	// One connection for the whole checkout: it carries the in-flight lock.
+	st, err := s.Store.Pin(ctx)
+	if err != nil {
+		return CheckoutResponse{}, err
+	}
+	defer st.Release()
+	k, err := st.ClaimIdempotencyKey(ctx, req.UserID, req.Key, req.RequestHash)
 	if err != nil {
 		return CheckoutResponse{}, err
 	}
@@ -97,9 +105,9 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 		return CheckoutResponse{}, shopd.Errorf(shopd.EMismatch, "This Idempotency-Key was used with a different request body.")
 	}
 	if k.RecoveryPoint == store.PointFinished {
-		return replay(k), nil
+		return replay(k)
 	}
-	lock, ok, err := s.Store.TryLockCheckout(ctx, req.UserID, req.Key)
+	lock, ok, err := st.TryLockCheckout(ctx, req.UserID, req.Key)
 	if err != nil {
 		return CheckoutResponse{}, err
 	}
@@ -108,19 +116,19 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 	}
 	defer lock.Unlock()
 	// Whoever held the lock before may have finished, or given up.
-	k, err = s.Store.IdempotencyKeyByID(ctx, k.ID)
+	k, err = st.IdempotencyKeyByID(ctx, k.ID)
 	if shopd.ErrorCode(err) == shopd.ENotFound {
 		return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "The checkout with this Idempotency-Key failed; retry.")
 	} else if err != nil {
 		return CheckoutResponse{}, err
 	}
 	if k.RecoveryPoint == store.PointFinished {
-		return replay(k), nil
+		return replay(k)
 	}
 
 	var o store.Order
 	if k.RecoveryPoint == store.PointStarted {
-		o, err = s.placeOrder(ctx, k, req)
+		o, err = s.placeOrder(ctx, st, k, req)
 		if err != nil {
 			return CheckoutResponse{}, err
 		}
@@ -128,22 +136,28 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 			return CheckoutResponse{}, err
 		}
 	} else {
-		if o, err = s.Store.Order(ctx, *k.OrderID); err != nil {
+		if o, err = st.Order(ctx, *k.OrderID); err != nil {
 			return CheckoutResponse{}, err
 		}
 	}
-	return s.finishCheckout(ctx, k, o)
+	return s.finishCheckout(ctx, st, k, o)
 }
 
-func replay(k store.IdempotencyKey) CheckoutResponse {
-	return CheckoutResponse{Status: 200, Body: []byte(k.ResponseBody)}
+// replay answers a finished key: its stored order, or its stored refusal.
+func replay(k store.IdempotencyKey) (CheckoutResponse, error) {
+	if k.ResponseStatus != nil && *k.ResponseStatus == http.StatusConflict {
+		var p struct{ Detail string }
+		_ = json.Unmarshal(k.ResponseBody, &p)
+		return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "%s", p.Detail)
+	}
+	return CheckoutResponse{Status: http.StatusOK, Body: []byte(k.ResponseBody)}, nil
 }
 
 // placeOrder runs the order transaction. A refusal that changed nothing
 // (empty cart, short stock, quota) frees the key for another try.
-func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req CheckoutRequest) (store.Order, error) {
+func (s *Service) placeOrder(ctx context.Context, st *store.Store, k store.IdempotencyKey, req CheckoutRequest) (store.Order, error) {
 	forget := func(err error) (store.Order, error) {
-		if ferr := s.Store.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
+		if ferr := st.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
 			s.Log.ErrorContext(ctx, "forget idempotency key", "err", ferr)
 		}
 		return store.Order{}, err
@@ -157,11 +171,11 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 			return forget(&shopd.Error{Code: shopd.ERateLimited, Message: "Checkout quota exceeded; try again later.", RetryAfter: r.RetryAfter})
 		}
 	}
-	u, err := s.Store.UserByID(ctx, req.UserID)
+	u, err := st.UserByID(ctx, req.UserID)
 	if err != nil {
 		return forget(err)
 	}
-	o, err := s.Store.PlaceOrder(ctx, store.PlaceOrder{
+	o, err := st.PlaceOrder(ctx, store.PlaceOrder{
 		KeyID: k.ID, UserID: req.UserID, Email: u.Email,
 		ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
 		Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
@@ -178,9 +192,20 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 // finishCheckout creates (or, on a retry, gets back) the order's one
 // PaymentIntent and stores the response. A Stripe failure leaves the key at
 // order_created: the next retry, or the reconciler, continues from here.
-func (s *Service) finishCheckout(ctx context.Context, k store.IdempotencyKey, o store.Order) (CheckoutResponse, error) {
+func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.IdempotencyKey, o store.Order) (CheckoutResponse, error) {
+	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
+		// Expired (or cancelled) before Stripe ever took the intent: its
+		// stock is back on sale, so it must never become payable. The key
+		// ends with this refusal, which retries replay.
+		msg := fmt.Sprintf("Order %s was cancelled before payment could start; check out again.", o.Number())
+		body, _ := json.Marshal(map[string]string{"detail": msg})
+		if err := st.FinishIdempotencyKey(ctx, k.ID, http.StatusConflict, body); err != nil {
+			return CheckoutResponse{}, err
+		}
+		return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "%s", msg)
+	}
 	if o.PaymentIntentID == nil {
-		u, err := s.Store.UserByID(ctx, o.CustomerID)
+		u, err := st.UserByID(ctx, o.CustomerID)
 		if err != nil {
 			return CheckoutResponse{}, err
 		}
@@ -192,7 +217,7 @@ func (s *Service) finishCheckout(ctx context.Context, k store.IdempotencyKey, o 
 			if err != nil {
 				return CheckoutResponse{}, fmt.Errorf("stripe customer: %w", err)
 			}
-			if err := s.Store.SetStripeCustomer(ctx, u.ID, customerID); err != nil {
+			if err := st.SetStripeCustomer(ctx, u.ID, customerID); err != nil {
 				return CheckoutResponse{}, err
 			}
 		}
@@ -206,7 +231,7 @@ func (s *Service) finishCheckout(ctx context.Context, k store.IdempotencyKey, o 
 		if err := s.afterPhase("intent_created"); err != nil {
 			return CheckoutResponse{}, err
 		}
-		if o, err = s.Store.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret); err != nil {
+		if o, err = st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret); err != nil {
 			return CheckoutResponse{}, err
 		}
 	}
@@ -214,8 +239,8 @@ func (s *Service) finishCheckout(ctx context.Context, k store.IdempotencyKey, o 
 	if err != nil {
 		return CheckoutResponse{}, fmt.Errorf("render checkout: %w", err)
 	}
-	if err := s.Store.FinishIdempotencyKey(ctx, k.ID, 201, body); err != nil {
+	if err := st.FinishIdempotencyKey(ctx, k.ID, http.StatusCreated, body); err != nil {
 		return CheckoutResponse{}, err
 	}
-	return CheckoutResponse{Status: 201, Body: body}, nil
+	return CheckoutResponse{Status: http.StatusCreated, Body: body}, nil
 }

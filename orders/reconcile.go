@@ -65,23 +65,28 @@ func (s *Service) Reconcile(ctx context.Context) {
 
 // resumeCheckout finishes one stuck checkout unless a request is on it.
 func (s *Service) resumeCheckout(ctx context.Context, k store.IdempotencyKey) {
-	lock, ok, err := s.Store.TryLockCheckout(ctx, k.UserID, k.Key)
+	st, err := s.Store.Pin(ctx)
+	if err != nil {
+		return
+	}
+	defer st.Release()
+	lock, ok, err := st.TryLockCheckout(ctx, k.UserID, k.Key)
 	if err != nil || !ok {
 		return
 	}
 	defer lock.Unlock()
-	k, err = s.Store.IdempotencyKeyByID(ctx, k.ID)
+	k, err = st.IdempotencyKeyByID(ctx, k.ID)
 	if err != nil || k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
 		return
 	}
-	o, err := s.Store.Order(ctx, *k.OrderID)
+	o, err := st.Order(ctx, *k.OrderID)
 	if err != nil {
 		return
 	}
 	if s.Payments == nil {
 		return
 	}
-	if _, err := s.finishCheckout(ctx, k, o); err != nil {
+	if _, err := s.finishCheckout(ctx, st, k, o); err != nil {
 		s.Log.WarnContext(ctx, "reconcile: resume checkout", "order_id", o.ID, "err", err)
 		return
 	}

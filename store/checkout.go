@@ -128,27 +128,25 @@ func (s *Store) StaleCheckouts(ctx context.Context, before time.Time) ([]Idempot
 // lives on one database connection, so if the process dies the database
 // drops the session and the lock with it: a retry can take over at once.
 type CheckoutLock struct {
-	conn *sql.Conn
+	conn *sqlx.Conn
 	name string
 }
 
-// TryLockCheckout takes the lock of (userID, key) without waiting; ok is
-// false when another request (or the reconciler) holds it.
+// TryLockCheckout takes the lock of (userID, key) without waiting, on the
+// connection of a pinned Store; ok is false when another request (or the
+// reconciler) holds it.
 func (s *Store) TryLockCheckout(ctx context.Context, userID, key string) (lock *CheckoutLock, ok bool, err error) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
+	if s.conn == nil {
+		return nil, false, errors.New("lock checkout: the store must be pinned to a connection")
 	}
 	name := "checkout:" + userID + ":" + key
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, name).Scan(&ok); err != nil {
-		conn.Close()
+	if err := s.conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, name).Scan(&ok); err != nil {
 		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
 	}
 	if !ok {
-		conn.Close()
 		return nil, false, nil
 	}
-	return &CheckoutLock{conn: conn, name: name}, true, nil
+	return &CheckoutLock{conn: s.conn, name: name}, true, nil
 }
 
 // Unlock releases the lock. If that fails the connection is discarded
@@ -159,7 +157,6 @@ func (l *CheckoutLock) Unlock() {
 	if _, err := l.conn.ExecContext(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.name); err != nil {
 		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
-	l.conn.Close()
 }
 
 // PlaceOrder is what checkout's order transaction needs.
@@ -225,10 +222,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
 VALUES ($1, $2, $3, 'sale', $4, $5, $6)`
 
-	emptyCartSQL = `DELETE FROM cart_items WHERE user_id = $1`
-
-	emptiedCartSQL = `UPDATE carts SET updated_at = now() WHERE user_id = $1`
-
 	orderCreatedSQL = `
 UPDATE idempotency_keys
 SET recovery_point = 'order_created', order_id = $2, updated_at = now()
@@ -245,6 +238,15 @@ WHERE id = $1
 func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	var out Order
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Lock the cart first, as every cart write does, so a line added
+		// during checkout is either ordered or left in the cart.
+		var cartUpdated time.Time
+		err := tx.GetContext(ctx, &cartUpdated, lockCartForUpdateSQL, p.UserID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
+		} else if err != nil {
+			return fmt.Errorf("lock cart: %w", translate(err))
+		}
 		var lines []cartLine
 		if err := tx.SelectContext(ctx, &lines, checkoutCartSQL, p.UserID); err != nil {
 			return fmt.Errorf("read cart: %w", translate(err))
@@ -283,7 +285,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 			return fmt.Errorf("order number: %w", translate(err))
 		}
 		var o Order
-		err := tx.GetContext(ctx, &o, insertOrderSQL, number, p.UserID, p.Email,
+		err = tx.GetContext(ctx, &o, insertOrderSQL, number, p.UserID, p.Email,
 			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
 			currency, types.JSONText(p.ShippingAddress), types.JSONText(p.BillingAddress), p.PaymentDueAt)
 		if err != nil {
@@ -304,11 +306,8 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		if err := recordEvent(ctx, tx, o, EventPlaced, Actor{Kind: "customer", ID: p.UserID}, &o.TotalCents, ""); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, emptyCartSQL, p.UserID); err != nil {
-			return fmt.Errorf("empty cart: %w", translate(err))
-		}
-		if _, err := tx.ExecContext(ctx, emptiedCartSQL, p.UserID); err != nil {
-			return fmt.Errorf("touch cart: %w", translate(err))
+		if err := clearCartTx(ctx, tx, p.UserID, s.Now()); err != nil {
+			return fmt.Errorf("empty cart: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID)
 		if err != nil {

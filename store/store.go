@@ -17,11 +17,42 @@ import (
 	shopsql "github.com/shopd/shopd/sql"
 )
 
-// Store is the database. It is safe for concurrent use.
+// Store is the database. It is safe for concurrent use, except a pinned
+// Store (see Pin), which belongs to one goroutine.
 type Store struct {
-	db *sqlx.DB
+	db   dbtx     // the pool, or the one connection of a pinned Store
+	pool *sqlx.DB // always the pool
+	conn *sqlx.Conn
 	// Now is the clock used for business timestamps and time windows.
 	Now func() time.Time
+}
+
+// dbtx is what queries run on: the pool or one connection.
+type dbtx interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	BeginTxx(ctx context.Context, opts *sql.TxOptions) (*sqlx.Tx, error)
+}
+
+// Pin returns a Store whose queries all run on one connection taken from
+// the pool, until Release. A flow that holds a session-level lock (checkout)
+// works on the lock's own connection: taking a second connection while
+// holding the first could deadlock a full pool.
+func (s *Store) Pin(ctx context.Context) (*Store, error) {
+	c, err := s.pool.Connx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pin connection: %w", translate(err))
+	}
+	return &Store{db: c, pool: s.pool, conn: c, Now: s.Now}, nil
+}
+
+// Release gives a pinned Store's connection back to the pool.
+func (s *Store) Release() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
 }
 
 // Open connects to url, checks the connection and applies migrations.
@@ -46,17 +77,17 @@ func Open(ctx context.Context, url string) (*Store, error) {
 
 // New wraps an open, migrated database.
 func New(db *sqlx.DB) *Store {
-	return &Store{db: db, Now: time.Now}
+	return &Store{db: db, pool: db, Now: time.Now}
 }
 
 // DB is the underlying pool, for health checks and tests.
-func (s *Store) DB() *sqlx.DB { return s.db }
+func (s *Store) DB() *sqlx.DB { return s.pool }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.pool.Close() }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return s.pool.PingContext(ctx) }
 
 // inTx runs fn in a transaction, committing when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -259,5 +258,3 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 	}
 	return bin, nil
 }
-
-var errInterrupted = errors.New("interrupted")

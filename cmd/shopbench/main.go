@@ -1,0 +1,394 @@
+// Command shopbench measures the API under concurrent load and compares it
+// with the database doing the same work directly. `make bench` runs it.
+//
+// # What it does
+//
+// It starts a private, throwaway PostgreSQL (fsync off, in a temporary
+// directory) and stripe-mock, seeds the demo catalog with `shopd seed`, and
+// starts the server binary (-server, built by `make bench`) as a separate
+// process on a free loopback port, with checkout, search and login quotas
+// off. As the bootstrap admin it adds a few products with 1,000,000 in
+// stock, so checkout never runs out, and it registers one customer per
+// client. Everything it starts is stopped at the end, also on Ctrl-C, and
+// every request goes to 127.0.0.1.
+//
+// Then, for each scenario, -c clients (default 32) run closed-loop (each
+// sends its next operation as soon as the last is answered) for a warm-up
+// (-warmup, not counted) and then for -duration (default 10s):
+//
+//   - list products: GET /v1/products?limit=20
+//   - get product: GET /v1/products/{id}, over the seeded ids
+//   - add-to-cart + checkout: each client is its own customer; one
+//     operation is POST /v1/cart/items (1 unit of a high-stock product)
+//     followed by POST /v1/checkout with a fresh Idempotency-Key. The two
+//     requests are also reported on their own rows.
+//
+// After each API phase, pgbench runs the equivalent SQL (the scripts in
+// pgbench/, the store's own queries) against the same database with the
+// same number of clients (-j 2 threads, prepared statements) for the same
+// time. The checkout script runs the statements of the add-to-cart and
+// order transactions; it does not call Stripe and skips the checkout's
+// idempotency-key bookkeeping, so the API does strictly more work than it.
+// The tables are vacuumed before every phase.
+//
+// # How to read it
+//
+// The table gives, per scenario, the operations completed, ops/s, the 50th
+// and 99th percentile latency as the clients saw it, and errors; then the
+// server's peak resident memory (VmHWM: the most it held at any moment).
+// The ratio is API ops/s divided by pgbench's tps for the equivalent SQL:
+// the share of the database's own throughput the API delivers (HTTP, JSON,
+// OpenAPI validation, JWT checks, the driver's round trips and, for
+// checkout, two stripe-mock calls). The issue's aims are a ratio of at least
+// 0.4 for the catalog reads and 0.5 for checkout, and p99 under 50 ms; the
+// report says which are met. Everything shares one machine (clients, server,
+// PostgreSQL, stripe-mock, pgbench), so numbers compare runs on the same
+// machine only; nothing asserts on them.
+//
+// Any non-2xx answer or transport error counts as an error and is listed
+// with a sample body; a bench with errors says so and exits with status 1,
+// since its numbers do not measure the intended work.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	server        string
+	duration      time.Duration
+	warmup        time.Duration
+	clients       int
+	jobs          int
+	stockProducts int
+	pgbench       string
+	keep          bool
+}
+
+// Targets from the issue.
+const (
+	readRatioTarget     = 0.4
+	checkoutRatioTarget = 0.5
+	p99Target           = 50 * time.Millisecond
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.server, "server", "", "the shopd binary to run (default: go build ./cmd/shopd into a temporary directory)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario, for the API and for pgbench each")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each measured phase")
+	flag.IntVar(&o.clients, "c", 32, "concurrent clients (HTTP clients and pgbench clients)")
+	flag.IntVar(&o.jobs, "j", 2, "pgbench threads")
+	flag.IntVar(&o.stockProducts, "stock-products", 8, "high-stock products the checkout clients share")
+	flag.StringVar(&o.pgbench, "pgbench", "", "the pgbench binary (default: next to the PostgreSQL server binaries, or on PATH)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (services log, rendered pgbench scripts)")
+	flag.Parse()
+	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 {
+		fmt.Fprintln(os.Stderr, "shopbench: need -c >= 1, 1 <= -j <= -c, -stock-products >= 1, -duration >= 1s, -warmup >= 0")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := bench(ctx, o, os.Stdout)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (%v)", err)
+		}
+		fmt.Fprintln(os.Stderr, "shopbench:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// outcome is one scenario's API and SQL measurements.
+type outcome struct {
+	api    result
+	sql    sqlResult
+	target float64
+	// serverCores and clientCores are the CPU the server and this load
+	// generator used during the measured API phase, in cores; peakRSS is
+	// the server's VmHWM (KiB) after it.
+	serverCores, clientCores float64
+	peakRSS                  int64
+}
+
+func bench(ctx context.Context, o options, out io.Writer) (int, error) {
+	began := time.Now()
+	if o.server == "" {
+		dir, err := os.MkdirTemp("", "shopbench-build-")
+		if err != nil {
+			return 1, err
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(out, "building ./cmd/shopd ...")
+		if o.server, err = buildServer(ctx, dir); err != nil {
+			return 1, err
+		}
+	}
+	server, err := filepath.Abs(o.server)
+	if err != nil {
+		return 1, err
+	}
+	if _, err := os.Stat(server); err != nil {
+		return 1, fmt.Errorf("-server: %w", err)
+	}
+
+	fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
+	e, err := startEnv(ctx, server, o.keep)
+	if err != nil {
+		return 1, err
+	}
+	defer e.close()
+	pgbench := o.pgbench
+	if pgbench == "" {
+		if pgbench, err = findPgbench(ctx); err != nil {
+			return 1, err
+		}
+	}
+	_, startRSS, _ := memoryKiB(e.pid)
+
+	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	prepStart := time.Now()
+	f, err := prepare(ctx, a, o.clients, o.stockProducts)
+	if err != nil {
+		return 1, fmt.Errorf("prepare: %w", err)
+	}
+	prepTook := time.Since(prepStart)
+	// Setup hashes 2 passwords per customer (argon2id, 19 MiB each), which
+	// takes more memory than serving does: the scenarios' peak is measured
+	// from here on, the setup's reported apart.
+	setupPeak, _, _ := memoryKiB(e.pid)
+	peakReset := resetPeakRSS(e.pid)
+	scripts, err := writeScripts(filepath.Join(e.dir, "pgbench"), f)
+	if err != nil {
+		return 1, err
+	}
+	db, err := sql.Open("postgres", e.db.URL)
+	if err != nil {
+		return 1, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+
+	fmt.Fprintf(out, "server %s (pid %d) at %s; %d seeded products, %d high-stock products, %d customers (set up in %v)\n",
+		server, e.pid, e.base, len(f.catalogIDs), len(f.stockIDs), len(f.customers), prepTook.Round(100*time.Millisecond))
+	fmt.Fprintf(out, "%d clients, %v warm-up + %v per phase; pgbench %s -c %d -j %d -M prepared\n\n",
+		o.clients, o.warmup, o.duration, pgbench, o.clients, o.jobs)
+
+	workers := newWorkers(e.base, o.clients)
+	plan := []struct {
+		sc     scenario
+		script string
+		target float64
+	}{
+		{listScenario(), "list", readRatioTarget},
+		{getScenario(f.catalogIDs, o.clients), "get", readRatioTarget},
+		{checkoutScenario(f), "checkout", checkoutRatioTarget},
+	}
+	seconds := int(math.Ceil(o.duration.Seconds()))
+	warmSeconds := int(math.Ceil(o.warmup.Seconds()))
+	var outcomes []outcome
+	for _, p := range plan {
+		for _, w := range workers {
+			p.sc.setup(w)
+		}
+		if err := vacuum(ctx, db); err != nil {
+			return 1, fmt.Errorf("vacuum: %w", err)
+		}
+		fmt.Fprintf(out, "%-24s API ... ", p.sc.name)
+		if o.warmup > 0 {
+			run(ctx, p.sc, workers, o.warmup)
+		}
+		serverBefore, _ := processCPU(e.pid)
+		selfBefore := selfCPU()
+		sampleCtx, stopSample := context.WithCancel(ctx)
+		counts := map[string]int{}
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for sampleCtx.Err() == nil {
+				rows, err := db.QueryContext(sampleCtx, `SELECT state || ' ' || coalesce(wait_event_type,'-') || ':' || coalesce(wait_event,'-') || ' ' || left(regexp_replace(query, '\s+', ' ', 'g'), 50) FROM pg_stat_activity WHERE datname = 'shop' AND pid <> pg_backend_pid() AND state IS NOT NULL`)
+				if err == nil {
+					for rows.Next() {
+						var k string
+						rows.Scan(&k)
+						counts[k]++
+					}
+					rows.Close()
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
+		res := run(ctx, p.sc, workers, o.duration)
+		stopSample()
+		<-sampled
+		if p.script == "checkout" {
+			for k, n := range counts {
+				if n > 20 {
+					fmt.Fprintf(out, "DEBUG %5d %s\n", n, k)
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return 1, ctx.Err()
+		}
+		oc := outcome{api: res, target: p.target}
+		if serverAfter, err := processCPU(e.pid); err == nil {
+			oc.serverCores = (serverAfter - serverBefore).Seconds() / res.elapsed.Seconds()
+		}
+		oc.clientCores = (selfCPU() - selfBefore).Seconds() / res.elapsed.Seconds()
+		oc.peakRSS, _, _ = memoryKiB(e.pid)
+		fmt.Fprintf(out, "%8.1f ops/s (%d errors)   SQL ... ", res.op.perSec, res.op.errs)
+		if err := vacuum(ctx, db); err != nil {
+			return 1, fmt.Errorf("vacuum: %w", err)
+		}
+		if warmSeconds > 0 {
+			runPgbench(ctx, pgbench, e.db.URL, scripts[p.script], o.clients, o.jobs, warmSeconds)
+		}
+		sr := runPgbench(ctx, pgbench, e.db.URL, scripts[p.script], o.clients, o.jobs, seconds)
+		if ctx.Err() != nil {
+			return 1, ctx.Err()
+		}
+		fmt.Fprintf(out, "%8.1f tps\n", sr.tps)
+		oc.sql = sr
+		outcomes = append(outcomes, oc)
+	}
+
+	alive := e.serverAlive()
+	peakRSS, endRSS, rssErr := memoryKiB(e.pid)
+	mem := memReport{startRSS: startRSS, setupPeak: setupPeak, peakReset: peakReset, peakRSS: peakRSS, endRSS: endRSS, err: rssErr}
+	code := report(out, o, outcomes, alive, mem)
+	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
+	if code != 0 && !o.keep {
+		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
+	}
+	return code, nil
+}
+
+// report prints the results and returns the exit code: 1 when anything
+// failed (requests, pgbench, the server), else 0. Missing a target is not a
+// failure.
+// memReport is the server's memory in KiB: after start-up, the peak while
+// the bench was set up, the peak during the scenarios (since peakReset, or
+// since start if that failed) and at the end.
+type memReport struct {
+	startRSS, setupPeak, peakRSS, endRSS int64
+	peakReset, err                       error
+}
+
+func report(out io.Writer, o options, outcomes []outcome, alive bool, mem memReport) int {
+	failed := false
+	fmt.Fprintf(out, "\nAPI: %d clients, %v per scenario, %d CPUs shared by everything\n", o.clients, o.duration, runtime.NumCPU())
+	fmt.Fprintf(out, "%-30s %9s %10s %9s %9s %8s %11s %11s %10s\n",
+		"scenario", "ops", "ops/s", "p50", "p99", "errors", "server CPU", "client CPU", "peak RSS")
+	row := func(name string, s stats) string {
+		return fmt.Sprintf("%-30s %9d %10.1f %9s %9s %8d", name, s.n, s.perSec, ms(s.p50), ms(s.p99), s.errs)
+	}
+	for _, oc := range outcomes {
+		fmt.Fprintf(out, "%s %11s %11s %10s\n", row(oc.api.name, oc.api.op),
+			fmt.Sprintf("%.2f cores", oc.serverCores), fmt.Sprintf("%.2f cores", oc.clientCores),
+			fmt.Sprintf("%.1f MiB", mib(oc.peakRSS)))
+		for _, r := range oc.api.reqs {
+			fmt.Fprintln(out, row("  "+r.name, r.stats))
+		}
+	}
+	fmt.Fprintln(out, "(ops/s and latencies are per operation; peak RSS is the server's highest so far, after each scenario)")
+	switch {
+	case mem.err != nil:
+		fmt.Fprintf(out, "\nserver peak RSS: unknown (%v)\n", mem.err)
+	case mem.peakReset != nil:
+		fmt.Fprintf(out, "\nserver peak RSS (VmHWM): %.1f MiB, set-up included (could not reset the peak after it: %v)\n",
+			mib(mem.peakRSS), mem.peakReset)
+	default:
+		fmt.Fprintf(out, "\nserver peak RSS (VmHWM) during the scenarios: %.1f MiB\n", mib(mem.peakRSS))
+		fmt.Fprintf(out, "  after start-up %.1f MiB; peak during set-up %.1f MiB (%d registrations + %d logins, argon2id, one at a time); at the end %.1f MiB\n",
+			mib(mem.startRSS), mib(mem.setupPeak), o.clients, o.clients+1, mib(mem.endRSS))
+	}
+
+	fmt.Fprintf(out, "\nAPI / raw SQL (pgbench -c %d -j %d -M prepared, same database, same duration)\n", o.clients, o.jobs)
+	fmt.Fprintf(out, "%-24s %10s %10s %9s %7s %8s  %s\n", "scenario", "API ops/s", "SQL tps", "SQL avg", "ratio", "target", "")
+	for _, oc := range outcomes {
+		verdict, ratio := "n/a", math.NaN()
+		if oc.sql.err == nil && oc.sql.tps > 0 {
+			ratio = oc.api.op.perSec / oc.sql.tps
+			verdict = "met"
+			if ratio < oc.target {
+				verdict = "MISSED"
+			}
+		}
+		fmt.Fprintf(out, "%-24s %10.1f %10.1f %9s %7.2f %8s  %s\n", oc.api.name, oc.api.op.perSec, oc.sql.tps,
+			fmt.Sprintf("%.2fms", oc.sql.latencyAvg), ratio, fmt.Sprintf(">= %.1f", oc.target), verdict)
+	}
+	fmt.Fprintln(out, "(the checkout SQL runs the add-to-cart and order transactions only: no Stripe calls, no idempotency-key rows)")
+
+	fmt.Fprintf(out, "\np99 < %v:", p99Target)
+	for _, oc := range outcomes {
+		rows := append([]namedStats{{name: oc.api.name, stats: oc.api.op}}, oc.api.reqs...)
+		for _, r := range rows {
+			verdict := "met"
+			if r.n == 0 || r.p99 >= p99Target {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(out, "\n  %-30s %9s  %s", r.name, ms(r.p99), verdict)
+		}
+	}
+	fmt.Fprintln(out)
+
+	var problems []string
+	for _, oc := range outcomes {
+		if oc.api.op.errs > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %d of %d operations failed", oc.api.name, oc.api.op.errs, oc.api.op.errs+oc.api.op.n))
+			for _, l := range oc.api.errorLines() {
+				problems = append(problems, "    "+l)
+			}
+		}
+		if oc.sql.err != nil {
+			problems = append(problems, fmt.Sprintf("%s SQL: %v\n%s", oc.api.name, oc.sql.err, indent(lastLines(oc.sql.output, 15), "    ")))
+		}
+	}
+	if !alive {
+		problems = append(problems, "the server process exited during the bench")
+	}
+	if len(problems) > 0 {
+		failed = true
+		bar := strings.Repeat("!", 78)
+		fmt.Fprintf(out, "\n%s\n!!! THIS BENCH HAD ERRORS: the numbers above do not measure the intended work\n", bar)
+		for _, p := range problems {
+			fmt.Fprintln(out, p)
+		}
+		fmt.Fprintln(out, bar)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}

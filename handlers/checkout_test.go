@@ -1,0 +1,732 @@
+package handlers_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/store"
+	"github.com/shopd/shopd/handlers"
+)
+
+// TestCheckoutOversellRace: 40 buyers race for 10 units, five times over.
+// Exactly 10 win each round, the rest get 409 naming the product, and
+// stock, orders and ledger agree.
+func TestCheckoutOversellRace(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	const buyers, units, rounds = 40, 10, 5
+	customers := make([]account, buyers)
+	for i := range customers {
+		customers[i] = s.newCustomer(t)
+	}
+	for round := range rounds {
+		p := s.product(t, s.admin, map[string]any{"stock": units, "priceCents": 1500})
+		reqs := make([]*http.Request, buyers)
+		for i, c := range customers {
+			s.fillCart(t, c.token, line{p.Id, 1})
+			reqs[i] = s.checkoutRequest(t, c.token, newKey(), checkoutBody())
+		}
+		res := s.sendAll(t, 60*time.Second, reqs)
+
+		orderIDs := map[string]bool{}
+		var loser int
+		for i, r := range res {
+			switch r.status {
+			case http.StatusCreated:
+				var out gen.CheckoutResult
+				r.decode(t, &out)
+				if out.Order.CustomerId != customers[i].id || len(out.Order.Items) != 1 || out.Order.Items[0].Quantity != 1 {
+					t.Errorf("round %d: buyer %d got order %+v", round, i, out.Order)
+				}
+				if !strings.HasPrefix(out.Payment.PaymentIntentId, "pi_") || out.Payment.ClientSecret == "" {
+					t.Errorf("round %d: buyer %d got payment %+v", round, i, out.Payment)
+				}
+				orderIDs[out.Order.Id] = true
+			case http.StatusConflict:
+				loser = i
+				if pr := expectProblem(t, r, http.StatusConflict); !strings.Contains(pr.Detail, p.Sku) {
+					t.Errorf("round %d: 409 does not name the SKU %s: %q", round, p.Sku, pr.Detail)
+				}
+			default:
+				t.Errorf("round %d: buyer %d: status %d: %s", round, i, r.status, r.body)
+			}
+		}
+		if c := statusCounts(res); c[http.StatusCreated] != units || c[http.StatusConflict] != buyers-units {
+			t.Fatalf("round %d: statuses %v, want %d x 201 and %d x 409", round, c, units, buyers-units)
+		}
+		if len(orderIDs) != units {
+			t.Errorf("round %d: %d distinct orders in the answers, want %d", round, len(orderIDs), units)
+		}
+		if st := s.dbStock(t, p.Id); st != 0 {
+			t.Errorf("round %d: stock = %d, want 0", round, st)
+		}
+		var inDB int
+		if err := s.Store.DB().Get(&inDB, `SELECT count(DISTINCT order_id) FROM order_items WHERE product_id = $1`, p.Id); err != nil {
+			t.Fatal(err)
+		}
+		if inDB != units {
+			t.Errorf("round %d: %d orders in the database, want %d", round, inDB, units)
+		}
+		types := s.ledgerCheck(t, p.Id)
+		if types["sale"] != units || types["restock"] != 1 || len(types) != 2 {
+			t.Errorf("round %d: ledger rows by type %v, want %d sales and the opening restock", round, types, units)
+		}
+		// A refused checkout changed nothing: the loser's cart still holds the line.
+		c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", customers[loser].token, nil), http.StatusOK)
+		if q := cartQuantities(c); q[p.Id] != 1 {
+			t.Errorf("round %d: loser's cart = %+v, want the line kept", round, c.Items)
+		}
+	}
+	// Numbers are assigned at commit: 50 orders, no gaps despite 150 refusals.
+	var numbers []int64
+	if err := s.Store.DB().Select(&numbers, `SELECT order_number FROM orders ORDER BY order_number`); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range numbers {
+		if n != int64(i+1) {
+			t.Fatalf("order numbers %v have a gap at %d", numbers, i+1)
+		}
+	}
+	if len(numbers) != units*rounds {
+		t.Errorf("%d orders, want %d", len(numbers), units*rounds)
+	}
+	if n := s.fake.IntentCount(); n != units*rounds {
+		t.Errorf("PaymentIntents at Stripe = %d, want %d", n, units*rounds)
+	}
+}
+
+// TestCheckoutSameKeyConcurrent: 20 requests with one key make one order
+// and one PaymentIntent; every replay is the first answer.
+func TestCheckoutSameKeyConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	p := s.product(t, s.admin, map[string]any{"stock": 50, "priceCents": 2500})
+	s.fillCart(t, c.token, line{p.Id, 2})
+	key := newKey()
+
+	const n = 20
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		reqs[i] = s.checkoutRequest(t, c.token, key, checkoutBody())
+	}
+	res := s.sendAll(t, 60*time.Second, reqs)
+
+	var first *resp
+	var replays []*resp
+	for i, r := range res {
+		switch r.status {
+		case http.StatusCreated:
+			if first != nil {
+				t.Errorf("a second 201 (request %d)", i)
+			}
+			first = r
+		case http.StatusOK:
+			replays = append(replays, r)
+		case http.StatusConflict:
+			expectProblem(t, r, http.StatusConflict)
+			if ra := retryAfter(r); ra < 1 {
+				t.Errorf("409 without a usable Retry-After (%q): %s", r.header.Get("Retry-After"), r.body)
+			}
+		default:
+			t.Errorf("request %d: status %d: %s", i, r.status, r.body)
+		}
+	}
+	if first == nil {
+		t.Fatalf("no 201 among %v", statusCounts(res))
+	}
+	want := asJSON(t, first.body)
+	for _, r := range replays {
+		if got := asJSON(t, r.body); !reflect.DeepEqual(got, want) {
+			t.Errorf("replay differs from the first answer:\n got %s\nwant %s", r.body, first.body)
+		}
+	}
+	var out gen.CheckoutResult
+	first.decode(t, &out)
+	orderID := s.onlyOrderOf(t, c.id)
+	if out.Order.Id != orderID {
+		t.Errorf("201 names order %s, database has %s", out.Order.Id, orderID)
+	}
+	if in := s.fake.IntentsForOrder(orderID); len(in) != 1 || in[0].ID != out.Payment.PaymentIntentId {
+		t.Errorf("intents for the order = %+v, want exactly the one answered (%s)", in, out.Payment.PaymentIntentId)
+	}
+	if n := s.fake.IntentCount(); n != 1 {
+		t.Errorf("PaymentIntents at Stripe = %d, want 1", n)
+	}
+	if st := s.dbStock(t, p.Id); st != 48 {
+		t.Errorf("stock = %d, want 48 (taken once)", st)
+	}
+
+	// Later, the same again: 200 with the same body.
+	r := s.checkout(t, c.token, key).want(t, http.StatusOK)
+	if got := asJSON(t, r.body); !reflect.DeepEqual(got, want) {
+		t.Errorf("late replay differs:\n got %s\nwant %s", r.body, first.body)
+	}
+	// Same key, another body: 422, nothing new.
+	other := map[string]any{"shippingAddress": testAddress("Paris")}
+	expectProblem(t, s.send(t, s.checkoutRequest(t, c.token, key, other)), http.StatusUnprocessableEntity)
+	// The billing address defaulting to the shipping one is the same request.
+	same := map[string]any{"shippingAddress": testAddress("London"), "billingAddress": testAddress("London")}
+	s.send(t, s.checkoutRequest(t, c.token, key, same)).want(t, http.StatusOK)
+	if ids := s.ordersOf(t, c.id); len(ids) != 1 {
+		t.Errorf("orders after replays = %d, want 1", len(ids))
+	}
+
+	// Keys are per user: another customer's identical key is a new checkout.
+	d := s.newCustomer(t)
+	s.fillCart(t, d.token, line{p.Id, 1})
+	var theirs gen.CheckoutResult
+	s.checkout(t, d.token, key).want(t, http.StatusCreated).decode(t, &theirs)
+	if theirs.Order.Id == out.Order.Id || theirs.Order.CustomerId != d.id || theirs.Payment.PaymentIntentId == out.Payment.PaymentIntentId {
+		t.Errorf("another customer's checkout with the same key = %+v", theirs)
+	}
+
+	// No key: 400.
+	pr := expectProblem(t, s.checkout(t, d.token, ""), http.StatusBadRequest)
+	if !pr.hasFieldError("Idempotency-Key") {
+		t.Errorf("400 does not name Idempotency-Key: %+v", pr)
+	}
+
+	// An empty cart is 400 and does not use the key up.
+	e := s.newCustomer(t)
+	ekey := newKey()
+	expectProblem(t, s.checkout(t, e.token, ekey), http.StatusBadRequest)
+	if st := s.keyState(t, e.id, ekey); st != "" {
+		t.Errorf("key after an empty-cart checkout is %q, want none (reusable)", st)
+	}
+	s.fillCart(t, e.token, line{p.Id, 1})
+	s.checkout(t, e.token, ekey).want(t, http.StatusCreated)
+}
+
+// TestCheckoutNoDeadlock: 30 concurrent multi-line checkouts over 5
+// products, lines added in random order, finish without a 5xx, and stock
+// is conserved product by product.
+func TestCheckoutNoDeadlock(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	const products, buyers, initial = 5, 30, 60
+	ps := make([]gen.Product, products)
+	for i := range ps {
+		ps[i] = s.product(t, s.admin, map[string]any{"stock": initial, "priceCents": 1000 + 100*i})
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	customers := make([]account, buyers)
+	carts := make([]map[string]int, buyers)
+	reqs := make([]*http.Request, buyers)
+	for i := range customers {
+		customers[i] = s.newCustomer(t)
+		var lines []line
+		carts[i] = map[string]int{}
+		for _, k := range rng.Perm(products)[:2+rng.IntN(products-1)] {
+			q := 1 + rng.IntN(3)
+			lines = append(lines, line{ps[k].Id, q})
+			carts[i][ps[k].Id] = q
+		}
+		s.fillCart(t, customers[i].token, lines...)
+		reqs[i] = s.checkoutRequest(t, customers[i].token, newKey(), checkoutBody())
+	}
+	res := s.sendAll(t, 90*time.Second, reqs)
+
+	ordered := map[string]int{}
+	var placed int
+	for i, r := range res {
+		switch r.status {
+		case http.StatusCreated:
+			placed++
+			var out gen.CheckoutResult
+			r.decode(t, &out)
+			got := map[string]int{}
+			for _, it := range out.Order.Items {
+				got[it.ProductId] += int(it.Quantity)
+				ordered[it.ProductId] += int(it.Quantity)
+			}
+			if !reflect.DeepEqual(got, carts[i]) {
+				t.Errorf("buyer %d: order lines %v, cart was %v", i, got, carts[i])
+			}
+		case http.StatusConflict:
+			expectProblem(t, r, http.StatusConflict)
+		default:
+			t.Errorf("buyer %d: status %d: %s", i, r.status, r.body)
+		}
+	}
+	if placed == 0 {
+		t.Fatal("no checkout succeeded")
+	}
+	for _, p := range ps {
+		final := s.dbStock(t, p.Id)
+		if initial != final+ordered[p.Id] {
+			t.Errorf("%s: initial %d != final %d + ordered %d", p.Sku, initial, final, ordered[p.Id])
+		}
+		types := s.ledgerCheck(t, p.Id)
+		var orders int
+		if err := s.Store.DB().Get(&orders, `SELECT count(*) FROM order_items WHERE product_id = $1`, p.Id); err != nil {
+			t.Fatal(err)
+		}
+		if types["sale"] != orders {
+			t.Errorf("%s: %d sale rows for %d order lines", p.Sku, types["sale"], orders)
+		}
+	}
+	var n int
+	if err := s.Store.DB().Get(&n, `SELECT count(*) FROM orders`); err != nil {
+		t.Fatal(err)
+	}
+	if n != placed {
+		t.Errorf("%d orders in the database, %d answered 201", n, placed)
+	}
+}
+
+// TestCheckoutCrashRecovery: a checkout that dies between phases, or whose
+// Stripe call fails, is finished by a retry with the same key: the same
+// order, one PaymentIntent, stock taken once.
+func TestCheckoutCrashRecovery(t *testing.T) {
+	t.Parallel()
+
+	// begin places a cart of 2 units (stock 5) and returns what a retry needs.
+	type attempt struct {
+		s   *shop
+		c   account
+		p   gen.Product
+		key string
+	}
+	begin := func(t *testing.T) attempt {
+		s := newShop(t)
+		c := s.newCustomer(t)
+		p := s.product(t, s.admin, map[string]any{"stock": 5, "priceCents": 3000})
+		s.fillCart(t, c.token, line{p.Id, 2})
+		return attempt{s: s, c: c, p: p, key: newKey()}
+	}
+	// retry checks out again with the key and checks the outcome.
+	retry := func(t *testing.T, at attempt, orderID, intentID string) gen.CheckoutResult {
+		t.Helper()
+		r := at.s.checkout(t, at.c.token, at.key)
+		if r.status != http.StatusCreated && r.status != http.StatusOK {
+			t.Fatalf("retry: status %d: %s", r.status, r.body)
+		}
+		var out gen.CheckoutResult
+		r.decode(t, &out)
+		if out.Order.Id != orderID {
+			t.Errorf("retry answered order %s, want %s", out.Order.Id, orderID)
+		}
+		in := at.s.fake.IntentsForOrder(orderID)
+		if len(in) != 1 || at.s.fake.IntentCount() != 1 {
+			t.Fatalf("intents for the order = %d (all: %d), want 1", len(in), at.s.fake.IntentCount())
+		}
+		if out.Payment.PaymentIntentId != in[0].ID || out.Order.PaymentIntentId.MustGet() != in[0].ID {
+			t.Errorf("retry answered intent %s, Stripe has %s", out.Payment.PaymentIntentId, in[0].ID)
+		}
+		if intentID != "" && in[0].ID != intentID {
+			t.Errorf("intent %s, want the first one %s", in[0].ID, intentID)
+		}
+		if in[0].Amount != out.Order.TotalCents || in[0].Currency != "usd" {
+			t.Errorf("intent %+v does not charge the total %d", in[0], out.Order.TotalCents)
+		}
+		if st := at.s.dbStock(t, at.p.Id); st != 3 {
+			t.Errorf("stock = %d, want 3 (taken once)", st)
+		}
+		if rows, units := at.s.ledgerFor(t, at.p.Id, orderID, "sale"); rows != 1 || units != -2 {
+			t.Errorf("sale ledger rows %d (%d units), want 1 (-2)", rows, units)
+		}
+		if ids := at.s.ordersOf(t, at.c.id); len(ids) != 1 {
+			t.Errorf("orders = %d, want 1", len(ids))
+		}
+		if k := at.s.keyState(t, at.c.id, at.key); k != "finished" {
+			t.Errorf("key is %q after the retry, want finished", k)
+		}
+		// And from now on it replays.
+		again := at.s.checkout(t, at.c.token, at.key).want(t, http.StatusOK)
+		if !reflect.DeepEqual(asJSON(t, again.body), asJSON(t, r.body)) {
+			t.Errorf("replay after recovery differs:\n got %s\nwant %s", again.body, r.body)
+		}
+		return out
+	}
+	// pendingWithoutIntent checks the state a failed first attempt leaves.
+	pendingWithoutIntent := func(t *testing.T, at attempt) string {
+		t.Helper()
+		id := at.s.onlyOrderOf(t, at.c.id)
+		o := at.s.storedOrder(t, id)
+		if o.Status != "pending" || o.PaymentStatus != "pending" || o.PaymentIntentID != nil {
+			t.Errorf("order after the failure: %s/%s intent %v, want pending/pending without intent", o.Status, o.PaymentStatus, o.PaymentIntentID)
+		}
+		if k := at.s.keyState(t, at.c.id, at.key); k != "order_created" {
+			t.Errorf("key is %q, want order_created", k)
+		}
+		if st := at.s.dbStock(t, at.p.Id); st != 3 {
+			t.Errorf("stock = %d after the order transaction, want 3", st)
+		}
+		return id
+	}
+
+	t.Run("crash after order_created", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		at.s.crash.arm("order_created", 1)
+		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
+		id := pendingWithoutIntent(t, at)
+		if n := at.s.fake.IntentCount(); n != 0 {
+			t.Fatalf("intents = %d before the retry, want 0", n)
+		}
+		retry(t, at, id, "")
+	})
+
+	t.Run("stripe 500 on payment_intents", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		at.s.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
+		pr := expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
+		if strings.Contains(pr.Detail, "stripe") || strings.Contains(pr.Detail, "api_error") {
+			t.Errorf("503 leaks provider details: %q", pr.Detail)
+		}
+		id := pendingWithoutIntent(t, at)
+		if n := at.s.fake.IntentCount(); n != 0 {
+			t.Fatalf("intents = %d after the failure, want 0", n)
+		}
+		retry(t, at, id, "")
+	})
+
+	t.Run("stripe acted, answer lost", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		at.s.fake.LoseNextResponse("/v1/payment_intents", 1)
+		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
+		id := pendingWithoutIntent(t, at)
+		made := at.s.fake.IntentsForOrder(id)
+		if len(made) != 1 {
+			t.Fatalf("intents at Stripe = %d, want the 1 whose answer was lost", len(made))
+		}
+		retry(t, at, id, made[0].ID)
+	})
+
+	t.Run("crash after intent_created", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		at.s.crash.arm("intent_created", 1)
+		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
+		id := pendingWithoutIntent(t, at)
+		made := at.s.fake.IntentsForOrder(id)
+		if len(made) != 1 {
+			t.Fatalf("intents at Stripe = %d, want 1", len(made))
+		}
+		out := retry(t, at, id, made[0].ID)
+		if out.Payment.ClientSecret != made[0].ClientSecret {
+			t.Errorf("client secret %q, want the intent's", out.Payment.ClientSecret)
+		}
+	})
+
+	t.Run("reconciler finishes an abandoned checkout", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		at.s.crash.arm("order_created", 1)
+		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
+		id := pendingWithoutIntent(t, at)
+		ctx := context.Background()
+
+		// Not yet stale: a request may still be on it.
+		at.s.Orders.Reconcile(ctx)
+		if n := at.s.fake.IntentCount(); n != 0 {
+			t.Fatalf("the reconciler created an intent for a checkout only just begun (%d)", n)
+		}
+		at.s.clock.Advance(31 * time.Second)
+		at.s.Orders.Reconcile(ctx)
+		in := at.s.fake.IntentsForOrder(id)
+		if len(in) != 1 {
+			t.Fatalf("intents after reconciling = %d, want 1", len(in))
+		}
+		if o := at.s.storedOrder(t, id); o.PaymentIntentID == nil || *o.PaymentIntentID != in[0].ID {
+			t.Errorf("order intent = %v, want %s", o.PaymentIntentID, in[0].ID)
+		}
+		if k := at.s.keyState(t, at.c.id, at.key); k != "finished" {
+			t.Errorf("key is %q after reconciling, want finished", k)
+		}
+		var out gen.CheckoutResult
+		at.s.checkout(t, at.c.token, at.key).want(t, http.StatusOK).decode(t, &out)
+		if out.Order.Id != id || out.Payment.PaymentIntentId != in[0].ID || out.Payment.ClientSecret != in[0].ClientSecret {
+			t.Errorf("replay = %+v, want order %s with intent %s", out, id, in[0].ID)
+		}
+		if n := at.s.fake.IntentCount(); n != 1 {
+			t.Errorf("intents = %d, want 1", n)
+		}
+	})
+
+	t.Run("reconciler expires what Stripe never took", func(t *testing.T) {
+		t.Parallel()
+		at := begin(t)
+		const path = "/v1/payment_intents"
+		at.s.fake.FailNext(path, 1000, http.StatusInternalServerError)
+		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
+		id := pendingWithoutIntent(t, at)
+		ctx := context.Background()
+
+		at.s.clock.Advance(31 * time.Second)
+		calls := at.s.fake.Calls("POST", path)
+		at.s.Orders.Reconcile(ctx)
+		if at.s.fake.Calls("POST", path) == calls {
+			t.Error("the reconciler did not try to finish the stale checkout")
+		}
+		if o := at.s.storedOrder(t, id); o.Status != "pending" || o.PaymentIntentID != nil {
+			t.Errorf("with Stripe down the order became %s (intent %v), want it left pending", o.Status, o.PaymentIntentID)
+		}
+		if k := at.s.keyState(t, at.c.id, at.key); k != "order_created" {
+			t.Errorf("key is %q, want order_created still", k)
+		}
+
+		at.s.clock.Advance(paymentWindow)
+		at.s.Orders.Reconcile(ctx)
+		o := at.s.storedOrder(t, id)
+		if o.Status != "cancelled" || o.PaymentStatus != "pending" {
+			t.Fatalf("past the payment window the order is %s/%s, want cancelled/pending", o.Status, o.PaymentStatus)
+		}
+		if st := at.s.dbStock(t, at.p.Id); st != 5 {
+			t.Errorf("stock = %d after expiry, want 5 (released)", st)
+		}
+		if rows, units := at.s.ledgerFor(t, at.p.Id, id, "release"); rows != 1 || units != 2 {
+			t.Errorf("release ledger rows %d (%d units), want 1 (+2)", rows, units)
+		}
+		at.s.ledgerCheck(t, at.p.Id)
+		evs := eventTypes(at.s.events(t, at.s.admin, id))
+		if !reflect.DeepEqual(evs, []string{"placed", "cancelled"}) {
+			t.Errorf("events = %v, want placed, cancelled", evs)
+		}
+
+		// Stripe comes back: an expired order must not get a PaymentIntent
+		// (it could be paid for goods already released), neither from the
+		// reconciler nor from a late retry of the checkout.
+		at.s.fake.FailNext(path, 0, 0)
+		at.s.Orders.Reconcile(ctx)
+		if in := at.s.fake.IntentsForOrder(id); len(in) != 0 {
+			t.Errorf("the reconciler created %d PaymentIntent(s) for the cancelled order %s", len(in), id)
+		}
+		r := at.s.checkout(t, at.c.token, at.key)
+		if in := at.s.fake.IntentsForOrder(id); len(in) != 0 {
+			t.Errorf("a late retry (status %d) created %d PaymentIntent(s) for the cancelled order", r.status, len(in))
+		}
+		if r.status >= 500 {
+			t.Errorf("late retry: status %d: %s", r.status, r.body)
+		}
+	})
+}
+
+// TestCheckoutLockDiesWithSession: the in-flight lock of (user, key) is a
+// database session lock, so a process that dies mid-checkout frees the key
+// at once rather than after a timeout.
+func TestCheckoutLockDiesWithSession(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	p := s.product(t, s.admin, map[string]any{"stock": 5})
+	s.fillCart(t, c.token, line{p.Id, 1})
+	key := newKey()
+	ctx := context.Background()
+
+	// The lock lives on one pinned connection, as in a checkout.
+	holder := pin(t, s.Store)
+	lock, ok, err := holder.TryLockCheckout(ctx, c.id, key)
+	if err != nil || !ok {
+		t.Fatalf("first lock: ok=%v err=%v", ok, err)
+	}
+	if _, again, err := pin(t, s.Store).TryLockCheckout(ctx, c.id, key); err != nil || again {
+		t.Fatalf("a second lock while the first is held: ok=%v err=%v", again, err)
+	}
+	// A request with the key while "another process" holds it: 409 + Retry-After.
+	r := s.checkout(t, c.token, key)
+	expectProblem(t, r, http.StatusConflict)
+	if retryAfter(r) < 1 {
+		t.Errorf("in-flight 409 without Retry-After: %v", r.header)
+	}
+	if ids := s.ordersOf(t, c.id); len(ids) != 0 {
+		t.Fatalf("an order was placed while the key was locked")
+	}
+
+	// The holder dies: terminate its backend from another connection.
+	var pids []int
+	if err := s.Store.DB().Select(&pids, `SELECT pid FROM pg_locks
+		WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("backends holding advisory locks: %v, want 1", pids)
+	}
+	var killed bool
+	if err := s.Store.DB().Get(&killed, `SELECT pg_terminate_backend($1)`, pids[0]); err != nil || !killed {
+		t.Fatalf("terminate backend %d: %v %v", pids[0], killed, err)
+	}
+	start := time.Now()
+	eventually(t, 5*time.Second, "the lock is free once its session died", func() bool {
+		other, err := s.Store.Pin(ctx)
+		if err != nil {
+			t.Fatalf("pin: %v", err)
+		}
+		defer other.Release()
+		l, ok, err := other.TryLockCheckout(ctx, c.id, key)
+		if err != nil {
+			t.Fatalf("lock after the session died: %v", err)
+		}
+		if ok {
+			l.Unlock()
+		}
+		return ok
+	})
+	t.Logf("lock free %v after the holder died", time.Since(start))
+	lock.Unlock() // its connection is dead: must not panic or block
+	holder.Release()
+
+	// The checkout goes through now.
+	var out gen.CheckoutResult
+	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
+	if n := len(s.fake.IntentsForOrder(out.Order.Id)); n != 1 {
+		t.Errorf("intents = %d, want 1", n)
+	}
+}
+
+// TestCheckoutTotals: tax 10% rounded half up, shipping free only over
+// 100.00, and a custom Pricing from the config.
+func TestCheckoutTotals(t *testing.T) {
+	t.Parallel()
+	type want struct{ subtotal, tax, shipping, total int64 }
+	run := func(t *testing.T, s *shop, lines []map[string]any, w want) {
+		t.Helper()
+		c := s.newCustomer(t)
+		var ls []line
+		for _, l := range lines {
+			p := s.product(t, s.admin, map[string]any{"priceCents": l["price"], "stock": 20})
+			ls = append(ls, line{p.Id, l["qty"].(int)})
+		}
+		out := s.placeOrder(t, c, ls...)
+		o := out.Order
+		got := want{o.SubtotalCents, o.TaxCents, o.ShippingCents, o.TotalCents}
+		if got != w || o.DiscountCents != 0 {
+			t.Errorf("totals = %+v (discount %d), want %+v", got, o.DiscountCents, w)
+		}
+		if in := s.fake.IntentsForOrder(o.Id); len(in) != 1 || in[0].Amount != w.total {
+			t.Errorf("intent amount = %+v, want %d", in, w.total)
+		}
+		if s := s.storedOrder(t, o.Id); s.TotalCents != w.total {
+			t.Errorf("stored total %d", s.TotalCents)
+		}
+	}
+	t.Run("default", func(t *testing.T) {
+		t.Parallel()
+		s := newShop(t)
+		// 2 x 4500 + 2300 = 11300: over 100.00, ships free.
+		run(t, s, []map[string]any{{"price": 4500, "qty": 2}, {"price": 2300, "qty": 1}}, want{11300, 1130, 0, 12430})
+		run(t, s, []map[string]any{{"price": 2500, "qty": 2}}, want{5000, 500, 1000, 6500})
+		// Exactly 100.00 is not over it.
+		run(t, s, []map[string]any{{"price": 10000, "qty": 1}}, want{10000, 1000, 1000, 12000})
+		// 100.5 rounds half up to 101; 100.4 down to 100.
+		run(t, s, []map[string]any{{"price": 1005, "qty": 1}}, want{1005, 101, 1000, 2106})
+		run(t, s, []map[string]any{{"price": 1004, "qty": 1}}, want{1004, 100, 1000, 2104})
+	})
+	t.Run("custom pricing", func(t *testing.T) {
+		t.Parallel()
+		s := newShop(t, func(cfg *handlers.Config) {
+			cfg.Orders.Pricing = shopd.Pricing{TaxRateBPS: 825, ShippingFlatCents: 599, FreeShippingOverCents: 20000}
+		})
+		// 11300 * 8.25% = 932.25 -> 932; not over 200.00 -> 599 shipping.
+		run(t, s, []map[string]any{{"price": 4500, "qty": 2}, {"price": 2300, "qty": 1}}, want{11300, 932, 599, 12831})
+		// 25000 * 8.25% = 2062.5 -> 2063; free shipping.
+		run(t, s, []map[string]any{{"price": 12500, "qty": 2}}, want{25000, 2063, 0, 27063})
+	})
+}
+
+// TestCheckoutBurstWithProductionPool: store.Open caps the pool at 40
+// connections. A checkout holds one for its in-flight lock and needs
+// another for its queries, so a burst of more checkouts than the pool
+// holds must still complete (and not wedge every other request).
+func TestCheckoutBurstWithProductionPool(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	p := s.product(t, s.admin, map[string]any{"stock": 100})
+	const buyers = 60
+	reqs := make([]*http.Request, buyers)
+	for i := range reqs {
+		c := s.newCustomer(t)
+		s.fillCart(t, c.token, line{p.Id, 1})
+		reqs[i] = s.checkoutRequest(t, c.token, newKey(), checkoutBody())
+	}
+	s.Store.DB().SetMaxOpenConns(40) // as store.Open configures it
+	start := time.Now()
+	res := s.sendAll(t, 15*time.Second, reqs)
+	if c := statusCounts(res); c[http.StatusCreated] != buyers {
+		t.Errorf("statuses %v after %v, want %d x 201 (0 means the requests hung: pool deadlock)",
+			c, time.Since(start).Round(time.Millisecond), buyers)
+	}
+	if st := s.dbStock(t, p.Id); st != 100-statusCounts(res)[http.StatusCreated] {
+		t.Errorf("stock = %d", st)
+	}
+}
+
+// TestCheckoutRefusalsChangeNothing: a short or archived line refuses the
+// whole checkout naming the product, takes no stock, keeps the cart, leaves
+// the key reusable and burns no order number.
+func TestCheckoutRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	a := s.product(t, s.admin, map[string]any{"stock": 10, "priceCents": 1000})
+	b := s.product(t, s.admin, map[string]any{"stock": 1, "priceCents": 2000})
+	key := newKey()
+	unchanged := func(t *testing.T, stockA, stockB int, cart map[string]int32) {
+		t.Helper()
+		if sa, sb := s.dbStock(t, a.Id), s.dbStock(t, b.Id); sa != stockA || sb != stockB {
+			t.Errorf("stock = %d/%d, want %d/%d", sa, sb, stockA, stockB)
+		}
+		if ids := s.ordersOf(t, c.id); len(ids) != 0 {
+			t.Errorf("orders = %v, want none", ids)
+		}
+		if q := cartQuantities(cartOf(t, s.do(t, http.MethodGet, "/v1/cart", c.token, nil), http.StatusOK)); !reflect.DeepEqual(q, cart) {
+			t.Errorf("cart = %v, want %v", q, cart)
+		}
+		if k := s.keyState(t, c.id, key); k != "" {
+			t.Errorf("key is %q after a refusal, want it free", k)
+		}
+		if n := s.fake.IntentCount(); n != 0 {
+			t.Errorf("intents = %d", n)
+		}
+	}
+
+	s.fillCart(t, c.token, line{a.Id, 2}, line{b.Id, 2})
+	pr := expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
+	if !strings.Contains(pr.Detail, b.Sku) || strings.Contains(pr.Detail, a.Sku) {
+		t.Errorf("short stock 409 = %q, want it to name %s only", pr.Detail, b.Sku)
+	}
+	unchanged(t, 10, 1, map[string]int32{a.Id: 2, b.Id: 2})
+
+	s.do(t, http.MethodPut, "/v1/cart/items/"+b.Id, c.token, map[string]any{"quantity": 1}).want(t, http.StatusOK)
+	s.do(t, http.MethodDelete, "/v1/products/"+a.Id, s.admin, nil).want(t, http.StatusOK)
+	pr = expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
+	if !strings.Contains(pr.Detail, a.Sku) {
+		t.Errorf("archived product 409 = %q, want it to name %s", pr.Detail, a.Sku)
+	}
+	unchanged(t, 10, 1, map[string]int32{a.Id: 2, b.Id: 1})
+
+	s.do(t, http.MethodDelete, "/v1/cart/items/"+a.Id, c.token, nil).want(t, http.StatusOK)
+	var out gen.CheckoutResult
+	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
+	if out.Order.OrderNumber != "ORD-000001" {
+		t.Errorf("first order is %s, want ORD-000001 (refusals must not burn numbers)", out.Order.OrderNumber)
+	}
+	if st := s.dbStock(t, b.Id); st != 0 {
+		t.Errorf("stock of %s = %d, want 0", b.Sku, st)
+	}
+	if c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", c.token, nil), http.StatusOK); len(c.Items) != 0 {
+		t.Errorf("cart after checkout = %+v, want empty", c.Items)
+	}
+}
+
+// pin returns the store bound to one connection, released at cleanup.
+func pin(t *testing.T, st *store.Store) *store.Store {
+	t.Helper()
+	p, err := st.Pin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Release)
+	return p
+}
