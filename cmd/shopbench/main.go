@@ -217,34 +217,7 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		}
 		serverBefore, _ := processCPU(e.pid)
 		selfBefore := selfCPU()
-		sampleCtx, stopSample := context.WithCancel(ctx)
-		counts := map[string]int{}
-		sampled := make(chan struct{})
-		go func() {
-			defer close(sampled)
-			for sampleCtx.Err() == nil {
-				rows, err := db.QueryContext(sampleCtx, `SELECT state || ' ' || coalesce(wait_event_type,'-') || ':' || coalesce(wait_event,'-') || ' ' || left(regexp_replace(query, '\s+', ' ', 'g'), 50) FROM pg_stat_activity WHERE datname = 'shop' AND pid <> pg_backend_pid() AND state IS NOT NULL`)
-				if err == nil {
-					for rows.Next() {
-						var k string
-						rows.Scan(&k)
-						counts[k]++
-					}
-					rows.Close()
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}()
 		res := run(ctx, p.sc, workers, o.duration)
-		stopSample()
-		<-sampled
-		if p.script == "checkout" {
-			for k, n := range counts {
-				if n > 20 {
-					fmt.Fprintf(out, "DEBUG %5d %s\n", n, k)
-				}
-			}
-		}
 		if ctx.Err() != nil {
 			return 1, ctx.Err()
 		}

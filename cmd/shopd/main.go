@@ -3,6 +3,8 @@
 //	shopd            serve (the default)
 //	shopd migrate    apply database migrations and exit
 //	shopd seed       add the demo catalog to an empty database and exit
+//	shopd pay ID     send the running server a signed payment_intent.succeeded
+//	                 for order ID (local development with stripe-mock)
 package main
 
 import (

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/pgtest"
+)
+
+// placeTestOrder checks out qty of the product for a new user, as the
+// order transaction of a checkout, due at due.
+func placeTestOrder(t *testing.T, s *Store, p Product, qty int, due time.Time) Order {
+	t.Helper()
+	ctx := context.Background()
+	userID := newCartUser(t, s)
+	if _, err := s.AddToCart(ctx, userID, p.ID, qty); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.ClaimIdempotencyKey(ctx, userID, "key-"+uuid.NewString(), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.PlaceOrder(ctx, PlaceOrder{KeyID: k.ID, UserID: userID, Email: "x@example.com",
+		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
+	if err != nil {
+		t.Fatalf("place order: %v", err)
+	}
+	if o, err = s.AttachPaymentIntent(ctx, o.ID, "pi_"+uuid.NewString()[:8], "secret"); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	userID := newCartUser(t, s)
+	const n = 20
+	ids := make([]int64, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			k, err := s.ClaimIdempotencyKey(context.Background(), userID, "same-key", "hash-1")
+			ids[i], errs[i] = k.ID, err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("claim %d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("claim %d got key %d, claim 0 got %d", i, ids[i], ids[0])
+		}
+	}
+	var rows int
+	if err := s.DB().Get(&rows, `SELECT count(*) FROM idempotency_keys`); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Errorf("%d key rows, want 1", rows)
+	}
+	// The first hash wins; a later body is told apart by the caller.
+	k, err := s.ClaimIdempotencyKey(context.Background(), userID, "same-key", "hash-2")
+	if err != nil || k.ID != ids[0] || k.RequestHash != "hash-1" || k.RecoveryPoint != PointStarted {
+		t.Errorf("claim with another hash = %+v, %v", k, err)
+	}
+}
+
+func TestTryLockCheckoutScope(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	u1, u2 := uuid.NewString(), uuid.NewString()
+	pinned := func() *Store {
+		p, err := s.Pin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Release)
+		return p
+	}
+	try := func(user, key string) (*CheckoutLock, bool) {
+		t.Helper()
+		l, ok, err := pinned().TryLockCheckout(ctx, user, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, ok
+	}
+	held, ok := try(u1, "k")
+	if !ok {
+		t.Fatal("first lock refused")
+	}
+	if _, ok := try(u1, "k"); ok {
+		t.Error("(u1, k) locked twice")
+	}
+	for _, c := range [][2]string{{u1, "k2"}, {u2, "k"}, {u1, "K"}} {
+		l, ok := try(c[0], c[1])
+		if !ok {
+			t.Errorf("(%s, %s) refused while only (u1, k) is held", c[0], c[1])
+			continue
+		}
+		l.Unlock()
+	}
+	held.Unlock()
+	l, ok := try(u1, "k")
+	if !ok {
+		t.Fatal("lock refused after Unlock")
+	}
+	l.Unlock()
+}
+
+// TestExpireVersusPayment: the payment window closing and the payment
+// arriving race on the order's row lock. Either the payment wins (paid,
+// stock kept) or the expiry does (cancelled, stock released, and the late
+// payment is due a refund) — never paid with its stock released.
+func TestExpireVersusPayment(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 100 })
+	past := time.Now().Add(-time.Minute)
+	outcomes := map[string]int{}
+	for i := range 15 {
+		o := placeTestOrder(t, s, p, 1, past)
+		var wg sync.WaitGroup
+		var outcome PaymentOutcome
+		var expired bool
+		var perr, eerr error
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			outcome, _, perr = s.ApplyPaymentEvent(ctx, PaymentEvent{EventID: "evt_" + uuid.NewString(), Type: "payment_intent.succeeded",
+				OrderID: o.ID, PaymentIntentID: *o.PaymentIntentID, AmountCents: o.TotalCents, Currency: o.Currency})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, expired, eerr = s.ExpireOrder(ctx, o.ID, time.Now())
+		}()
+		close(start)
+		wg.Wait()
+		if perr != nil || eerr != nil {
+			t.Fatalf("round %d: payment %v, expiry %v", i, perr, eerr)
+		}
+		got, err := s.Order(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var releases int
+		if err := s.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE type = 'release' AND reference_id = $1`, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !expired && outcome == OutcomeApplied:
+			outcomes["payment first"]++
+			if got.Status != shopd.StatusProcessing || got.PaymentStatus != shopd.PaymentPaid || releases != 0 {
+				t.Errorf("round %d: payment won but order is %s/%s with %d releases", i, got.Status, got.PaymentStatus, releases)
+			}
+		case expired && outcome == OutcomeRefundDue:
+			outcomes["expiry first"]++
+			if got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid || releases != 1 {
+				t.Errorf("round %d: expiry won but order is %s/%s with %d releases", i, got.Status, got.PaymentStatus, releases)
+			}
+		default:
+			t.Errorf("round %d: expired=%v outcome=%d: inconsistent (order %s/%s, %d releases)", i, expired, outcome, got.Status, got.PaymentStatus, releases)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+	var stock, sum int
+	if err := s.DB().Get(&stock, `SELECT stock FROM products WHERE id = $1`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Get(&sum, `SELECT sum(quantity_change) FROM inventory_transactions WHERE product_id = $1`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if stock != sum || stock != 100-outcomes["payment first"] {
+		t.Errorf("stock %d, ledger %d, want %d", stock, sum, 100-outcomes["payment first"])
+	}
+}
+
+// TestPinnedStoreUsesOneConnection: everything a pinned store runs, its
+// transactions included, is on the connection holding the checkout lock.
+func TestPinnedStoreUsesOneConnection(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p, err := s.Pin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	lock, ok, err := p.TryLockCheckout(ctx, uuid.NewString(), "k")
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	defer lock.Unlock()
+	var holder int
+	if err := s.DB().Get(&holder, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	var direct int
+	if err := p.db.GetContext(ctx, &direct, `SELECT pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	var inTx int
+	if err := p.inTx(ctx, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &inTx, `SELECT pg_backend_pid()`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if direct != holder || inTx != holder {
+		t.Errorf("lock on backend %d, queries on %d, transactions on %d", holder, direct, inTx)
+	}
+}
