@@ -11,8 +11,8 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/gen"
-	"github.com/shopd/shopd/store"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/store"
 )
 
 // TestCheckoutOversellRace: 40 buyers race for 10 units, five times over.
@@ -729,4 +729,57 @@ func pin(t *testing.T, st *store.Store) *store.Store {
 	}
 	t.Cleanup(p.Release)
 	return p
+}
+
+// TestCheckoutResumeRacesCancel: a retry is finishing an abandoned checkout
+// when the owner cancels the order, releasing its stock, right after Stripe
+// created the intent and before it is attached. The cancelled order must not
+// come out of the retry payable: no 2xx with its client secret, no live
+// intent on it.
+func TestCheckoutResumeRacesCancel(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	p := s.product(t, s.admin, map[string]any{"stock": 5})
+	s.fillCart(t, c.token, line{p.Id, 2})
+	key := newKey()
+	s.crash.arm("order_created", 1)
+	expectProblem(t, s.checkout(t, c.token, key), http.StatusInternalServerError)
+	id := s.onlyOrderOf(t, c.id)
+
+	var cancelled *resp
+	s.crash.onNext("intent_created", func() {
+		r, err := s.roundTrip(t, s.request(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, nil))
+		if err != nil {
+			t.Errorf("cancel: %v", err)
+			r = &resp{}
+		}
+		cancelled = r
+	})
+	r := s.checkout(t, c.token, key)
+	if cancelled == nil || cancelled.status != http.StatusOK {
+		t.Fatalf("the owner's cancel between the phases did not go through: %+v", cancelled)
+	}
+
+	o := s.storedOrder(t, id)
+	if o.Status != "cancelled" || s.dbStock(t, p.Id) != 5 {
+		t.Fatalf("order %s, stock %d: the cancellation did not hold", o.Status, s.dbStock(t, p.Id))
+	}
+	if r.status == http.StatusCreated || r.status == http.StatusOK {
+		t.Errorf("the retry answered %d with a payable intent for the cancelled order: %s", r.status, r.body)
+	}
+	for _, in := range s.fake.IntentsForOrder(id) {
+		if o.PaymentIntentID != nil && *o.PaymentIntentID == in.ID && in.Status != "canceled" {
+			t.Errorf("cancelled order %s carries live PaymentIntent %s (%s): it can still be paid", id, in.ID, in.Status)
+		}
+	}
+	// Whatever the retry left, the reconciler must not make it payable either.
+	s.clock.Advance(time.Minute)
+	s.Orders.Reconcile(context.Background())
+	if o := s.storedOrder(t, id); o.PaymentIntentID != nil && r.status >= 300 {
+		t.Errorf("the reconciler attached %s to the cancelled order", *o.PaymentIntentID)
+	}
+	if r := s.checkout(t, c.token, key); r.status == http.StatusOK || r.status == http.StatusCreated {
+		t.Errorf("a later replay answers %d with the cancelled order's payment", r.status)
+	}
 }

@@ -104,6 +104,20 @@ func TestAdjustInventory(t *testing.T) {
 		}
 	})
 
+	t.Run("beyond the largest stock", func(t *testing.T) {
+		t.Parallel()
+		// Stock is an int32 in the API; a restock past it is refused, not a 500.
+		p := a.product(t, admin, map[string]any{"stock": 0})
+		if _, err := a.Store.DB().Exec(`UPDATE products SET stock = 2147483000 WHERE id = $1`, p.Id); err != nil {
+			t.Fatal(err)
+		}
+		r := a.do(t, http.MethodPost, "/v1/products/"+p.Id+"/inventory", admin, map[string]any{"quantityChange": 1000, "type": "restock"})
+		expectProblem(t, r, http.StatusConflict)
+		if s := a.stock(t, admin, p.Id); s != 2147483000 {
+			t.Errorf("stock = %d after a refused restock", s)
+		}
+	})
+
 	t.Run("archived product keeps its ledger", func(t *testing.T) {
 		t.Parallel()
 		p := a.product(t, admin, map[string]any{"stock": 3})

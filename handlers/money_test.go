@@ -39,6 +39,18 @@ type crashPoint struct {
 	mu    sync.Mutex
 	armed map[string]int
 	hits  map[string]int
+	calls map[string]func() // run once when the phase is next reached
+}
+
+// onNext runs fn (once) when a checkout next reaches the phase, before the
+// checkout goes on: a way to act exactly between two phases.
+func (c *crashPoint) onNext(phase string, fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		c.calls = map[string]func(){}
+	}
+	c.calls[phase] = fn
 }
 
 var errCrash = errors.New("injected crash")
@@ -53,6 +65,13 @@ func (c *crashPoint) arm(phase string, times int) {
 }
 
 func (c *crashPoint) hook(phase string) error {
+	c.mu.Lock()
+	fn := c.calls[phase]
+	delete(c.calls, phase)
+	c.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.hits == nil {

@@ -123,6 +123,32 @@ func TestProblemsLeakNothingInternal(t *testing.T) {
 	}
 }
 
+// TestServerErrorsLeakNothing breaks the schema under a running server: the
+// 500 that follows says only that something failed, with a request id.
+func TestServerErrorsLeakNothing(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	if _, err := a.Store.DB().Exec(`ALTER TABLE products RENAME COLUMN description TO blurb`); err != nil {
+		t.Fatal(err)
+	}
+	r := a.do(t, http.MethodGet, "/v1/products", "", nil)
+	p := expectProblem(t, r, http.StatusInternalServerError)
+	if p.RequestID == "" || p.RequestID != r.header.Get("X-Request-Id") {
+		t.Errorf("requestId %q, X-Request-Id %q: want the same, non-empty", p.RequestID, r.header.Get("X-Request-Id"))
+	}
+	var doc map[string]any
+	r.decode(t, &doc)
+	delete(doc, "requestId") // random; may spell anything
+	delete(doc, "instance")  // the request path, which the test chose
+	b, _ := json.Marshal(doc)
+	text := strings.ToLower(string(b))
+	for _, leak := range []string{"pq:", "sql", "column", "blurb", "description", "products", "does not exist", ".go:"} {
+		if strings.Contains(text, leak) {
+			t.Errorf("500 leaks %q: %s", leak, r.body)
+		}
+	}
+}
+
 // TestSpecCheckCatchesDrift proves the harness's spec check can fail: a
 // response that drifts from the contract is reported.
 func TestSpecCheckCatchesDrift(t *testing.T) {

@@ -217,6 +217,12 @@ func TestWebhookSuccessAfterCancel(t *testing.T) {
 	if st := s.dbStock(t, o.p.Id); st != 5 {
 		t.Fatalf("stock = %d after cancel, want 5", st)
 	}
+	// Cancelling also cancels the intent at Stripe; the payment that still
+	// arrives is one Stripe took before that cancel landed.
+	if in, _ := s.fake.Intent(o.intent()); in.Status != "canceled" {
+		t.Errorf("intent after the order's cancel: %s, want canceled", in.Status)
+	}
+	s.fake.SetIntentStatus(o.intent(), "succeeded")
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
 
 	// The refund runs in the background.

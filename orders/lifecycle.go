@@ -20,6 +20,9 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 	if o.State().Refundable() > 0 {
 		return s.Refund(ctx, o.ID, 0, "requested_by_customer", by)
 	}
+	if o.PaymentIntentID != nil && s.Payments != nil {
+		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
+	}
 	return o, nil
 }
 

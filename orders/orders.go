@@ -6,6 +6,7 @@ package orders
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,7 @@ type Payments interface {
 	CreateCustomer(ctx context.Context, userID, email, name string) (string, error)
 	CreatePaymentIntent(ctx context.Context, p payments.IntentParams) (payments.Intent, error)
 	Refund(ctx context.Context, p payments.RefundParams) (payments.Refund, error)
+	CancelPaymentIntent(ctx context.Context, id string) (payments.Intent, error)
 }
 
 // Service is the money path.
@@ -194,15 +196,7 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Store, k store.Idemp
 // order_created: the next retry, or the reconciler, continues from here.
 func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.IdempotencyKey, o store.Order) (CheckoutResponse, error) {
 	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
-		// Expired (or cancelled) before Stripe ever took the intent: its
-		// stock is back on sale, so it must never become payable. The key
-		// ends with this refusal, which retries replay.
-		msg := fmt.Sprintf("Order %s was cancelled before payment could start; check out again.", o.Number())
-		body, _ := json.Marshal(map[string]string{"detail": msg})
-		if err := st.FinishIdempotencyKey(ctx, k.ID, http.StatusConflict, body); err != nil {
-			return CheckoutResponse{}, err
-		}
-		return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "%s", msg)
+		return s.refuseCancelled(ctx, st, k, o, "")
 	}
 	if o.PaymentIntentID == nil {
 		u, err := st.UserByID(ctx, o.CustomerID)
@@ -231,7 +225,11 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.I
 		if err := s.afterPhase("intent_created"); err != nil {
 			return CheckoutResponse{}, err
 		}
-		if o, err = st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret); err != nil {
+		o, err = st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret)
+		if errors.Is(err, store.ErrOrderCancelled) {
+			return s.refuseCancelled(ctx, st, k, o, intent.ID)
+		}
+		if err != nil {
 			return CheckoutResponse{}, err
 		}
 	}
@@ -243,4 +241,29 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.I
 		return CheckoutResponse{}, err
 	}
 	return CheckoutResponse{Status: http.StatusCreated, Body: body}, nil
+}
+
+// refuseCancelled ends a checkout whose order was cancelled (expired, or by
+// its owner) before its PaymentIntent was handed out: the stock is back on
+// sale, so the order must never become payable. An intent already created
+// at Stripe is cancelled there; the key ends with a 409 that retries replay.
+func (s *Service) refuseCancelled(ctx context.Context, st *store.Store, k store.IdempotencyKey, o store.Order, intentID string) (CheckoutResponse, error) {
+	if intentID != "" {
+		s.cancelIntent(ctx, o.ID, intentID)
+	}
+	msg := fmt.Sprintf("Order %s was cancelled before payment could start; check out again.", o.Number())
+	body, _ := json.Marshal(map[string]string{"detail": msg})
+	if err := st.FinishIdempotencyKey(ctx, k.ID, http.StatusConflict, body); err != nil {
+		return CheckoutResponse{}, err
+	}
+	return CheckoutResponse{}, shopd.Errorf(shopd.EConflict, "%s", msg)
+}
+
+// cancelIntent cancels a PaymentIntent nobody should pay any more. It is
+// best effort: should a payment still arrive, the success webhook finds the
+// order cancelled and refunds it.
+func (s *Service) cancelIntent(ctx context.Context, orderID, intentID string) {
+	if _, err := s.Payments.CancelPaymentIntent(ctx, intentID); err != nil {
+		s.Log.WarnContext(ctx, "cancel payment intent", "order_id", orderID, "intent", intentID, "err", err)
+	}
 }

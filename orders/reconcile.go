@@ -29,10 +29,16 @@ func (s *Service) Reconcile(ctx context.Context) {
 		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)
 	} else {
 		for _, id := range ids {
-			if _, expired, err := s.Store.ExpireOrder(ctx, id, now); err != nil {
+			o, expired, err := s.Store.ExpireOrder(ctx, id, now)
+			if err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
-			} else if expired {
+				continue
+			}
+			if expired {
 				s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
+				if o.PaymentIntentID != nil && s.Payments != nil {
+					s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
+				}
 			}
 		}
 	}

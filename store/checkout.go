@@ -340,10 +340,18 @@ func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
 	return shopd.Errorf(shopd.EConflict, "Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)
 }
 
+// ErrOrderCancelled is AttachPaymentIntent's answer for an order cancelled
+// meanwhile: its intent must be cancelled, never handed out.
+var ErrOrderCancelled = shopd.Errorf(shopd.EConflict, "The order was cancelled before payment could start; check out again.")
+
 // AttachPaymentIntent stores the order's PaymentIntent. Attaching the same
-// intent again is a no-op, so a resumed checkout may call it twice.
+// intent again is a no-op, so a resumed checkout may call it twice. An
+// order cancelled meanwhile gets none: ErrOrderCancelled.
 func (s *Store) AttachPaymentIntent(ctx context.Context, orderID, intentID, clientSecret string) (Order, error) {
 	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
+		if o.Status == shopd.StatusCancelled && o.PaymentIntentID == nil {
+			return ErrOrderCancelled
+		}
 		if o.PaymentIntentID != nil {
 			if *o.PaymentIntentID != intentID {
 				return fmt.Errorf("order %s already has intent %s, not %s", o.ID, *o.PaymentIntentID, intentID)

@@ -45,13 +45,14 @@ type StockChange struct {
 }
 
 // adjustStockSQL moves stock and writes the ledger row in one statement: the
-// conditional UPDATE takes the row lock and refuses to go below zero.
+// conditional UPDATE takes the row lock and refuses to go below zero or past
+// the integer column (compared as bigint, so the check itself cannot overflow).
 const adjustStockSQL = `
 WITH p AS (
 	UPDATE products
 	SET stock = stock + $2, updated_at = now()
 	WHERE id = $1
-		AND stock + $2 >= 0
+		AND stock::bigint + $2 BETWEEN 0 AND ` + maxStockSQL + `
 	RETURNING id, sku, stock
 )
 INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, note, created_by)
@@ -59,9 +60,13 @@ SELECT id, sku, $2, $3, stock, $4, $5
 FROM p
 RETURNING ` + inventoryColumns
 
+// maxStockSQL is the largest stock the integer column holds.
+const maxStockSQL = "2147483647"
+
 // AdjustStock applies a manual stock change and records it in the ledger.
 // It returns ENotFound for an unknown product, EInvalid for a change that
-// does not fit its type, and EConflict when stock would go negative.
+// does not fit its type, and EConflict when stock would go negative or past
+// the largest stock.
 func (s *Store) AdjustStock(ctx context.Context, c StockChange) (InventoryTransaction, error) {
 	switch {
 	case c.QuantityChange == 0:
@@ -80,6 +85,10 @@ func (s *Store) AdjustStock(ctx context.Context, c StockChange) (InventoryTransa
 		p, perr := s.Product(ctx, c.ProductID, true)
 		if perr != nil {
 			return InventoryTransaction{}, perr
+		}
+		if c.QuantityChange > 0 {
+			return InventoryTransaction{}, shopd.Errorf(shopd.EConflict,
+				"Stock of %s is %d; a change of %d would take it past %s.", p.SKU, p.Stock, c.QuantityChange, maxStockSQL)
 		}
 		return InventoryTransaction{}, shopd.Errorf(shopd.EConflict,
 			"Stock of %s is %d; a change of %d would make it negative.", p.SKU, p.Stock, c.QuantityChange)
@@ -104,17 +113,9 @@ func (s *Store) InventoryTransactions(ctx context.Context, productID string, pg 
 	if _, err := s.Product(ctx, productID, true); err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(pg.Cursor)
+	afterID, err := afterSeq(pg.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	var afterID *int64
-	if after != nil {
-		n, err := strconv.ParseInt(after.ID, 10, 64)
-		if err != nil {
-			return nil, "", shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
-		}
-		afterID = &n
 	}
 	limit := pg.limit()
 	var rows []InventoryTransaction

@@ -179,20 +179,12 @@ LIMIT $5`
 
 // ListOrders returns one page of orders, newest first.
 func (s *Store) ListOrders(ctx context.Context, f OrderFilter, pg Page) ([]Order, string, error) {
-	after, err := decodeCursor(pg.Cursor)
+	t, id, err := afterTimeID(pg.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
 	if f.CustomerID != "" && !validID(f.CustomerID) {
 		return []Order{}, "", nil
-	}
-	var t *time.Time
-	var id *string
-	if after != nil {
-		if !validID(after.ID) {
-			return nil, "", shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
-		}
-		t, id = &after.T, &after.ID
 	}
 	limit := pg.limit()
 	var rows []Order
@@ -210,21 +202,15 @@ const orderEventsSQL = `
 SELECT id, order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note, created_at
 FROM order_events
 WHERE order_id = $1
-	AND id > $2
+	AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id
 LIMIT $3`
 
 // OrderEvents returns one page of an order's history, oldest first.
 func (s *Store) OrderEvents(ctx context.Context, orderID string, pg Page) ([]OrderEvent, string, error) {
-	after, err := decodeCursor(pg.Cursor)
+	afterID, err := afterSeq(pg.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	var afterID int64
-	if after != nil {
-		if afterID, err = strconv.ParseInt(after.ID, 10, 64); err != nil {
-			return nil, "", shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
-		}
 	}
 	limit := pg.limit()
 	var rows []OrderEvent

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/shopd/shopd"
@@ -32,6 +33,34 @@ func (k keyset) encode() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+var errBadCursor = shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
+
+// afterTimeID decodes a cursor over (time, uuid) into query arguments: both
+// nil for the first page.
+func afterTimeID(c string) (*time.Time, *string, error) {
+	k, err := decodeCursor(c)
+	if err != nil || k == nil {
+		return nil, nil, err
+	}
+	if !validID(k.ID) {
+		return nil, nil, errBadCursor
+	}
+	return &k.T, &k.ID, nil
+}
+
+// afterSeq decodes a cursor over a bigint id: nil for the first page.
+func afterSeq(c string) (*int64, error) {
+	k, err := decodeCursor(c)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	n, err := strconv.ParseInt(k.ID, 10, 64)
+	if err != nil {
+		return nil, errBadCursor
+	}
+	return &n, nil
+}
+
 // decodeCursor returns the keyset in c, or nil for the first page.
 func decodeCursor(c string) (*keyset, error) {
 	if c == "" {
@@ -43,7 +72,7 @@ func decodeCursor(c string) (*keyset, error) {
 		err = json.Unmarshal(b, &k)
 	}
 	if err != nil || k.ID == "" {
-		return nil, shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
+		return nil, errBadCursor
 	}
 	return &k, nil
 }

@@ -145,17 +145,9 @@ LIMIT $5`
 // ListProducts returns one page of active products, newest first, and the
 // cursor of the next page ("" at the end).
 func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]Product, string, error) {
-	after, err := decodeCursor(pg.Cursor)
+	t, id, err := afterTimeID(pg.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	var t *time.Time
-	var id *string
-	if after != nil {
-		if !validID(after.ID) {
-			return nil, "", shopd.FieldError("cursor", "The cursor is not valid; use nextCursor from a previous page.")
-		}
-		t, id = &after.T, &after.ID
 	}
 	pattern := ""
 	if q := strings.TrimSpace(f.Query); q != "" {

@@ -39,7 +39,7 @@
 // The ratio is API ops/s divided by pgbench's tps for the equivalent SQL:
 // the share of the database's own throughput the API delivers (HTTP, JSON,
 // OpenAPI validation, JWT checks, the driver's round trips and, for
-// checkout, two stripe-mock calls). The aims are a ratio of at least
+// checkout, a stripe-mock call). The aims are a ratio of at least
 // 0.4 for the catalog reads and 0.5 for checkout, and p99 under 50 ms; the
 // report says which are met. Everything shares one machine (clients, server,
 // PostgreSQL, stripe-mock, pgbench), so numbers compare runs on the same

@@ -2,8 +2,9 @@
 -- POST /v1/cart/items (store/carts.go AddToCart) and POST /v1/checkout (store/checkout.go
 -- PlaceOrder), for 1 unit of a high-stock product. Client N is customer N and buys product
 -- N mod {{.NumStockProducts}}, as API client N does. Skipped (the API does them, this does
--- not): the idempotency-key rows and advisory lock, the user look-ups, the two stripe-mock
--- calls (customer, PaymentIntent) and attaching the intent to the order.
+-- not): the idempotency-key rows and advisory lock, the user look-ups, the stripe-mock
+-- calls (a PaymentIntent per checkout; a Stripe customer on a customer's first) and
+-- attaching the intent to the order. Keep this in step with the store's SQL.
 \set c :client_id % {{.NumCustomers}} + 1
 \set p :client_id % {{.NumStockProducts}} + 1
 
@@ -42,6 +43,10 @@ COMMIT;
 
 -- POST /v1/checkout: the order transaction
 BEGIN;
+SELECT updated_at
+FROM carts
+WHERE user_id = ({{.Customers}})[:c]
+FOR UPDATE;
 SELECT product_id, quantity
 FROM cart_items
 WHERE user_id = ({{.Customers}})[:c]
@@ -77,6 +82,14 @@ INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stoc
 VALUES (({{.StockProducts}})[:p], :sku, -1, 'sale', :stock, :o_id, 'ORD-' || lpad(:order_number::text, 6, '0'));
 INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note)
 VALUES (:o_id, 'placed', 'pending', 'pending', 'unfulfilled', 'customer', ({{.Customers}})[:c], :total, NULL);
-DELETE FROM cart_items WHERE user_id = ({{.Customers}})[:c];
-UPDATE carts SET updated_at = now() WHERE user_id = ({{.Customers}})[:c];
+-- clearCartTx
+SELECT updated_at
+FROM carts
+WHERE user_id = ({{.Customers}})[:c]
+FOR UPDATE;
+DELETE FROM cart_items
+WHERE user_id = ({{.Customers}})[:c];
+UPDATE carts
+SET updated_at = now()
+WHERE user_id = ({{.Customers}})[:c];
 COMMIT;
