@@ -28,7 +28,15 @@ func TestCreateProduct(t *testing.T) {
 		"dimensions": map[string]any{"lengthMm": 300, "widthMm": 250, "heightMm": 20},
 	})
 	var p gen.Product
-	a.do(t, http.MethodPost, "/v1/products", admin, body).want(t, http.StatusCreated).decode(t, &p)
+	created := a.do(t, http.MethodPost, "/v1/products", admin, body).want(t, http.StatusCreated)
+	created.decode(t, &p)
+	var raw map[string]any
+	created.decode(t, &raw)
+	for _, f := range []string{"createdAt", "updatedAt"} {
+		if s, _ := raw[f].(string); !strings.HasSuffix(s, "Z") {
+			t.Errorf("%s = %q, want RFC 3339 in UTC", f, raw[f])
+		}
+	}
 	if p.Id == "" || p.Sku != body["sku"] || p.Name != "Classic Tee" || p.PriceCents != 2500 ||
 		p.CompareAtPriceCents.MustGet() != 3000 || p.CostPriceCents.MustGet() != 900 || p.Category.MustGet() != "apparel" ||
 		!slices.Equal(p.Tags, []string{"cotton", "basics"}) || p.Stock != 7 || p.WeightGrams.MustGet() != 220 ||

@@ -226,9 +226,20 @@ func TestWebhookSuccessAfterCancel(t *testing.T) {
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
 
 	// The refund runs in the background.
-	eventually(t, 10*time.Second, "the payment for the cancelled order is refunded", func() bool {
-		return s.storedOrder(t, o.id()).PaymentStatus == "refunded"
-	})
+	deadline := time.Now().Add(30 * time.Second)
+	for s.storedOrder(t, o.id()).PaymentStatus != "refunded" {
+		if time.Now().After(deadline) {
+			var rows []struct {
+				Status string `db:"status"`
+				Amount int64  `db:"amount_cents"`
+			}
+			_ = s.Store.DB().Select(&rows, `SELECT status, amount_cents FROM refunds WHERE order_id = $1`, o.id())
+			got := s.storedOrder(t, o.id())
+			t.Fatalf("the payment for the cancelled order was not refunded within 30s: order %s/%s, refund rows %+v, Stripe refunds %+v, events %v",
+				got.Status, got.PaymentStatus, rows, s.fake.Refunds(), eventTypes(s.events(t, s.admin, o.id())))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	got := s.order(t, o.c.token, o.id())
 	if got.Status != gen.OrderStatusCancelled || got.RefundedCents != o.total() {
 		t.Errorf("order = %s/%s refunded %d, want cancelled/refunded %d", got.Status, got.PaymentStatus, got.RefundedCents, o.total())

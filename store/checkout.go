@@ -100,7 +100,8 @@ WHERE id = $1`
 
 // FinishIdempotencyKey stores the response that every retry will replay.
 func (s *Store) FinishIdempotencyKey(ctx context.Context, id int64, status int, body []byte) error {
-	if _, err := s.db.ExecContext(ctx, finishKeySQL, id, status, types.JSONText(body)); err != nil {
+	// jsonb goes as text: see withOneRoundTrip.
+	if _, err := s.db.ExecContext(ctx, finishKeySQL, id, status, string(body)); err != nil {
 		return fmt.Errorf("finish idempotency key: %w", translate(err))
 	}
 	return nil
@@ -287,7 +288,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		var o Order
 		err = tx.GetContext(ctx, &o, insertOrderSQL, number, p.UserID, p.Email,
 			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-			currency, types.JSONText(p.ShippingAddress), types.JSONText(p.BillingAddress), p.PaymentDueAt)
+			currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
 		if err != nil {
 			return fmt.Errorf("insert order: %w", translate(err))
 		}

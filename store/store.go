@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -57,7 +58,7 @@ func (s *Store) Release() {
 
 // Open connects to url, checks the connection and applies migrations.
 func Open(ctx context.Context, url string) (*Store, error) {
-	db, err := sqlx.Open("postgres", url)
+	db, err := sqlx.Open("postgres", withOneRoundTrip(url))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -137,4 +138,22 @@ func uniqueMessage(constraint string) string {
 		return "A product with this SKU already exists."
 	}
 	return "The resource already exists."
+}
+
+// withOneRoundTrip asks lib/pq to send a parameterised query's parse, bind
+// and execute in one round trip instead of two (binary_parameters). Then
+// []byte arguments travel in binary, so the store passes JSON for jsonb
+// columns as strings. A URL that sets the parameter itself is left alone.
+func withOneRoundTrip(url string) string {
+	if strings.Contains(url, "binary_parameters=") {
+		return url
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	if !strings.Contains(url, "://") {
+		return url + " binary_parameters=yes" // key=value connection string
+	}
+	return url + sep + "binary_parameters=yes"
 }

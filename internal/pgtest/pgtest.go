@@ -68,7 +68,8 @@ func runMain(m *testing.M) int {
 // still open then, which catches leaked transactions and rows.
 func NewDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	db, err := sqlx.Open("postgres", newDatabase(t, false))
+	// The driver mode store.Open uses (one round trip per query).
+	db, err := sqlx.Open("postgres", newDatabase(t, false)+"&binary_parameters=yes")
 	if err != nil {
 		t.Fatalf("pgtest: open database: %v", err)
 	}
