@@ -137,7 +137,7 @@ SELECT ` + productColumns + `
 FROM products
 WHERE is_active
 	AND ($1 = '' OR category = $1)
-	AND ($2 = '' OR search_text LIKE $2)
+	AND ($2 = '' OR search_text LIKE lower($2))
 	AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT $5`
@@ -151,7 +151,9 @@ func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]P
 	}
 	pattern := ""
 	if q := strings.TrimSpace(f.Query); q != "" {
-		pattern = "%" + escapeLike(strings.ToLower(q)) + "%"
+		// Lower-cased by PostgreSQL, like search_text, so both agree under
+		// any collation.
+		pattern = "%" + escapeLike(q) + "%"
 	}
 	limit := pg.limit()
 	var rows []Product

@@ -178,9 +178,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// The reconciler must be done before the deferred store close.
 	reconcileCtx, stopReconciler := context.WithCancel(ctx)
-	defer stopReconciler()
-	go svc.RunReconciler(reconcileCtx, cfg.ReconcileEvery)
+	reconcilerDone := make(chan struct{})
+	go func() {
+		defer close(reconcilerDone)
+		svc.RunReconciler(reconcileCtx, cfg.ReconcileEvery)
+	}()
+	defer func() {
+		stopReconciler()
+		<-reconcilerDone
+	}()
 	base := "http://" + ln.Addr().String()
 	log.Info("serving", "addr", ln.Addr().String(), "startup_ms", time.Since(started).Milliseconds())
 	printBanner(stdout, cfg, base, time.Since(started))
