@@ -194,6 +194,14 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 		t.Errorf("400 does not name Idempotency-Key: %+v", pr)
 	}
 
+	// Keys are 1..255 characters.
+	pr = expectProblem(t, s.checkout(t, d.token, strings.Repeat("k", 256)), http.StatusBadRequest)
+	if !pr.hasFieldError("Idempotency-Key") {
+		t.Errorf("400 for a 256-character key does not name Idempotency-Key: %+v", pr)
+	}
+	s.fillCart(t, d.token, line{p.Id, 1})
+	s.checkout(t, d.token, strings.Repeat("k", 255)).want(t, http.StatusCreated)
+
 	// An empty cart is 400 and does not use the key up.
 	e := s.newCustomer(t)
 	ekey := newKey()
@@ -768,9 +776,18 @@ func TestCheckoutResumeRacesCancel(t *testing.T) {
 	if r.status == http.StatusCreated || r.status == http.StatusOK {
 		t.Errorf("the retry answered %d with a payable intent for the cancelled order: %s", r.status, r.body)
 	}
+	if r.status == http.StatusConflict {
+		number := s.order(t, c.token, id).OrderNumber
+		if pr := expectProblem(t, r, http.StatusConflict); !strings.Contains(pr.Detail, number) {
+			t.Errorf("409 = %q, want it to name the cancelled order %s", pr.Detail, number)
+		}
+	}
 	for _, in := range s.fake.IntentsForOrder(id) {
 		if o.PaymentIntentID != nil && *o.PaymentIntentID == in.ID && in.Status != "canceled" {
 			t.Errorf("cancelled order %s carries live PaymentIntent %s (%s): it can still be paid", id, in.ID, in.Status)
+		}
+		if in.Status != "canceled" {
+			t.Errorf("the intent %s made for the cancelled order is still %s at Stripe: it can be paid", in.ID, in.Status)
 		}
 	}
 	// Whatever the retry left, the reconciler must not make it payable either.

@@ -61,6 +61,9 @@ func TestOrderLifecycle(t *testing.T) {
 		if len(s.fake.Refunds()) != 0 {
 			t.Errorf("an unpaid cancellation refunded something: %+v", s.fake.Refunds())
 		}
+		if in, _ := s.fake.Intent(placed.Payment.PaymentIntentId); in.Status != "canceled" {
+			t.Errorf("the cancelled order's intent is %q at Stripe, want canceled (it could still be paid)", in.Status)
+		}
 	})
 
 	t.Run("paid: owner may not cancel, admin cancels and refunds", func(t *testing.T) {

@@ -199,6 +199,11 @@ func TestWebhookPaymentFailed(t *testing.T) {
 		t.Errorf("release rows %d (%d units), want 1 (+2)", rows, units)
 	}
 	s.ledgerCheck(t, o.p.Id)
+	// The order is cancelled and its stock back on sale: its intent must
+	// not stay payable (Stripe lets a customer retry a declined intent).
+	if in, ok := s.fake.Intent(o.intent()); !ok || in.Status != "canceled" {
+		t.Errorf("intent of the order cancelled by payment_failed is %q at Stripe, want canceled", in.Status)
+	}
 	events := s.eventCount(t, o.id())
 	// A second failure event releases nothing more.
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.payment_failed", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)

@@ -90,6 +90,11 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 		return err
 	}
 	s.Log.InfoContext(ctx, "stripe event", "event_id", ev.ID, "type", ev.Type, "order_id", o.ID, "outcome", int(outcome))
+	if outcome == store.OutcomeApplied && o.Status == shopd.StatusCancelled && o.PaymentIntentID != nil && s.Payments != nil {
+		// payment_failed cancelled the order and released its stock; Stripe
+		// would still let the customer retry the intent with another card.
+		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
+	}
 	if outcome == store.OutcomeRefundDue {
 		// Answer Stripe now; refund in the background. If this process dies
 		// first, the reconciler finds the cancelled-but-paid order.

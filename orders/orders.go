@@ -225,13 +225,15 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.I
 		if err := s.afterPhase("intent_created"); err != nil {
 			return CheckoutResponse{}, err
 		}
-		o, err = st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret)
+		// On an error AttachPaymentIntent returns no order: keep o for the refusal.
+		attached, err := st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret)
 		if errors.Is(err, store.ErrOrderCancelled) {
 			return s.refuseCancelled(ctx, st, k, o, intent.ID)
 		}
 		if err != nil {
 			return CheckoutResponse{}, err
 		}
+		o = attached
 	}
 	body, err := s.Render(o)
 	if err != nil {

@@ -345,6 +345,9 @@ func TestReconcileConcurrently(t *testing.T) {
 		if cancels != 1 {
 			t.Errorf("overdue order %s: %d cancel events", o.ID, cancels)
 		}
+		if in, _ := e.fake.Intent(*o.PaymentIntentID); in.Status != "canceled" {
+			t.Errorf("overdue order %s: its intent is %q at Stripe, want canceled", o.ID, in.Status)
+		}
 	}
 	if got := e.order(t, paid.ID); got.PaymentStatus != shopd.PaymentRefunded {
 		t.Errorf("lost refund: order %s", got.PaymentStatus)
