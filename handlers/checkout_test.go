@@ -387,7 +387,11 @@ func TestCheckoutCrashRecovery(t *testing.T) {
 		t.Parallel()
 		at := begin(t)
 		at.s.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
-		pr := expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
+		r503 := at.s.checkout(t, at.c.token, at.key)
+		pr := expectProblem(t, r503, http.StatusServiceUnavailable)
+		if retryAfter(r503) < 1 {
+			t.Errorf("503 without Retry-After: %v", r503.header)
+		}
 		if strings.Contains(pr.Detail, "stripe") || strings.Contains(pr.Detail, "api_error") {
 			t.Errorf("503 leaks provider details: %q", pr.Detail)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -55,6 +56,9 @@ func (v *validationError) Error() string {
 	}
 	return "invalid request: " + strings.Join(parts, "; ")
 }
+
+// unavailableRetryAfter is what a 503 tells clients to wait by default.
+const unavailableRetryAfter = 2 * time.Second
 
 // problemTypeBase prefixes problem types; they name the error code.
 const problemTypeBase = "https://shopd.dev/problems/"
@@ -109,7 +113,11 @@ func toProblem(err error) (problem, int) {
 		if de.Field != "" {
 			p.Errors = []fieldError{{Field: de.Field, Message: de.Message}}
 		}
-		return p, int(math.Ceil(de.RetryAfter.Seconds()))
+		retryAfter := de.RetryAfter
+		if de.Code == shopd.EUnavailable && retryAfter == 0 {
+			retryAfter = unavailableRetryAfter
+		}
+		return p, int(math.Ceil(retryAfter.Seconds()))
 	case errors.As(err, &he):
 		if he.Internal != nil {
 			if p, ra := toProblem(he.Internal); p.Status != http.StatusInternalServerError {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,9 @@ func TestWebhookPaymentFailed(t *testing.T) {
 	got := s.order(t, o.c.token, o.id())
 	if got.Status != gen.OrderStatusCancelled || got.PaymentStatus != gen.PaymentStatusFailed {
 		t.Errorf("after payment_failed: %s/%s, want cancelled/failed", got.Status, got.PaymentStatus)
+	}
+	if evs := eventTypes(s.events(t, s.admin, o.id())); !slices.Contains(evs, "payment_failed") || evs[len(evs)-1] != "cancelled" {
+		t.Errorf("events = %v, want payment_failed then cancelled", evs)
 	}
 	if st := s.dbStock(t, o.p.Id); st != 5 {
 		t.Errorf("stock = %d, want 5 (released)", st)

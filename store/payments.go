@@ -96,6 +96,12 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 		case "payment_intent.payment_failed":
 			if st.CanMarkFailed() {
 				o.PaymentStatus = shopd.PaymentFailed
+				if err := saveState(ctx, tx, &o); err != nil {
+					return err
+				}
+				if err := recordEvent(ctx, tx, o, EventPaymentFailed, stripe, &ev.AmountCents, ""); err != nil {
+					return err
+				}
 				if err := cancelLocked(ctx, tx, &o, stripe, "payment failed"); err != nil {
 					return err
 				}
@@ -263,6 +269,8 @@ FROM orders o
 WHERE o.status = 'cancelled'
 	AND o.payment_status IN ('paid', 'partially_refunded')
 	AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = o.id AND r.status = 'pending')
+	-- Stripe declined for good this many times: leave it to a person.
+	AND (SELECT count(*) FROM refunds r WHERE r.order_id = o.id AND r.status = 'failed') < 3
 LIMIT 100`
 
 const stalePendingRefundsSQL = `
@@ -283,7 +291,9 @@ func (s *Store) StalePendingRefunds(ctx context.Context, before time.Time) ([]Re
 }
 
 // CancelledButCaptured returns cancelled orders still holding money: a
-// refund that failed or was never made. The reconciler refunds them.
+// refund that failed or was never made. The reconciler refunds them, but
+// gives up on an order after three declined refunds (each one is an event
+// on the order, for an admin to act on).
 func (s *Store) CancelledButCaptured(ctx context.Context) ([]string, error) {
 	var ids []string
 	if err := s.db.SelectContext(ctx, &ids, unrefundedCancelledSQL); err != nil {
