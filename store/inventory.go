@@ -118,7 +118,7 @@ func (s *Store) InventoryTransactions(ctx context.Context, productID string, pg 
 		return nil, "", err
 	}
 	limit := pg.limit()
-	var rows []InventoryTransaction
+	rows := make([]InventoryTransaction, 0, limit+1) // sized: sqlx appends
 	if err := s.db.SelectContext(ctx, &rows, listInventorySQL, productID, afterID, limit+1); err != nil {
 		return nil, "", fmt.Errorf("list inventory: %w", translate(err))
 	}

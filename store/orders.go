@@ -187,7 +187,7 @@ func (s *Store) ListOrders(ctx context.Context, f OrderFilter, pg Page) ([]Order
 		return []Order{}, "", nil
 	}
 	limit := pg.limit()
-	var rows []Order
+	rows := make([]Order, 0, limit+1) // sized: sqlx appends
 	if err := s.db.SelectContext(ctx, &rows, listOrdersSQL, f.CustomerID, f.Status, t, id, limit+1); err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", translate(err))
 	}
@@ -213,7 +213,7 @@ func (s *Store) OrderEvents(ctx context.Context, orderID string, pg Page) ([]Ord
 		return nil, "", err
 	}
 	limit := pg.limit()
-	var rows []OrderEvent
+	rows := make([]OrderEvent, 0, limit+1) // sized: sqlx appends
 	if err := s.db.SelectContext(ctx, &rows, orderEventsSQL, orderID, afterID, limit+1); err != nil {
 		return nil, "", fmt.Errorf("order events: %w", translate(err))
 	}

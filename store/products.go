@@ -156,7 +156,7 @@ func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]P
 		pattern = "%" + escapeLike(q) + "%"
 	}
 	limit := pg.limit()
-	var rows []Product
+	rows := make([]Product, 0, limit+1) // sized: sqlx appends
 	if err := s.db.SelectContext(ctx, &rows, listProductsSQL, f.Category, pattern, t, id, limit+1); err != nil {
 		return nil, "", fmt.Errorf("list products: %w", translate(err))
 	}

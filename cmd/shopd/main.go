@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -28,6 +29,12 @@ func main() {
 // run is the whole program, callable from tests: it returns when ctx is
 // cancelled (after a graceful shutdown) or on a fatal error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if getenv("GOGC") == "" {
+		// The live heap is a few MiB and requests allocate a lot of short-
+		// lived rows and JSON: collecting at 5x the live heap instead of 2x
+		// costs some MiB and saves about a quarter of a request's CPU.
+		debug.SetGCPercent(400)
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
