@@ -18,7 +18,15 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 		return store.Order{}, err
 	}
 	if o.State().Refundable() > 0 {
-		return s.Refund(ctx, o.ID, 0, "requested_by_customer", by)
+		refunded, err := s.Refund(ctx, o.ID, 0, "requested_by_customer", by)
+		if err == nil {
+			return refunded, nil
+		}
+		// The cancellation stands either way. A refund Stripe did not
+		// answer stays pending, one it declined is recorded; the reconciler
+		// retries both, so report the order as it is now.
+		s.Log.WarnContext(ctx, "refund of cancelled order deferred", "order_id", o.ID, "err", err)
+		return s.Store.Order(ctx, o.ID)
 	}
 	if o.PaymentIntentID != nil && s.Payments != nil {
 		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
