@@ -129,8 +129,9 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 	}
 
 	var o store.Order
+	var u *store.User // loaded once, by whichever phase needs it first
 	if k.RecoveryPoint == store.PointStarted {
-		o, err = s.placeOrder(ctx, st, k, req)
+		o, u, err = s.placeOrder(ctx, st, k, req)
 		if err != nil {
 			return CheckoutResponse{}, err
 		}
@@ -142,7 +143,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 			return CheckoutResponse{}, err
 		}
 	}
-	return s.finishCheckout(ctx, st, k, o)
+	return s.finishCheckout(ctx, st, k, o, u)
 }
 
 // replay answers a finished key: its stored order, or its stored refusal.
@@ -157,12 +158,12 @@ func replay(k store.IdempotencyKey) (CheckoutResponse, error) {
 
 // placeOrder runs the order transaction. A refusal that changed nothing
 // (empty cart, short stock, quota) frees the key for another try.
-func (s *Service) placeOrder(ctx context.Context, st *store.Store, k store.IdempotencyKey, req CheckoutRequest) (store.Order, error) {
-	forget := func(err error) (store.Order, error) {
+func (s *Service) placeOrder(ctx context.Context, st *store.Store, k store.IdempotencyKey, req CheckoutRequest) (store.Order, *store.User, error) {
+	forget := func(err error) (store.Order, *store.User, error) {
 		if ferr := st.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
 			s.Log.ErrorContext(ctx, "forget idempotency key", "err", ferr)
 		}
-		return store.Order{}, err
+		return store.Order{}, nil, err
 	}
 	if s.Limiter != nil {
 		r, err := s.Limiter.Allow(ctx, "checkout:"+req.UserID, s.CheckoutLimit)
@@ -186,27 +187,31 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Store, k store.Idemp
 		if c := shopd.ErrorCode(err); c == shopd.EInvalid || c == shopd.EConflict {
 			return forget(err)
 		}
-		return store.Order{}, err
+		return store.Order{}, nil, err
 	}
-	return o, nil
+	return o, &u, nil
 }
 
 // finishCheckout creates (or, on a retry, gets back) the order's one
 // PaymentIntent and stores the response. A Stripe failure leaves the key at
 // order_created: the next retry, or the reconciler, continues from here.
-func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.IdempotencyKey, o store.Order) (CheckoutResponse, error) {
+func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.IdempotencyKey, o store.Order, u *store.User) (CheckoutResponse, error) {
 	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
 		return s.refuseCancelled(ctx, st, k, o, "")
 	}
 	if o.PaymentIntentID == nil {
-		u, err := st.UserByID(ctx, o.CustomerID)
-		if err != nil {
-			return CheckoutResponse{}, err
+		if u == nil {
+			found, err := st.UserByID(ctx, o.CustomerID)
+			if err != nil {
+				return CheckoutResponse{}, err
+			}
+			u = &found
 		}
-		customerID := ""
+		var customerID string
 		if u.StripeCustomerID != nil {
 			customerID = *u.StripeCustomerID
 		} else {
+			var err error
 			customerID, err = s.Payments.CreateCustomer(ctx, u.ID, u.Email, u.FirstName+" "+u.LastName)
 			if err != nil {
 				return CheckoutResponse{}, fmt.Errorf("stripe customer: %w", err)
@@ -226,7 +231,7 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.I
 			return CheckoutResponse{}, err
 		}
 		// On an error AttachPaymentIntent returns no order: keep o for the refusal.
-		attached, err := st.AttachPaymentIntent(ctx, o.ID, intent.ID, intent.ClientSecret)
+		attached, err := st.AttachPaymentIntent(ctx, o, intent.ID, intent.ClientSecret)
 		if errors.Is(err, store.ErrOrderCancelled) {
 			return s.refuseCancelled(ctx, st, k, o, intent.ID)
 		}

@@ -92,7 +92,7 @@ func (s *Service) resumeCheckout(ctx context.Context, k store.IdempotencyKey) {
 	if s.Payments == nil {
 		return
 	}
-	if _, err := s.finishCheckout(ctx, st, k, o); err != nil {
+	if _, err := s.finishCheckout(ctx, st, k, o, nil); err != nil {
 		s.Log.WarnContext(ctx, "reconcile: resume checkout", "order_id", o.ID, "err", err)
 		return
 	}

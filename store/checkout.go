@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/types"
+	"github.com/lib/pq"
 
 	"github.com/shopd/shopd"
 )
@@ -193,13 +195,22 @@ ORDER BY product_id`
 
 	// takeStockSQL is the oversell guard: the row lock plus the condition
 	// make concurrent checkouts queue, and the loser sees too little stock.
+	// The sale's ledger row goes in the same statement, so the hot product
+	// row is locked for one round trip less.
 	takeStockSQL = `
-UPDATE products
-SET stock = stock - $2, updated_at = now()
-WHERE id = $1
-	AND is_active
-	AND stock >= $2
-RETURNING sku, name, price_cents, currency, stock`
+WITH p AS (
+	UPDATE products
+	SET stock = stock - $2, updated_at = now()
+	WHERE id = $1
+		AND is_active
+		AND stock >= $2
+	RETURNING id, sku, name, price_cents, currency, stock
+), sale AS (
+	INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
+	SELECT id, sku, -$2::integer, 'sale', stock, $3, 'checkout'
+	FROM p
+)
+SELECT sku, name, price_cents, currency, stock FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
@@ -208,20 +219,27 @@ UPDATE order_number_counter
 SET last = last + 1
 RETURNING last`
 
+	// insertOrderSQL writes the order and its first event together.
 	insertOrderSQL = `
-INSERT INTO orders (order_number, customer_id, email, status, payment_status, fulfillment_status,
-	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
-	shipping_address, billing_address, payment_due_at)
-VALUES ($1, $2, $3, 'pending', 'pending', 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING ` + orderColumns
+WITH o AS (
+	INSERT INTO orders (id, order_number, customer_id, email, status, payment_status, fulfillment_status,
+		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
+		shipping_address, billing_address, payment_due_at)
+	VALUES ($1, $2, $3, $4, 'pending', 'pending', 'unfulfilled', $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	RETURNING ` + orderColumns + `
+), placed AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
+	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
+	FROM o
+)
+SELECT ` + orderColumns + ` FROM o`
 
-	insertOrderItemSQL = `
+	// insertOrderItemsSQL writes all lines in one statement.
+	insertOrderItemsSQL = `
 INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-
-	insertSaleSQL = `
-INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
-VALUES ($1, $2, $3, 'sale', $4, $5, $6)`
+SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
+FROM unnest($2::integer[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
+	AS l (line_no, product_id, sku, name, unit_price_cents, quantity)`
 
 	orderCreatedSQL = `
 UPDATE idempotency_keys
@@ -255,13 +273,16 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		if len(lines) == 0 {
 			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 		}
+		// The id is made here so the sale ledger rows can name the order
+		// before it is numbered: numbering is last, as the counter row stays
+		// locked until commit.
+		orderID := uuid.NewString()
 		items := make([]OrderItem, 0, len(lines))
-		taken := make([]takenStock, 0, len(lines))
 		var subtotal int64
 		currency := ""
 		for i, l := range lines {
 			var t takenStock
-			err := tx.GetContext(ctx, &t, takeStockSQL, l.ProductID, l.Quantity)
+			err := tx.GetContext(ctx, &t, takeStockSQL, l.ProductID, l.Quantity, orderID)
 			if errors.Is(err, sql.ErrNoRows) {
 				return shortOf(ctx, tx, l)
 			}
@@ -275,38 +296,25 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 			}
 			line := t.PriceCents * int64(l.Quantity)
 			subtotal += line
-			items = append(items, OrderItem{LineNo: i + 1, ProductID: l.ProductID, SKU: t.SKU, Name: t.Name,
+			items = append(items, OrderItem{OrderID: orderID, LineNo: i + 1, ProductID: l.ProductID, SKU: t.SKU, Name: t.Name,
 				UnitPriceCents: t.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
-			taken = append(taken, t)
 		}
 		totals := p.Pricing.Totals(subtotal, 0)
-		// Numbered last: the counter row stays locked until commit, so keep that short.
 		var number int64
 		if err := tx.GetContext(ctx, &number, nextOrderNumberSQL); err != nil {
 			return fmt.Errorf("order number: %w", translate(err))
 		}
 		var o Order
-		err = tx.GetContext(ctx, &o, insertOrderSQL, number, p.UserID, p.Email,
+		err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, number, p.UserID, p.Email,
 			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
 			currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
 		if err != nil {
 			return fmt.Errorf("insert order: %w", translate(err))
 		}
-		for i, it := range items {
-			it.OrderID = o.ID
-			if _, err := tx.ExecContext(ctx, insertOrderItemSQL, o.ID, it.LineNo, it.ProductID, it.SKU, it.Name,
-				it.UnitPriceCents, it.Quantity, it.LineTotalCents); err != nil {
-				return fmt.Errorf("insert order item: %w", translate(err))
-			}
-			if _, err := tx.ExecContext(ctx, insertSaleSQL, it.ProductID, it.SKU, -it.Quantity, taken[i].Stock,
-				o.ID, o.Number()); err != nil {
-				return fmt.Errorf("record sale: %w", translate(err))
-			}
-			o.Items = append(o.Items, it)
-		}
-		if err := recordEvent(ctx, tx, o, EventPlaced, Actor{Kind: "customer", ID: p.UserID}, &o.TotalCents, ""); err != nil {
+		if err := insertItems(ctx, tx, orderID, items); err != nil {
 			return err
 		}
+		o.Items = items
 		if err := clearCartTx(ctx, tx, p.UserID, s.Now()); err != nil {
 			return fmt.Errorf("empty cart: %w", err)
 		}
@@ -322,6 +330,22 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return nil
 	})
 	return out, err
+}
+
+func insertItems(ctx context.Context, tx *sqlx.Tx, orderID string, items []OrderItem) error {
+	n := len(items)
+	lineNo, qty := make([]int64, n), make([]int64, n)
+	productID, sku, name := make([]string, n), make([]string, n), make([]string, n)
+	price := make([]int64, n)
+	for i, it := range items {
+		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
+	}
+	_, err := tx.ExecContext(ctx, insertOrderItemsSQL, orderID, pq.Array(lineNo), pq.Array(productID),
+		pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty))
+	if err != nil {
+		return fmt.Errorf("insert order items: %w", translate(err))
+	}
+	return nil
 }
 
 // shortOf explains why a line's stock could not be taken.
@@ -345,26 +369,50 @@ func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
 // meanwhile: its intent must be cancelled, never handed out.
 var ErrOrderCancelled = shopd.Errorf(shopd.EConflict, "The order was cancelled before payment could start; check out again.")
 
-// AttachPaymentIntent stores the order's PaymentIntent. Attaching the same
-// intent again is a no-op, so a resumed checkout may call it twice. An
-// order cancelled meanwhile gets none: ErrOrderCancelled.
-func (s *Store) AttachPaymentIntent(ctx context.Context, orderID, intentID, clientSecret string) (Order, error) {
-	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
-		if o.Status == shopd.StatusCancelled && o.PaymentIntentID == nil {
-			return ErrOrderCancelled
-		}
-		if o.PaymentIntentID != nil {
-			if *o.PaymentIntentID != intentID {
-				return fmt.Errorf("order %s already has intent %s, not %s", o.ID, *o.PaymentIntentID, intentID)
-			}
-			return nil
-		}
-		o.PaymentIntentID, o.ClientSecret = &intentID, &clientSecret
-		if err := saveState(ctx, tx, o); err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, *o, EventPaymentIntentCreated, Actor{Kind: "system"}, &o.TotalCents, intentID)
-	})
+// attachIntentSQL sets the intent of an open order that has none, and
+// records the event, in one statement.
+const attachIntentSQL = `
+WITH o AS (
+	UPDATE orders
+	SET payment_intent_id = $2, client_secret = $3, updated_at = now()
+	WHERE id = $1
+		AND payment_intent_id IS NULL
+		AND status <> 'cancelled'
+	RETURNING ` + orderColumns + `
+), created AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, amount_cents, note)
+	SELECT id, 'payment_intent_created', status, payment_status, fulfillment_status, 'system', total_cents, $2
+	FROM o
+)
+SELECT ` + orderColumns + ` FROM o`
+
+// AttachPaymentIntent stores the order's PaymentIntent and returns the
+// order (its lines are taken from o). Attaching the same intent again is a
+// no-op, so a resumed checkout may call it twice. An order cancelled
+// meanwhile gets none: ErrOrderCancelled.
+func (s *Store) AttachPaymentIntent(ctx context.Context, o Order, intentID, clientSecret string) (Order, error) {
+	var out Order
+	err := s.db.GetContext(ctx, &out, attachIntentSQL, o.ID, intentID, clientSecret)
+	if err == nil {
+		out.Items = o.Items
+		return out, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Order{}, fmt.Errorf("attach intent: %w", translate(err))
+	}
+	// Not attached: find out why, from the order as it is now.
+	cur, err := s.Order(ctx, o.ID)
+	switch {
+	case err != nil:
+		return Order{}, err
+	case cur.PaymentIntentID != nil && *cur.PaymentIntentID == intentID:
+		return cur, nil
+	case cur.PaymentIntentID != nil:
+		return Order{}, fmt.Errorf("order %s already has intent %s, not %s", o.ID, *cur.PaymentIntentID, intentID)
+	case cur.Status == shopd.StatusCancelled:
+		return Order{}, ErrOrderCancelled
+	}
+	return Order{}, fmt.Errorf("attach intent to order %s: nothing updated", o.ID)
 }
 
 // SetStripeCustomer records the user's Stripe customer id once.

@@ -31,7 +31,7 @@ func placeTestOrder(t *testing.T, s *Store, p Product, qty int, due time.Time) O
 	if err != nil {
 		t.Fatalf("place order: %v", err)
 	}
-	if o, err = s.AttachPaymentIntent(ctx, o.ID, "pi_"+uuid.NewString()[:8], "secret"); err != nil {
+	if o, err = s.AttachPaymentIntent(ctx, o, "pi_"+uuid.NewString()[:8], "secret"); err != nil {
 		t.Fatal(err)
 	}
 	return o

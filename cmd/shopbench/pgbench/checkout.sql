@@ -51,12 +51,21 @@ SELECT product_id, quantity
 FROM cart_items
 WHERE user_id = ({{.Customers}})[:c]
 ORDER BY product_id;
-UPDATE products
-SET stock = stock - 1, updated_at = now()
-WHERE id = ({{.StockProducts}})[:p]
-	AND is_active
-	AND stock >= 1
-RETURNING sku, name, price_cents, currency, stock
+SELECT gen_random_uuid() AS oid
+\gset
+WITH p AS (
+	UPDATE products
+	SET stock = stock - 1, updated_at = now()
+	WHERE id = ({{.StockProducts}})[:p]
+		AND is_active
+		AND stock >= 1
+	RETURNING id, sku, name, price_cents, currency, stock
+), sale AS (
+	INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
+	SELECT id, sku, -1, 'sale', stock, :oid, 'checkout'
+	FROM p
+)
+SELECT sku, name, price_cents, currency, stock FROM p
 \gset
 \set tax (:price_cents * 1000 + 5000) / 10000
 \set shipping case when :price_cents > 10000 then 0 else 1000 end
@@ -65,23 +74,25 @@ UPDATE order_number_counter
 SET last = last + 1
 RETURNING last AS order_number
 \gset
-INSERT INTO orders (order_number, customer_id, email, status, payment_status, fulfillment_status,
-	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
-	shipping_address, billing_address, payment_due_at)
-VALUES (:order_number, ({{.Customers}})[:c], 'bench@example.com', 'pending', 'pending', 'unfulfilled',
-	:price_cents, :tax, :shipping, 0, :total, :currency,
-	'{{.Address}}', '{{.Address}}', now() + interval '1 hour')
-RETURNING id, order_number, customer_id, email, status, payment_status, fulfillment_status,
-	subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, refunded_cents, currency,
-	shipping_address, billing_address, payment_intent_id, client_secret, tracking_number,
-	shipped_at, delivered_at, payment_due_at, created_at, updated_at
-\gset o_
+WITH o AS (
+	INSERT INTO orders (id, order_number, customer_id, email, status, payment_status, fulfillment_status,
+		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
+		shipping_address, billing_address, payment_due_at)
+	VALUES (:oid, :order_number, ({{.Customers}})[:c], 'bench@example.com', 'pending', 'pending', 'unfulfilled',
+		:price_cents, :tax, :shipping, 0, :total, :currency,
+		'{{.Address}}', '{{.Address}}', now() + interval '1 hour')
+	RETURNING id, order_number, customer_id, email, status, payment_status, fulfillment_status,
+		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, refunded_cents, currency,
+		shipping_address, billing_address, payment_intent_id, client_secret, tracking_number,
+		shipped_at, delivered_at, payment_due_at, created_at, updated_at
+), placed AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
+	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
+	FROM o
+)
+SELECT id FROM o;
 INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
-VALUES (:o_id, 1, ({{.StockProducts}})[:p], :sku, :name, :price_cents, 1, :price_cents);
-INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stock_after, reference_id, note)
-VALUES (({{.StockProducts}})[:p], :sku, -1, 'sale', :stock, :o_id, 'ORD-' || lpad(:order_number::text, 6, '0'));
-INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note)
-VALUES (:o_id, 'placed', 'pending', 'pending', 'unfulfilled', 'customer', ({{.Customers}})[:c], :total, NULL);
+VALUES (:oid, 1, ({{.StockProducts}})[:p], :sku, :name, :price_cents, 1, :price_cents);
 -- clearCartTx
 SELECT updated_at
 FROM carts
