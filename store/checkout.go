@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -214,25 +215,22 @@ SELECT sku, name, price_cents, currency, stock FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
-	nextOrderNumberSQL = `
-UPDATE order_number_counter
-SET last = last + 1
-RETURNING last`
-
-	// insertOrderSQL writes the order and its first event together.
-	insertOrderSQL = `
-WITH o AS (
-	INSERT INTO orders (id, order_number, customer_id, email, status, payment_status, fulfillment_status,
-		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
-		shipping_address, billing_address, payment_due_at)
-	VALUES ($1, $2, $3, $4, 'pending', 'pending', 'unfulfilled', $5, $6, $7, $8, $9, $10, $11, $12, $13)
-	RETURNING ` + orderColumns + `
-), placed AS (
-	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
-	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
-	FROM o
+	// numberOrderSQL takes the next number and gives it to the order. It is
+	// the transaction's last statement: the counter row stays locked until
+	// commit and every checkout needs it, so it is held for as little as
+	// possible. Numbers come without gaps: a rolled-back checkout rolls
+	// its increment back too.
+	numberOrderSQL = `
+WITH n AS (
+	UPDATE order_number_counter
+	SET last = last + 1
+	RETURNING last
 )
-SELECT ` + orderColumns + ` FROM o`
+UPDATE orders
+SET order_number = n.last
+FROM n
+WHERE orders.id = $1
+RETURNING orders.order_number`
 
 	// insertOrderItemsSQL writes all lines in one statement.
 	insertOrderItemsSQL = `
@@ -247,6 +245,22 @@ SET recovery_point = 'order_created', order_id = $2, updated_at = now()
 WHERE id = $1
 	AND recovery_point = 'started'`
 )
+
+// insertOrderSQL writes the order and its first event together. The order
+// has no number until numberOrderSQL, so it reads back as 0.
+var insertOrderSQL = `
+WITH o AS (
+	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
+		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
+		shipping_address, billing_address, payment_due_at)
+	VALUES ($1, $2, $3, 'pending', 'pending', 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	RETURNING ` + orderColumns + `
+), placed AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
+	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
+	FROM o
+)
+SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + ` FROM o`
 
 // PlaceOrder turns the user's cart into an order in one transaction: it
 // takes the stock of every line in ascending product order (EConflict naming
@@ -274,8 +288,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 		}
 		// The id is made here so the sale ledger rows can name the order
-		// before it is numbered: numbering is last, as the counter row stays
-		// locked until commit.
+		// before it exists; it is numbered last (numberOrderSQL).
 		orderID := uuid.NewString()
 		items := make([]OrderItem, 0, len(lines))
 		var subtotal int64
@@ -300,12 +313,8 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 				UnitPriceCents: t.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
 		}
 		totals := p.Pricing.Totals(subtotal, 0)
-		var number int64
-		if err := tx.GetContext(ctx, &number, nextOrderNumberSQL); err != nil {
-			return fmt.Errorf("order number: %w", translate(err))
-		}
 		var o Order
-		err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, number, p.UserID, p.Email,
+		err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
 			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
 			currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
 		if err != nil {
@@ -325,6 +334,9 @@ func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		if n, _ := res.RowsAffected(); n != 1 {
 			// Another request finished this key first; roll everything back.
 			return shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
+		}
+		if err := tx.GetContext(ctx, &o.OrderNumber, numberOrderSQL, o.ID); err != nil {
+			return fmt.Errorf("number order: %w", translate(err))
 		}
 		out = o
 		return nil

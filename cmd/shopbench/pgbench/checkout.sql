@@ -70,15 +70,11 @@ SELECT sku, name, price_cents, currency, stock FROM p
 \set tax (:price_cents * 1000 + 5000) / 10000
 \set shipping case when :price_cents > 10000 then 0 else 1000 end
 \set total :price_cents + :tax + :shipping
-UPDATE order_number_counter
-SET last = last + 1
-RETURNING last AS order_number
-\gset
 WITH o AS (
-	INSERT INTO orders (id, order_number, customer_id, email, status, payment_status, fulfillment_status,
+	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
 		shipping_address, billing_address, payment_due_at)
-	VALUES (:oid, :order_number, ({{.Customers}})[:c], 'bench@example.com', 'pending', 'pending', 'unfulfilled',
+	VALUES (:oid, ({{.Customers}})[:c], 'bench@example.com', 'pending', 'pending', 'unfulfilled',
 		:price_cents, :tax, :shipping, 0, :total, :currency,
 		'{{.Address}}', '{{.Address}}', now() + interval '1 hour')
 	RETURNING id, order_number, customer_id, email, status, payment_status, fulfillment_status,
@@ -103,4 +99,14 @@ WHERE user_id = ({{.Customers}})[:c];
 UPDATE carts
 SET updated_at = now()
 WHERE user_id = ({{.Customers}})[:c];
+-- numbered last, as PlaceOrder does
+WITH n AS (
+	UPDATE order_number_counter
+	SET last = last + 1
+	RETURNING last
+)
+UPDATE orders
+SET order_number = n.last
+FROM n
+WHERE orders.id = :oid;
 COMMIT;

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/pgtest"
+)
+
+// TestOrderNumbersAreGapFree: numbers are handed out by the last statement
+// of a checkout, so a checkout that fails earlier uses none, and an order
+// can never be committed without one.
+func TestOrderNumbersAreGapFree(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 2 })
+	due := time.Now().Add(time.Hour)
+
+	first := placeTestOrder(t, s, p, 1, due)
+	// A checkout refused for stock rolls back before numbering.
+	u := newCartUser(t, s)
+	if _, err := s.AddToCart(ctx, u, p.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.PlaceOrder(ctx, PlaceOrder{KeyID: k.ID, UserID: u, Email: "y@example.com",
+		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
+	if shopd.ErrorCode(err) != shopd.EConflict {
+		t.Fatalf("short checkout: %v, want conflict", err)
+	}
+	second := placeTestOrder(t, s, p, 1, due)
+	if first.OrderNumber != 1 || second.OrderNumber != 2 || second.Number() != "ORD-000002" {
+		t.Errorf("numbers %d, %d (%s); want 1, 2 (ORD-000002)", first.OrderNumber, second.OrderNumber, second.Number())
+	}
+
+	// An order inserted without a number cannot commit.
+	tx, err := s.pool.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO orders (customer_id, email, status, payment_status, fulfillment_status,
+		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency, shipping_address, billing_address, payment_due_at)
+		VALUES ($1, 'z@example.com', 'pending', 'pending', 'unfulfilled', 100, 10, 0, 0, 110, 'usd', '{}', '{}', now())`, u)
+	if err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("an order without a number was committed")
+	}
+	// Numbered orders cannot be renumbered.
+	if _, err := s.pool.ExecContext(ctx, `UPDATE orders SET order_number = 99 WHERE id = $1`, first.ID); err == nil {
+		t.Fatal("an order number was changed")
+	}
+}
