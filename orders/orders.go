@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/shopd/shopd"
@@ -41,6 +42,12 @@ type Service struct {
 	Render func(store.Order) ([]byte, error)
 	Log    *slog.Logger
 	Now    func() time.Time
+	// CheckoutSlots bounds the checkouts in flight on this instance (0:
+	// 16). Each holds one database connection, also while Stripe answers,
+	// so the pool must keep connections for everything else.
+	CheckoutSlots int
+	slotsOnce     sync.Once
+	slots         chan struct{}
 	// AfterPhase, when set, runs after each committed checkout phase
 	// ("order_created", "intent_created"); an error aborts the checkout
 	// there, as a crash would. Tests use it to inject failures.
@@ -93,6 +100,11 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 	if s.Payments == nil {
 		return CheckoutResponse{}, errPaymentsOff
 	}
+	release, err := s.takeSlot(ctx)
+	if err != nil {
+		return CheckoutResponse{}, err
+	}
+	defer release()
 	// One connection for the whole checkout: it carries the in-flight lock.
 	st, err := s.Store.Pin(ctx)
 	if err != nil {
@@ -147,6 +159,49 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 }
 
 // replay answers a finished key: its stored order, or its stored refusal.
+// slotWait is how long a checkout waits for a free slot before a 503.
+const slotWait = 10 * time.Second
+
+var errBusy = &shopd.Error{Code: shopd.EUnavailable, RetryAfter: 2 * time.Second,
+	Message: "Too many checkouts in progress; retry with the same Idempotency-Key."}
+
+// takeSlot waits for one of the instance's checkout slots.
+func (s *Service) takeSlot(ctx context.Context) (func(), error) {
+	s.slotsOnce.Do(func() {
+		n := s.CheckoutSlots
+		if n <= 0 {
+			n = 16
+		}
+		s.slots = make(chan struct{}, n)
+	})
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-t.C:
+		return nil, errBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stripeDeadline bounds each Stripe call of a checkout, so a slow Stripe
+// cannot hold a slot and its connection for long: the caller gets a 503
+// and its retry resumes from the last committed phase.
+const stripeDeadline = 20 * time.Second
+
+// stripeFailure reports a Stripe call that ran out of its own deadline
+// while the request itself is still alive as unavailable (503), like any
+// other Stripe outage.
+func stripeFailure(ctx context.Context, what string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("%s: %w", what, &shopd.Error{Code: shopd.EUnavailable,
+			Message: "The payment provider did not answer in time; retry with the same Idempotency-Key."})
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 func replay(k store.IdempotencyKey) (CheckoutResponse, error) {
 	if k.ResponseStatus != nil && *k.ResponseStatus == http.StatusConflict {
 		var p struct{ Detail string }
@@ -212,20 +267,24 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Store, k store.I
 			customerID = *u.StripeCustomerID
 		} else {
 			var err error
-			customerID, err = s.Payments.CreateCustomer(ctx, u.ID, u.Email, u.FirstName+" "+u.LastName)
+			sctx, cancel := context.WithTimeout(ctx, stripeDeadline)
+			customerID, err = s.Payments.CreateCustomer(sctx, u.ID, u.Email, u.FirstName+" "+u.LastName)
+			cancel()
 			if err != nil {
-				return CheckoutResponse{}, fmt.Errorf("stripe customer: %w", err)
+				return CheckoutResponse{}, stripeFailure(ctx, "stripe customer", err)
 			}
 			if err := st.SetStripeCustomer(ctx, u.ID, customerID); err != nil {
 				return CheckoutResponse{}, err
 			}
 		}
-		intent, err := s.Payments.CreatePaymentIntent(ctx, payments.IntentParams{
+		sctx, cancel := context.WithTimeout(ctx, stripeDeadline)
+		intent, err := s.Payments.CreatePaymentIntent(sctx, payments.IntentParams{
 			OrderID: o.ID, AmountCents: o.TotalCents, Currency: o.Currency, CustomerID: customerID,
 			Description: "Order " + o.Number(),
 		})
+		cancel()
 		if err != nil {
-			return CheckoutResponse{}, fmt.Errorf("payment intent: %w", err)
+			return CheckoutResponse{}, stripeFailure(ctx, "payment intent", err)
 		}
 		if err := s.afterPhase("intent_created"); err != nil {
 			return CheckoutResponse{}, err
