@@ -76,6 +76,8 @@ func (s OrderState) CanRefund(amountCents, pendingCents int64) error {
 	switch {
 	case !s.Captured():
 		return Errorf(EConflict, "Only a paid order can be refunded (payment %s).", s.PaymentStatus)
+	case left <= 0:
+		return Errorf(EConflict, "Nothing is left to refund (refunds under way cover the rest).")
 	case amountCents <= 0:
 		return FieldError("amountCents", "Must be positive.")
 	case amountCents > left:

@@ -67,6 +67,7 @@ func TestOrderTransitions(t *testing.T) {
 		{"refund unpaid", ok(pending.CanRefund(1, 0)), false},
 		{"refund refunded", ok(refunded.CanRefund(1, 0)), false},
 		{"refund zero", ok(paid.CanRefund(0, 0)), false},
+		{"refund with the rest pending is a conflict", ErrorCode(paid.CanRefund(0, 1000)) == EConflict, true},
 		{"pay pending", pending.CanMarkPaid(), true},
 		{"pay paid again", paid.CanMarkPaid(), false},
 		{"pay cancelled", cancelled.CanMarkPaid(), false},

@@ -276,11 +276,17 @@ func TestWebhookChargeRefunded(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	o := s.webhookOrder(t)
-	// Before payment a refund report changes nothing.
+	// A refund Stripe reports before the payment (events can arrive out of
+	// order) is kept, and counted once the payment arrives.
 	s.deliver(t, chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), 100, "usd")).want(t, http.StatusOK)
-	s.unchanged(t, o, 2, "pending", "pending")
+	if got := s.order(t, o.c.token, o.id()); got.RefundedCents != 100 || got.PaymentStatus != gen.PaymentStatusPending || got.Status != gen.OrderStatusPending {
+		t.Errorf("refund before payment: %s/%s refunded %d, want pending/pending refunded 100", got.Status, got.PaymentStatus, got.RefundedCents)
+	}
 
-	s.pay(t, o.out)
+	s.deliver(t, intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
+	if got := s.order(t, o.c.token, o.id()); got.PaymentStatus != gen.PaymentStatusPartiallyRefunded || got.Status != gen.OrderStatusProcessing {
+		t.Errorf("paid after an early refund: %s/%s, want processing/partially_refunded", got.Status, got.PaymentStatus)
+	}
 	part := o.total() / 4
 	s.deliver(t, chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), part, "usd")).want(t, http.StatusOK)
 	got := s.order(t, o.c.token, o.id())
@@ -300,10 +306,26 @@ func TestWebhookChargeRefunded(t *testing.T) {
 	if got.PaymentStatus != gen.PaymentStatusRefunded || got.RefundedCents != o.total() {
 		t.Errorf("after the full refund: %s refunded %d, want refunded %d", got.PaymentStatus, got.RefundedCents, o.total())
 	}
-	if types := eventTypes(s.events(t, o.c.token, o.id())); !reflect.DeepEqual(types, []string{"placed", "payment_intent_created", "paid", "refunded", "refunded"}) {
+	if types := eventTypes(s.events(t, o.c.token, o.id())); !reflect.DeepEqual(types, []string{"placed", "payment_intent_created", "refunded", "paid", "refunded", "refunded"}) {
 		t.Errorf("events = %v", types)
 	}
 	if frozenOf(got).Total != o.total() || !reflect.DeepEqual(frozenOf(got), frozenOf(o.out.Order)) {
 		t.Errorf("frozen part changed: %+v vs %+v", frozenOf(got), frozenOf(o.out.Order))
 	}
+}
+
+// TestWebhookFullRefundBeforeSuccess: Stripe delivers a full refund before
+// the payment's success. The order must not end up paid and shippable.
+func TestWebhookFullRefundBeforeSuccess(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	o := s.webhookOrder(t)
+	s.deliver(t, chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), o.total(), "usd")).want(t, http.StatusOK)
+	s.deliver(t, intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
+	got := s.order(t, o.c.token, o.id())
+	if got.PaymentStatus != gen.PaymentStatusRefunded || got.RefundedCents != o.total() {
+		t.Errorf("order = %s/%s refunded %d, want refunded %d", got.Status, got.PaymentStatus, got.RefundedCents, o.total())
+	}
+	r := s.do(t, http.MethodPost, "/v1/admin/orders/"+o.id()+"/fulfill", s.admin, map[string]string{"trackingNumber": "TRK1"})
+	expectProblem(t, r, http.StatusConflict)
 }

@@ -75,9 +75,19 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 			if ev.AmountCents != o.TotalCents || ev.Currency != o.Currency {
 				return nil // not what the order costs: never mark it paid
 			}
+			if o.PaymentIntentID == nil && ev.PaymentIntentID != "" {
+				// Paid before the checkout stored its intent: keep it, or
+				// the money could never be refunded.
+				o.PaymentIntentID = &ev.PaymentIntentID
+			}
+			// A refund Stripe reported before this success still counts.
+			paid := shopd.PaymentPaid
+			if o.RefundedCents > 0 {
+				paid = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
+			}
 			switch {
 			case st.CanMarkPaid():
-				o.Status, o.PaymentStatus = shopd.StatusProcessing, shopd.PaymentPaid
+				o.Status, o.PaymentStatus = shopd.StatusProcessing, paid
 				outcome = OutcomeApplied
 				if err := saveState(ctx, tx, &o); err != nil {
 					return err
@@ -85,8 +95,11 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 				out = o
 				return recordEvent(ctx, tx, o, EventPaid, stripe, &ev.AmountCents, "")
 			case o.Status == shopd.StatusCancelled && !st.Captured() && o.PaymentStatus != shopd.PaymentRefunded:
-				o.PaymentStatus = shopd.PaymentPaid
-				outcome = OutcomeRefundDue
+				o.PaymentStatus = paid
+				outcome = OutcomeApplied
+				if o.State().Refundable() > 0 {
+					outcome = OutcomeRefundDue
+				}
 				if err := saveState(ctx, tx, &o); err != nil {
 					return err
 				}
@@ -110,11 +123,15 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 				return nil
 			}
 		case "charge.refunded":
-			if ev.Currency == o.Currency && ev.AmountCents > o.RefundedCents && st.Captured() {
+			// Applied whatever the order's state: Stripe may deliver the
+			// refund before the success, and then the success must find it.
+			if ev.Currency == o.Currency && ev.AmountCents > o.RefundedCents {
 				amount := min(ev.AmountCents, o.TotalCents)
 				delta := amount - o.RefundedCents
 				o.RefundedCents = amount
-				o.PaymentStatus = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
+				if st.Captured() {
+					o.PaymentStatus = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
+				}
 				if err := saveState(ctx, tx, &o); err != nil {
 					return err
 				}
