@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/shopd/shopd"
@@ -70,10 +71,14 @@ func (s *Server) Register(ctx context.Context, req gen.RegisterRequestObject) (g
 
 // Login exchanges credentials for an access token. Failures are counted per
 // email and client IP; past the limit every attempt is refused for a while,
-// right password or not.
+// right password or not. Attempts for one email and IP are checked one at a
+// time, so a burst of concurrent guesses cannot all slip past the count.
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	email := store.NormalizeEmail(string(req.Body.Email))
 	key := "login-failures:" + email + "|" + clientIP(ctx)
+	mu := &s.loginLocks[fnv32(key)%uint32(len(s.loginLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	if r, err := s.limiter.Peek(ctx, key, s.loginLimit); err != nil {
 		return nil, err
 	} else if !r.Allowed {
@@ -102,6 +107,12 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		TokenType:   gen.TokenResponseTokenTypeBearer,
 		ExpiresIn:   int32(s.tokens.TTL().Seconds()),
 	}, nil
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
 
 // GetMe returns the caller's profile.

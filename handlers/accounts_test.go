@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,6 +286,40 @@ func TestLoginRateLimit(t *testing.T) {
 	// Another account from the same address is not affected.
 	expectProblem(t, login(other, "wrong-password"), http.StatusUnauthorized)
 	login(other, testPassword).want(t, http.StatusOK)
+}
+
+// TestLoginRateLimitUnderConcurrency: a burst of concurrent wrong guesses
+// gets exactly the allowed number of tries; the rest are 429.
+func TestLoginRateLimitUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.LoginFailuresPerMinute = 3 })
+	email := uniqueEmail()
+	a.register(t, email)
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := a.roundTrip(t, a.request(t, http.MethodPost, "/v1/auth/login", "",
+				map[string]any{"email": email, "password": "wrong-password-" + strconv.Itoa(i)}))
+			if err != nil {
+				t.Errorf("login: %v", err)
+				return
+			}
+			statuses <- r.status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if count[http.StatusUnauthorized] != 3 || count[http.StatusTooManyRequests] != n-3 {
+		t.Errorf("statuses %v, want 3 x 401 and %d x 429", count, n-3)
+	}
 }
 
 // jwtAttacker forges tokens for a server.

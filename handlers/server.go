@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -60,6 +61,8 @@ type Server struct {
 	searchLimit   ratelimit.Limit
 	orders        *orders.Service
 	webhookSecret string
+	// loginLocks serialise login attempts per email and IP (striped).
+	loginLocks [64]sync.Mutex
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
