@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -47,6 +48,12 @@ type Config struct {
 	Orders *orders.Service
 	// WebhookSecret verifies Stripe-Signature; empty refuses every webhook.
 	WebhookSecret string
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed; without any, the peer address is the client.
+	TrustedProxies []*net.IPNet
+	// CORSOrigins may call the API from a browser ("*": any). Tokens travel
+	// in the Authorization header, never cookies, so no credentials mode.
+	CORSOrigins []string
 	// Registry receives the metrics; nil means a new one.
 	Registry *prometheus.Registry
 }
@@ -112,8 +119,16 @@ func New(cfg Config) (http.Handler, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// Trust no forwarding headers by default: the peer address is the client.
+	// Trust no forwarding headers unless configured: the peer address is
+	// the client. Echo's own defaults would trust any private address.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
 
 	e.Use(middleware.RequestID())
@@ -121,6 +136,16 @@ func New(cfg Config) (http.Handler, error) {
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(maxBodyBytes))
+	if len(cfg.CORSOrigins) > 0 {
+		// Before the validator: preflight requests are answered here.
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key"},
+			ExposeHeaders: []string{"Retry-After", echo.HeaderXRequestID},
+			MaxAge:        600,
+		}))
+	}
 	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
 		Skipper:           outsideSpec,
 		MultiErrorHandler: validationProblem,

@@ -11,6 +11,10 @@ import (
 // reconciler assumes its process died and finishes it.
 const staleAfter = 30 * time.Second
 
+// KeyRetention is how long an Idempotency-Key replays its checkout; after
+// that the key may start a new one.
+const KeyRetention = 24 * time.Hour
+
 // Reconcile finishes what crashes and silence left behind: checkouts whose
 // order exists but whose PaymentIntent does not, unpaid orders past their
 // payment window (cancelled, stock released), refunds that never got an
@@ -24,6 +28,11 @@ func (s *Service) Reconcile(ctx context.Context) {
 		for _, k := range keys {
 			s.resumeCheckout(ctx, k)
 		}
+	}
+	if n, err := s.Store.PurgeIdempotencyKeys(ctx, now.Add(-KeyRetention)); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: purge idempotency keys", "err", err)
+	} else if n > 0 {
+		s.Log.InfoContext(ctx, "reconcile: idempotency keys purged", "count", n)
 	}
 	if ids, err := s.Store.OverdueOrders(ctx, now); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)

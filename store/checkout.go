@@ -45,8 +45,8 @@ const keyColumns = `id, user_id, key, request_hash, recovery_point, order_id, re
 // row in this statement's snapshot; the caller then simply asks again.
 const claimKeySQL = `
 WITH ins AS (
-	INSERT INTO idempotency_keys (user_id, key, request_hash)
-	VALUES ($1, $2, $3)
+	INSERT INTO idempotency_keys (user_id, key, request_hash, created_at)
+	VALUES ($1, $2, $3, $4)
 	ON CONFLICT (user_id, key) DO NOTHING
 	RETURNING ` + keyColumns + `
 )
@@ -60,7 +60,7 @@ LIMIT 1`
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, userID, key, requestHash string) (IdempotencyKey, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		var k IdempotencyKey
-		err := s.db.GetContext(ctx, &k, claimKeySQL, userID, key, requestHash)
+		err := s.db.GetContext(ctx, &k, claimKeySQL, userID, key, requestHash, s.Now())
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -126,6 +126,22 @@ func (s *Store) StaleCheckouts(ctx context.Context, before time.Time) ([]Idempot
 		return nil, fmt.Errorf("stale checkouts: %w", translate(err))
 	}
 	return keys, nil
+}
+
+const purgeKeysSQL = `
+DELETE FROM idempotency_keys
+WHERE created_at < $1
+	AND recovery_point <> 'order_created'`
+
+// PurgeIdempotencyKeys deletes keys created before the cutoff (their 24 h
+// of replay are over), except checkouts the reconciler still has to
+// finish. It returns how many it deleted.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, purgeKeysSQL, before)
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", translate(err))
+	}
+	return res.RowsAffected()
 }
 
 // CheckoutLock is a session-level advisory lock on one (user, key). It

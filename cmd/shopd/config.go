@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,10 @@ type config struct {
 	TaxRateBPS             int64
 	ShippingFlatCents      int64
 	FreeShippingOverCents  int64
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	// CORSOrigins may call the API from browsers.
+	CORSOrigins []string
 	// ReconcileEvery is how often stuck checkouts, unpaid orders and
 	// unanswered refunds are swept.
 	ReconcileEvery time.Duration
@@ -94,6 +100,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 		FreeShippingOverCents:  integer("FREE_SHIPPING_OVER_CENTS", 10000),
 		ReconcileEvery:         duration("RECONCILE_EVERY", 15*time.Second),
 	}
+	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
+		if !strings.Contains(cidr, "/") {
+			if strings.Contains(cidr, ":") {
+				cidr += "/128"
+			} else {
+				cidr += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not an IP or CIDR", cidr))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	c.CORSOrigins = splitList(env("CORS_ALLOWED_ORIGINS", "*"))
 	c.Local = c.DatabaseURL == ""
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
@@ -111,4 +133,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Errorf("TAX_RATE_BPS: at most 10000 (100%%), got %d", c.TaxRateBPS))
 	}
 	return c, errors.Join(errs...)
+}
+
+// splitList reads a comma-separated list, ignoring blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

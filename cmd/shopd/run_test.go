@@ -287,6 +287,8 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"LOGIN_FAILURES_PER_MINUTE": "3",
 		"TAX_RATE_BPS":              "2000",
 		"STRIPE_API_BASE":           "http://127.0.0.1:12111",
+		"TRUSTED_PROXIES":           "10.0.0.0/8, 192.0.2.7",
+		"CORS_ALLOWED_ORIGINS":      "https://a.example,https://b.example",
 	}
 	c, err := loadConfig(func(k string) string { return env[k] })
 	if err != nil {
@@ -298,6 +300,12 @@ func TestLoadConfigOverrides(t *testing.T) {
 	}
 	if c.StripeSecretKey == "" {
 		t.Error("STRIPE_API_BASE without a key should get a test key")
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("trusted proxies = %v", c.TrustedProxies)
+	}
+	if len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" {
+		t.Errorf("CORS origins = %v", c.CORSOrigins)
 	}
 	if c.StripeWebhookSecret != "" {
 		t.Error("with DATABASE_URL set (not local), no webhook secret should be made up")
@@ -320,6 +328,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"LOGIN_FAILURES_PER_MINUTE", "1.5", ""},
 		{"TAX_RATE_BPS", "10001", ""},
 		{"SHIPPING_FLAT_CENTS", "-100", ""},
+		{"TRUSTED_PROXIES", "10.0.0.0/33", ""},
+		{"TRUSTED_PROXIES", "proxy.internal", ""},
 		{"BOOTSTRAP_ADMIN_EMAIL", "a@example.com", "BOOTSTRAP_ADMIN_PASSWORD"},
 		{"BOOTSTRAP_ADMIN_PASSWORD", "secret-password", "BOOTSTRAP_ADMIN_EMAIL"},
 	}

@@ -100,6 +100,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer a.close()
 	cfg, log := a.cfg, a.log
 
+	if !cfg.Local && cfg.JWTPrivateKeyFile == "" {
+		log.Warn("JWT_PRIVATE_KEY_FILE is not set: this instance signs with its own key under DATA_DIR; instances behind one load balancer must share a key")
+	}
 	key, err := signingKey(cfg)
 	if err != nil {
 		return err
@@ -161,6 +164,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		SearchesPerHour:        cfg.SearchesPerHour,
 		Orders:                 svc,
 		WebhookSecret:          cfg.StripeWebhookSecret,
+		TrustedProxies:         cfg.TrustedProxies,
+		CORSOrigins:            cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err
@@ -240,7 +245,10 @@ func signingKey(cfg config) (*ecdsa.PrivateKey, error) {
 
 // bootstrapAdmin creates the first admin once; later starts change nothing.
 func bootstrapAdmin(ctx context.Context, st *store.Store, email, password string, log *slog.Logger) error {
-	if _, err := st.UserByEmail(ctx, email); err == nil {
+	if u, err := st.UserByEmail(ctx, email); err == nil {
+		if u.Role != auth.RoleAdmin {
+			log.Warn("BOOTSTRAP_ADMIN_EMAIL belongs to a customer account: no admin was created", "email", u.Email)
+		}
 		return nil
 	}
 	hash, err := auth.HashPassword(password)
