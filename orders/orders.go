@@ -25,6 +25,7 @@ type Payments interface {
 	CreatePaymentIntent(ctx context.Context, p payments.IntentParams) (payments.Intent, error)
 	Refund(ctx context.Context, p payments.RefundParams) (payments.Refund, error)
 	CancelPaymentIntent(ctx context.Context, id string) (payments.Intent, error)
+	PaymentIntent(ctx context.Context, id string) (payments.Intent, error)
 }
 
 // Service is the money path.

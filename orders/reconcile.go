@@ -38,17 +38,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)
 	} else {
 		for _, id := range ids {
-			o, expired, err := s.Store.ExpireOrder(ctx, id, now)
-			if err != nil {
-				s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
-				continue
-			}
-			if expired {
-				s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
-				if o.PaymentIntentID != nil && s.Payments != nil {
-					s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
-				}
-			}
+			s.expire(ctx, id, now)
 		}
 	}
 	if s.Payments == nil {
@@ -75,6 +65,54 @@ func (s *Service) Reconcile(ctx context.Context) {
 				s.Log.ErrorContext(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
 			}
 		}
+	}
+}
+
+// expire cancels an unpaid order past its payment window and releases its
+// stock, but asks Stripe first: a payment that went through while its
+// webhook is late is applied instead, one still being processed is waited
+// for, and otherwise the intent is cancelled at Stripe before the stock is
+// released, so released goods can no longer be paid for.
+func (s *Service) expire(ctx context.Context, id string, now time.Time) {
+	o, err := s.Store.Order(ctx, id)
+	if err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: overdue order", "order_id", id, "err", err)
+		return
+	}
+	if o.PaymentIntentID != nil {
+		if s.Payments == nil {
+			return // cannot ask Stripe: never release what may be paid
+		}
+		pi, err := s.Payments.PaymentIntent(ctx, *o.PaymentIntentID)
+		if err != nil {
+			s.Log.WarnContext(ctx, "reconcile: ask Stripe about an overdue order", "order_id", id, "err", err)
+			return // ask again next pass
+		}
+		switch pi.Status {
+		case "succeeded":
+			// Applied like its webhook; the webhook itself, when it comes, is then a no-op.
+			_, _, err := s.Store.ApplyPaymentEvent(ctx, store.PaymentEvent{
+				EventID: "reconcile:" + pi.ID, Type: "payment_intent.succeeded", OrderID: o.ID,
+				PaymentIntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency,
+			})
+			if err != nil {
+				s.Log.ErrorContext(ctx, "reconcile: apply a payment Stripe reports", "order_id", id, "err", err)
+			}
+			return
+		case "processing", "requires_capture":
+			return // the money is on its way; its webhook settles the order
+		case "canceled":
+		default:
+			if _, err := s.Payments.CancelPaymentIntent(ctx, pi.ID); err != nil {
+				s.Log.WarnContext(ctx, "reconcile: cancel the intent of an overdue order", "order_id", id, "err", err)
+				return // maybe it just succeeded: look again next pass
+			}
+		}
+	}
+	if _, expired, err := s.Store.ExpireOrder(ctx, id, now); err != nil {
+		s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
+	} else if expired {
+		s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
 	}
 }
 
