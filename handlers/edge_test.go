@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/shopd/shopd/handlers"
@@ -85,5 +86,31 @@ func TestCORS(t *testing.T) {
 	}
 	if got := get("https://evil.example"); got != "" {
 		t.Errorf("GET from another origin: Allow-Origin %q, want none", got)
+	}
+}
+
+// TestRequestIDFromClient: a well-formed X-Request-Id is kept for tracing;
+// anything else is replaced by one of ours.
+func TestRequestIDFromClient(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	for _, tc := range []struct{ sent, want string }{
+		{"trace-123.abc", "trace-123.abc"},
+		{"<script>alert(1)</script>", ""},
+		{strings.Repeat("a", 65), ""},
+	} {
+		req := a.request(t, http.MethodGet, "/v1/products/nope", "", nil)
+		req.Header.Set("X-Request-Id", tc.sent)
+		r := a.send(t, req)
+		got := r.header.Get("X-Request-Id")
+		if tc.want != "" && got != tc.want {
+			t.Errorf("sent %q, got %q back", tc.sent, got)
+		}
+		if tc.want == "" && (got == tc.sent || got == "") {
+			t.Errorf("sent %q, got %q back: want a fresh id", tc.sent, got)
+		}
+		if p := expectProblem(t, r, http.StatusNotFound); p.RequestID != got {
+			t.Errorf("problem requestId %q, header %q", p.RequestID, got)
+		}
 	}
 }

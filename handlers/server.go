@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +132,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
 
-	e.Use(middleware.RequestID())
+	e.Use(saneRequestID, middleware.RequestID())
 	// Outside Recover, so a panic is logged and counted as the 500 it becomes.
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
@@ -169,6 +170,21 @@ func New(cfg Config) (http.Handler, error) {
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(docs))
 	return e, nil
+}
+
+// requestIDPattern is what a client-supplied X-Request-Id may look like
+// to be kept (for tracing across services); anything else is replaced, so
+// logs and problem bodies never carry arbitrary client text.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+func saneRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !requestIDPattern.MatchString(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
 }
 
 // outsideSpec lists the routes the validator skips: they are not API
