@@ -16,7 +16,7 @@ run: deps
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
 test: deps
 	@scripts/install-deps --with-browser
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 ## deps: install missing system packages (PostgreSQL server, redis-server)
 deps:
