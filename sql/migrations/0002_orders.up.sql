@@ -14,7 +14,8 @@ CREATE TABLE cart_items (
 );
 
 -- One row: the last order number handed out. Taking the next one locks the
--- row until the order commits, so numbers have no gaps.
+-- row until the order commits, so numbers have no gaps. Every checkout
+-- needs this row, so checkout numbers its order in its last statement.
 CREATE TABLE order_number_counter (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     last      bigint NOT NULL
@@ -23,7 +24,8 @@ INSERT INTO order_number_counter (last) VALUES (0);
 
 CREATE TABLE orders (
     id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    order_number       bigint NOT NULL UNIQUE,
+    -- NULL only inside the checkout transaction (see orders_numbered).
+    order_number       bigint UNIQUE,
     customer_id        uuid NOT NULL REFERENCES users (id),
     email              text NOT NULL,
     status             text NOT NULL CHECK (status IN ('pending', 'processing', 'fulfilled', 'cancelled')),
@@ -131,9 +133,10 @@ CREATE TRIGGER order_items_immutable BEFORE UPDATE OR DELETE ON order_items
     FOR EACH ROW EXECUTE FUNCTION forbid_change();
 CREATE TRIGGER order_events_immutable BEFORE UPDATE OR DELETE ON order_events
     FOR EACH ROW EXECUTE FUNCTION forbid_change();
+-- Numbering an unnumbered order is the one change of order_number allowed.
 CREATE TRIGGER orders_frozen BEFORE UPDATE ON orders
     FOR EACH ROW
-    WHEN (OLD.order_number IS DISTINCT FROM NEW.order_number
+    WHEN ((OLD.order_number IS NOT NULL AND OLD.order_number IS DISTINCT FROM NEW.order_number)
         OR OLD.customer_id IS DISTINCT FROM NEW.customer_id
         OR OLD.email IS DISTINCT FROM NEW.email
         OR OLD.subtotal_cents IS DISTINCT FROM NEW.subtotal_cents
@@ -148,3 +151,18 @@ CREATE TRIGGER orders_frozen BEFORE UPDATE ON orders
     EXECUTE FUNCTION forbid_change();
 CREATE TRIGGER orders_no_delete BEFORE DELETE ON orders
     FOR EACH ROW EXECUTE FUNCTION forbid_change();
+
+-- An order is numbered by the last statement of its checkout; it may never
+-- be committed without a number.
+CREATE FUNCTION require_order_number() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT order_number FROM orders WHERE id = NEW.id) IS NULL THEN
+        RAISE EXCEPTION 'order % committed without a number', NEW.id USING ERRCODE = 'not_null_violation';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER orders_numbered AFTER INSERT ON orders
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION require_order_number();
