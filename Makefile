@@ -7,18 +7,18 @@ BOOTSTRAP_ADMIN_EMAIL ?= admin@example.com
 BOOTSTRAP_ADMIN_PASSWORD ?= admin-demo-password
 export BOOTSTRAP_ADMIN_EMAIL BOOTSTRAP_ADMIN_PASSWORD
 
-.PHONY: run test generate check-generate lint vet build pay deps
+.PHONY: run test generate check-generate lint vet build pay deps bench
 
 ## run: start the API with a private PostgreSQL (unless DATABASE_URL is set), a seeded demo catalog and an admin
 run: deps
 	$(GO) run ./cmd/shopd
 
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
-test: deps
-	@scripts/install-deps --with-browser
+test:
+	@scripts/install-deps --with-redis --with-browser
 	$(GO) test -race -count=1 ./...
 
-## deps: install missing system packages (PostgreSQL server, redis-server)
+## deps: install missing system packages the server needs (PostgreSQL's server binaries)
 deps:
 	@scripts/install-deps
 
@@ -53,6 +53,5 @@ vet:
 
 ## bench: drive the built server at 32 clients (list, get, add-to-cart + checkout) and pgbench the same SQL; prints ops/s, p50/p99, peak RSS, API/SQL ratios
 BENCH_FLAGS ?=
-.PHONY: bench
 bench: build
 	$(GO) run ./cmd/shopbench -server bin/shopd $(BENCH_FLAGS)

@@ -92,14 +92,14 @@ func newJWKs(key *ecdsa.PrivateKey) (priv, pub jwk.Key, err error) {
 	kid := pub.KeyID()
 	for _, k := range []jwk.Key{priv, pub} {
 		if err := k.Set(jwk.KeyIDKey, kid); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("set jwk kid: %w", err)
 		}
 		if err := k.Set(jwk.AlgorithmKey, jwa.ES256); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("set jwk alg: %w", err)
 		}
 	}
 	if err := pub.Set(jwk.KeyUsageKey, jwk.ForSignature); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("set jwk use: %w", err)
 	}
 	return priv, pub, nil
 }

@@ -32,8 +32,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // observe logs one structured line per request and records its metrics. It
-// runs outermost but one (after recover), so it sees the final status of
-// errors too.
+// runs inside the request-id middleware and outside Recover, so it sees the
+// final status of errors and panics too.
 func observe(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -75,7 +75,7 @@ type Server struct {
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
-// Body limits: everything else is refused with 413 before it is read.
+// maxBodyBytes: larger bodies get 413 before they are read.
 const maxBodyBytes = "1MiB" // not "1M": Echo reads that as 10^6
 
 func init() {

@@ -109,7 +109,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: "system"}); err != nil {
+			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
 				s.Log.Error("refund payment for cancelled order", "order_id", o.ID, "err", err)
 			}
 		}()

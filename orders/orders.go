@@ -159,7 +159,6 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 	return s.finishCheckout(ctx, st, k, o, u)
 }
 
-// replay answers a finished key: its stored order, or its stored refusal.
 // slotWait is how long a checkout waits for a free slot before a 503.
 const slotWait = 10 * time.Second
 
@@ -203,6 +202,7 @@ func stripeFailure(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// replay answers a finished key: its stored order, or its stored refusal.
 func replay(k store.IdempotencyKey) (CheckoutResponse, error) {
 	if k.ResponseStatus != nil && *k.ResponseStatus == http.StatusConflict {
 		var p struct{ Detail string }

@@ -50,7 +50,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		for _, r := range refunds {
 			o, err := s.Store.Order(ctx, r.OrderID)
 			if err == nil {
-				_, err = s.settleRefund(ctx, r, o, store.Actor{Kind: "system"})
+				_, err = s.settleRefund(ctx, r, o, store.Actor{Kind: store.ActorSystem})
 			}
 			if err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: retry refund", "refund_id", r.ID, "err", err)
@@ -61,7 +61,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		s.Log.ErrorContext(ctx, "reconcile: cancelled but paid", "err", err)
 	} else {
 		for _, id := range ids {
-			if _, err := s.Refund(ctx, id, 0, "", store.Actor{Kind: "system"}); err != nil {
+			if _, err := s.Refund(ctx, id, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
 			}
 		}

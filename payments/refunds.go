@@ -16,8 +16,8 @@ type RefundParams struct {
 	AmountCents int64
 	// Reason is "", "duplicate", "fraudulent" or "requested_by_customer".
 	Reason string
-	// IdempotencyKey identifies this refund, e.g. the order event that asked
-	// for it. It is required: a random one would let a retry after a crash
+	// IdempotencyKey identifies this refund (the shop uses its refund row,
+	// "refund-<id>"). It is required: a random one would let a retry after a crash
 	// refund twice.
 	IdempotencyKey string
 	// OrderID goes into the refund's metadata (orderId) when set.

@@ -14,7 +14,7 @@ type Limit struct {
 	Period time.Duration
 }
 
-// PerMinute and PerHour build limits.
+// PerMinute builds a limit of n a minute.
 func PerMinute(n int) Limit { return Limit{Count: n, Period: time.Minute} }
 
 // PerHour builds a limit of n an hour.
@@ -30,7 +30,7 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
-// Limiter is what handlers need. Allow records an event when it is within
+// Limiter counts events per key. Allow records an event when it is within
 // the limit; Peek only looks.
 type Limiter interface {
 	Allow(ctx context.Context, key string, l Limit) (Result, error)

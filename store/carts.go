@@ -55,23 +55,12 @@ func (c Cart) SubtotalCents() int64 {
 // Currency is the currency of the cart's lines, "usd" for an empty cart.
 // Adding refuses a product in another currency, so the lines agree unless
 // an admin has since changed a product's currency; then it is the first
-// line's, and checkout must refuse the mix (MixedCurrencies reports it).
+// line's, and checkout (PlaceOrder) refuses the mix.
 func (c Cart) Currency() string {
 	if len(c.Lines) == 0 {
 		return defaultCurrency
 	}
 	return c.Lines[0].Currency
-}
-
-// MixedCurrencies reports whether the lines are priced in more than one
-// currency (possible only after an admin changed a product's currency).
-func (c Cart) MixedCurrencies() bool {
-	for _, l := range c.Lines {
-		if l.Currency != c.Currency() {
-			return true
-		}
-	}
-	return false
 }
 
 const cartUpdatedAtSQL = `

@@ -210,7 +210,6 @@ type takenStock struct {
 	Name       string `db:"name"`
 	PriceCents int64  `db:"price_cents"`
 	Currency   string `db:"currency"`
-	Stock      int    `db:"stock"`
 }
 
 const (
@@ -237,7 +236,7 @@ WITH p AS (
 	SELECT id, sku, -$2::integer, 'sale', stock, $3, 'checkout'
 	FROM p
 )
-SELECT sku, name, price_cents, currency, stock FROM p`
+SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 

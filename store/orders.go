@@ -83,9 +83,17 @@ type OrderEvent struct {
 
 // Actor is who caused a transition.
 type Actor struct {
-	Kind string // customer, admin, system, stripe
+	Kind string // ActorCustomer, ActorAdmin, ActorSystem or ActorStripe
 	ID   string // the user, when there is one
 }
+
+// Actor kinds; customer and admin are also the token roles.
+const (
+	ActorCustomer = "customer"
+	ActorAdmin    = "admin"
+	ActorSystem   = "system"
+	ActorStripe   = "stripe"
+)
 
 // Event types.
 const (
@@ -312,12 +320,12 @@ func releaseStock(ctx context.Context, tx *sqlx.Tx, o Order, why string) error {
 	return nil
 }
 
-// CancelOrder cancels an order and puts its stock back. byAdmin selects the
-// rule (owner: payment pending; admin: not fulfilled). The caller refunds
+// CancelOrder cancels an order and puts its stock back. The actor selects
+// the rule (a customer: payment pending; an admin: not fulfilled). The caller refunds
 // what the returned order still has captured.
 func (s *Store) CancelOrder(ctx context.Context, orderID string, by Actor, reason string) (Order, error) {
 	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
-		if err := o.State().CanCancel(by.Kind == "admin"); err != nil {
+		if err := o.State().CanCancel(by.Kind == ActorAdmin); err != nil {
 			return err
 		}
 		return cancelLocked(ctx, tx, o, by, reason)

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,7 +50,10 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		orderID := ev.OrderID
 		if orderID == "" && ev.PaymentIntentID != "" {
-			_ = tx.GetContext(ctx, &orderID, orderIDByIntentSQL, ev.PaymentIntentID)
+			err := tx.GetContext(ctx, &orderID, orderIDByIntentSQL, ev.PaymentIntentID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("order of intent %s: %w", ev.PaymentIntentID, translate(err))
+			}
 		}
 		res, err := tx.ExecContext(ctx, recordStripeEventSQL, ev.EventID, ev.Type, nullID(validOrEmpty(orderID)))
 		if err != nil {
@@ -68,7 +73,7 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 		if o.PaymentIntentID != nil && ev.PaymentIntentID != "" && *o.PaymentIntentID != ev.PaymentIntentID {
 			return nil // an intent that is not this order's
 		}
-		stripe := Actor{Kind: "stripe"}
+		stripe := Actor{Kind: ActorStripe}
 		st := o.State()
 		switch ev.Type {
 		case "payment_intent.succeeded":
@@ -268,17 +273,14 @@ func (s *Store) OverdueOrders(ctx context.Context, now time.Time) ([]string, err
 func (s *Store) ExpireOrder(ctx context.Context, orderID string, now time.Time) (Order, bool, error) {
 	expired := false
 	o, err := s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
-		if o.Status != shopd.StatusPending || o.Captured() || !o.PaymentDueAt.Before(now) {
+		if o.Status != shopd.StatusPending || o.State().Captured() || !o.PaymentDueAt.Before(now) {
 			return nil
 		}
 		expired = true
-		return cancelLocked(ctx, tx, o, Actor{Kind: "system"}, "payment window expired")
+		return cancelLocked(ctx, tx, o, Actor{Kind: ActorSystem}, "payment window expired")
 	})
 	return o, expired, err
 }
-
-// Captured reports whether the order's money was taken.
-func (o Order) Captured() bool { return o.State().Captured() }
 
 const unrefundedCancelledSQL = `
 SELECT o.id

@@ -81,7 +81,7 @@ func New(db *sqlx.DB) *Store {
 	return &Store{db: db, pool: db, Now: time.Now}
 }
 
-// DB is the underlying pool, for health checks and tests.
+// DB is the underlying pool, for tests and tools.
 func (s *Store) DB() *sqlx.DB { return s.pool }
 
 // Close closes the pool.

@@ -254,9 +254,6 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	return code, nil
 }
 
-// report prints the results and returns the exit code: 1 when anything
-// failed (requests, pgbench, the server), else 0. Missing a target is not a
-// failure.
 // memReport is the server's memory in KiB: after start-up, the peak while
 // the bench was set up, the peak during the scenarios (since peakReset, or
 // since start if that failed) and at the end.
@@ -265,6 +262,9 @@ type memReport struct {
 	peakReset, err                       error
 }
 
+// report prints the results and returns the exit code: 1 when anything
+// failed (requests, pgbench, the server), else 0. Missing a target is not a
+// failure.
 func report(out io.Writer, o options, outcomes []outcome, alive bool, mem memReport) int {
 	failed := false
 	fmt.Fprintf(out, "\nAPI: %d clients, %v per scenario, %d CPUs shared by everything\n", o.clients, o.duration, runtime.NumCPU())

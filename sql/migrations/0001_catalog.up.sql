@@ -11,7 +11,6 @@ CREATE TABLE users (
     last_name          text NOT NULL,
     phone              text,
     stripe_customer_id text UNIQUE,
-    marketing_opt_in   boolean NOT NULL DEFAULT false,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT users_email_key UNIQUE (email)
@@ -37,7 +36,8 @@ CREATE TABLE products (
     length_mm              integer CHECK (length_mm > 0),
     width_mm               integer CHECK (width_mm > 0),
     height_mm              integer CHECK (height_mm > 0),
-    -- What ?q= searches: lower-cased so one trigram index serves ILIKE.
+    -- What ?q= searches: lower-cased so one trigram index serves
+    -- case-insensitive LIKE (the pattern is lower-cased too).
     search_text            text GENERATED ALWAYS AS (lower(name || ' ' || description || ' ' || sku)) STORED,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now(),
