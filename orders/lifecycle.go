@@ -97,7 +97,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 	if err != nil {
 		return err
 	}
-	s.Log.InfoContext(ctx, "stripe event", "event_id", ev.ID, "type", ev.Type, "order_id", o.ID, "outcome", int(outcome))
+	s.Log.InfoContext(ctx, "stripe event", "event_id", ev.ID, "type", ev.Type, "order_id", o.ID, "outcome", outcome.String())
 	if outcome == store.OutcomeApplied && o.Status == shopd.StatusCancelled && o.PaymentIntentID != nil && s.Payments != nil {
 		// payment_failed cancelled the order and released its stock; Stripe
 		// would still let the customer retry the intent with another card.
@@ -110,7 +110,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
-				s.Log.Error("refund payment for cancelled order", "order_id", o.ID, "err", err)
+				s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
 			}
 		}()
 	}

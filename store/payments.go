@@ -23,6 +23,18 @@ const (
 	OutcomeRefundDue                       // money arrived for a cancelled order: refund it
 )
 
+func (o PaymentOutcome) String() string {
+	switch o {
+	case OutcomeApplied:
+		return "applied"
+	case OutcomeDuplicate:
+		return "duplicate"
+	case OutcomeRefundDue:
+		return "refund_due"
+	}
+	return "ignored"
+}
+
 // PaymentEvent is a verified Stripe event about an order's payment.
 type PaymentEvent struct {
 	EventID, Type   string
@@ -69,85 +81,97 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (Payment
 		} else if err != nil {
 			return err
 		}
-		out = o
 		if o.PaymentIntentID != nil && ev.PaymentIntentID != "" && *o.PaymentIntentID != ev.PaymentIntentID {
+			out = o
 			return nil // an intent that is not this order's
 		}
-		stripe := Actor{Kind: ActorStripe}
-		st := o.State()
-		switch ev.Type {
-		case "payment_intent.succeeded":
-			if ev.AmountCents != o.TotalCents || ev.Currency != o.Currency {
-				return nil // not what the order costs: never mark it paid
-			}
-			if o.PaymentIntentID == nil && ev.PaymentIntentID != "" {
-				// Paid before the checkout stored its intent: keep it, or
-				// the money could never be refunded.
-				o.PaymentIntentID = &ev.PaymentIntentID
-			}
-			// A refund Stripe reported before this success still counts.
-			paid := shopd.PaymentPaid
-			if o.RefundedCents > 0 {
-				paid = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
-			}
-			switch {
-			case st.CanMarkPaid():
-				o.Status, o.PaymentStatus = shopd.StatusProcessing, paid
-				outcome = OutcomeApplied
-				if err := saveState(ctx, tx, &o); err != nil {
-					return err
-				}
-				out = o
-				return recordEvent(ctx, tx, o, EventPaid, stripe, &ev.AmountCents, "")
-			case o.Status == shopd.StatusCancelled && !st.Captured() && o.PaymentStatus != shopd.PaymentRefunded:
-				o.PaymentStatus = paid
-				outcome = OutcomeApplied
-				if o.State().Refundable() > 0 {
-					outcome = OutcomeRefundDue
-				}
-				if err := saveState(ctx, tx, &o); err != nil {
-					return err
-				}
-				out = o
-				return recordEvent(ctx, tx, o, EventPaid, stripe, &ev.AmountCents, "paid after cancellation; refunding")
-			}
-		case "payment_intent.payment_failed":
-			if st.CanMarkFailed() {
-				o.PaymentStatus = shopd.PaymentFailed
-				if err := saveState(ctx, tx, &o); err != nil {
-					return err
-				}
-				if err := recordEvent(ctx, tx, o, EventPaymentFailed, stripe, &ev.AmountCents, ""); err != nil {
-					return err
-				}
-				if err := cancelLocked(ctx, tx, &o, stripe, "payment failed"); err != nil {
-					return err
-				}
-				outcome = OutcomeApplied
-				out = o
-				return nil
-			}
-		case "charge.refunded":
-			// Applied whatever the order's state: Stripe may deliver the
-			// refund before the success, and then the success must find it.
-			if ev.Currency == o.Currency && ev.AmountCents > o.RefundedCents {
-				amount := min(ev.AmountCents, o.TotalCents)
-				delta := amount - o.RefundedCents
-				o.RefundedCents = amount
-				if st.Captured() {
-					o.PaymentStatus = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
-				}
-				if err := saveState(ctx, tx, &o); err != nil {
-					return err
-				}
-				outcome = OutcomeApplied
-				out = o
-				return recordEvent(ctx, tx, o, EventRefunded, stripe, &delta, "reported by Stripe")
+		apply := map[string]func(context.Context, *sqlx.Tx, *Order, PaymentEvent) (PaymentOutcome, error){
+			"payment_intent.succeeded":      applySucceeded,
+			"payment_intent.payment_failed": applyFailed,
+			"charge.refunded":               applyRefunded,
+		}[ev.Type]
+		if apply != nil {
+			if outcome, err = apply(ctx, tx, &o, ev); err != nil {
+				return err
 			}
 		}
+		out = o
 		return nil
 	})
 	return outcome, out, err
+}
+
+var byStripe = Actor{Kind: ActorStripe}
+
+// applySucceeded marks the order paid when the amount and currency are what
+// it costs and it still waits for payment; money for a cancelled order is
+// recorded and due for a refund.
+func applySucceeded(ctx context.Context, tx *sqlx.Tx, o *Order, ev PaymentEvent) (PaymentOutcome, error) {
+	if ev.AmountCents != o.TotalCents || ev.Currency != o.Currency {
+		return OutcomeIgnored, nil // not what the order costs: never mark it paid
+	}
+	st := o.State()
+	if o.PaymentIntentID == nil && ev.PaymentIntentID != "" {
+		// Paid before the checkout stored its intent: keep it, or the money
+		// could never be refunded.
+		o.PaymentIntentID = &ev.PaymentIntentID
+	}
+	// A refund Stripe reported before this success still counts.
+	paid := shopd.PaymentPaid
+	if o.RefundedCents > 0 {
+		paid = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
+	}
+	outcome, note := OutcomeApplied, ""
+	switch {
+	case st.CanMarkPaid():
+		o.Status, o.PaymentStatus = shopd.StatusProcessing, paid
+	case o.Status == shopd.StatusCancelled && !st.Captured() && o.PaymentStatus != shopd.PaymentRefunded:
+		o.PaymentStatus, note = paid, "paid after cancellation; refunding"
+		if o.State().Refundable() > 0 {
+			outcome = OutcomeRefundDue
+		}
+	default:
+		return OutcomeIgnored, nil // already paid, or further along: never backwards
+	}
+	if err := saveState(ctx, tx, o); err != nil {
+		return 0, err
+	}
+	return outcome, recordEvent(ctx, tx, *o, EventPaid, byStripe, &ev.AmountCents, note)
+}
+
+// applyFailed cancels an order whose payment failed while it was pending
+// and releases its stock; a failure after a success changes nothing.
+func applyFailed(ctx context.Context, tx *sqlx.Tx, o *Order, ev PaymentEvent) (PaymentOutcome, error) {
+	if !o.State().CanMarkFailed() {
+		return OutcomeIgnored, nil
+	}
+	o.PaymentStatus = shopd.PaymentFailed
+	if err := saveState(ctx, tx, o); err != nil {
+		return 0, err
+	}
+	if err := recordEvent(ctx, tx, *o, EventPaymentFailed, byStripe, &ev.AmountCents, ""); err != nil {
+		return 0, err
+	}
+	return OutcomeApplied, cancelLocked(ctx, tx, o, byStripe, "payment failed")
+}
+
+// applyRefunded records what Stripe reports refunded so far, whatever the
+// order's state: Stripe may deliver the refund before the success, and then
+// the success must find it. It only ever grows.
+func applyRefunded(ctx context.Context, tx *sqlx.Tx, o *Order, ev PaymentEvent) (PaymentOutcome, error) {
+	if ev.Currency != o.Currency || ev.AmountCents <= o.RefundedCents {
+		return OutcomeIgnored, nil
+	}
+	amount := min(ev.AmountCents, o.TotalCents)
+	delta := amount - o.RefundedCents
+	o.RefundedCents = amount
+	if o.State().Captured() {
+		o.PaymentStatus = shopd.PaymentStatusAfterRefund(o.TotalCents, o.RefundedCents)
+	}
+	if err := saveState(ctx, tx, o); err != nil {
+		return 0, err
+	}
+	return OutcomeApplied, recordEvent(ctx, tx, *o, EventRefunded, byStripe, &delta, "reported by Stripe")
 }
 
 func validOrEmpty(id string) string {
