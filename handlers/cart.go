@@ -2,9 +2,6 @@ package handlers
 
 import (
 	"context"
-	"time"
-
-	"github.com/oapi-codegen/nullable"
 
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/store"
@@ -80,7 +77,7 @@ func toAPICart(c store.Cart) gen.Cart {
 		Items:         make([]gen.CartItem, len(c.Lines)),
 		SubtotalCents: c.SubtotalCents(),
 		Currency:      c.Currency(),
-		UpdatedAt:     nullable.NewNullNullable[time.Time](),
+		UpdatedAt:     nullableTime(c.UpdatedAt),
 	}
 	for i, l := range c.Lines {
 		out.Items[i] = gen.CartItem{
@@ -91,9 +88,6 @@ func toAPICart(c store.Cart) gen.Cart {
 			Quantity:       int32(l.Quantity),
 			LineTotalCents: l.LineTotalCents(),
 		}
-	}
-	if c.UpdatedAt != nil {
-		out.UpdatedAt = nullable.NewNullableWithValue(c.UpdatedAt.UTC())
 	}
 	return out
 }

@@ -112,7 +112,8 @@ func (s *Server) CreateProduct(ctx context.Context, req gen.CreateProductRequest
 		np.WeightGrams = &w
 	}
 	if d, err := b.Dimensions.Get(); err == nil {
-		np.Dimensions = &store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
+		dims := toStoreDimensions(d)
+		np.Dimensions = &dims
 	}
 	p, err := s.store.CreateProduct(ctx, np, c.UserID)
 	if err != nil {
@@ -137,9 +138,7 @@ func (s *Server) UpdateProduct(ctx context.Context, req gen.UpdateProductRequest
 		IsActive:            b.IsActive,
 		IsFeatured:          b.IsFeatured,
 		WeightGrams:         changeOf(b.WeightGrams, func(v int32) int { return int(v) }),
-		Dimensions: changeOf(b.Dimensions, func(d gen.Dimensions) store.Dimensions {
-			return store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
-		}),
+		Dimensions:          changeOf(b.Dimensions, toStoreDimensions),
 	}
 	if b.Name != nil {
 		// Trimmed as on create.

@@ -115,3 +115,7 @@ func toAPIInventoryTransaction(t store.InventoryTransaction) gen.InventoryTransa
 		CreatedAt:      t.CreatedAt.UTC(),
 	}
 }
+
+func toStoreDimensions(d gen.Dimensions) store.Dimensions {
+	return store.Dimensions{LengthMm: int(d.LengthMm), WidthMm: int(d.WidthMm), HeightMm: int(d.HeightMm)}
+}

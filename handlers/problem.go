@@ -30,6 +30,15 @@ var statusOf = map[string]int{
 	shopd.EInternal:     http.StatusInternalServerError,
 }
 
+// codeOfStatus names the problem type of errors Echo and the validator
+// raise with a bare status.
+var codeOfStatus = map[int]string{
+	http.StatusBadRequest: shopd.EInvalid, http.StatusUnauthorized: shopd.EUnauthorized,
+	http.StatusForbidden: shopd.EForbidden, http.StatusNotFound: shopd.ENotFound,
+	http.StatusMethodNotAllowed: "method_not_allowed", http.StatusRequestEntityTooLarge: "too_large",
+	http.StatusUnsupportedMediaType: "unsupported_media_type",
+}
+
 // problem is an RFC 9457 problem document.
 type problem struct {
 	Type      string       `json:"type"`
@@ -127,12 +136,7 @@ func toProblem(err error) (problem, int) {
 		if he.Code >= 500 {
 			return internalProblem(), 0
 		}
-		code := map[int]string{
-			http.StatusBadRequest: shopd.EInvalid, http.StatusUnauthorized: shopd.EUnauthorized,
-			http.StatusForbidden: shopd.EForbidden, http.StatusNotFound: shopd.ENotFound,
-			http.StatusMethodNotAllowed: "method_not_allowed", http.StatusRequestEntityTooLarge: "too_large",
-			http.StatusUnsupportedMediaType: "unsupported_media_type",
-		}[he.Code]
+		code := codeOfStatus[he.Code]
 		if code == "" {
 			code = strings.ReplaceAll(strings.ToLower(http.StatusText(he.Code)), " ", "_")
 		}
