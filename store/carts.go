@@ -371,7 +371,3 @@ func checkQuantity(qty int) error {
 	}
 	return nil
 }
-
-func productNotFound(id string) error {
-	return shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
-}

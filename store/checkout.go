@@ -83,10 +83,15 @@ func (s *Store) IdempotencyKeyByID(ctx context.Context, id int64) (IdempotencyKe
 	return k, nil
 }
 
+const forgetKeySQL = `
+DELETE FROM idempotency_keys
+WHERE id = $1
+	AND recovery_point = 'started'`
+
 // ForgetIdempotencyKey removes a key whose checkout changed nothing (empty
 // cart, no stock), so the client may try again once it has fixed that.
 func (s *Store) ForgetIdempotencyKey(ctx context.Context, id int64) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE id = $1 AND recovery_point = 'started'`, id)
+	_, err := s.db.ExecContext(ctx, forgetKeySQL, id)
 	if err != nil {
 		return fmt.Errorf("forget idempotency key: %w", translate(err))
 	}
@@ -144,6 +149,16 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int
 	return res.RowsAffected()
 }
 
+const (
+	tryLockCheckoutSQL = `
+SELECT pg_try_advisory_lock(hashtextextended($1, 0)),
+	set_config('tcp_keepalives_idle', '10', false),
+	set_config('tcp_keepalives_interval', '5', false),
+	set_config('tcp_keepalives_count', '3', false)`
+
+	unlockCheckoutSQL = `SELECT pg_advisory_unlock(hashtextextended($1, 0))`
+)
+
 // CheckoutLock is a session-level advisory lock on one (user, key). It
 // lives on one database connection, so if the process dies the database
 // drops the session and the lock with it: a retry can take over at once.
@@ -165,11 +180,7 @@ func (s *Store) TryLockCheckout(ctx context.Context, userID, key string) (lock *
 	// session, and frees the lock, within about 25 s instead of the
 	// kernel's default two hours.
 	var idle, interval, count string
-	err = s.conn.QueryRowContext(ctx, `
-SELECT pg_try_advisory_lock(hashtextextended($1, 0)),
-	set_config('tcp_keepalives_idle', '10', false),
-	set_config('tcp_keepalives_interval', '5', false),
-	set_config('tcp_keepalives_count', '3', false)`, name).Scan(&ok, &idle, &interval, &count)
+	err = s.conn.QueryRowContext(ctx, tryLockCheckoutSQL, name).Scan(&ok, &idle, &interval, &count)
 	if err != nil {
 		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
 	}
@@ -184,7 +195,7 @@ SELECT pg_try_advisory_lock(hashtextextended($1, 0)),
 func (l *CheckoutLock) Unlock() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := l.conn.ExecContext(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.name); err != nil {
+	if _, err := l.conn.ExecContext(ctx, unlockCheckoutSQL, l.name); err != nil {
 		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 }
@@ -450,13 +461,4 @@ func (s *Store) AttachPaymentIntent(ctx context.Context, o Order, intentID, clie
 		return Order{}, ErrOrderCancelled
 	}
 	return Order{}, fmt.Errorf("attach intent to order %s: nothing updated", o.ID)
-}
-
-// SetStripeCustomer records the user's Stripe customer id once.
-func (s *Store) SetStripeCustomer(ctx context.Context, userID, customerID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE users SET stripe_customer_id = $2, updated_at = now() WHERE id = $1 AND stripe_customer_id IS NULL`, userID, customerID)
-	if err != nil {
-		return fmt.Errorf("set stripe customer: %w", translate(err))
-	}
-	return nil
 }

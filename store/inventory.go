@@ -77,7 +77,7 @@ func (s *Store) AdjustStock(ctx context.Context, c StockChange) (InventoryTransa
 		return InventoryTransaction{}, shopd.FieldError("type", "Must be restock, adjustment or return.")
 	}
 	if !validID(c.ProductID) {
-		return InventoryTransaction{}, shopd.Errorf(shopd.ENotFound, "Product %s not found.", c.ProductID)
+		return InventoryTransaction{}, productNotFound(c.ProductID)
 	}
 	var tx InventoryTransaction
 	err := s.db.GetContext(ctx, &tx, adjustStockSQL, c.ProductID, c.QuantityChange, c.Type, c.Note, nullID(c.ActorID))

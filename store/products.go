@@ -102,12 +102,18 @@ func (s *Store) CreateProduct(ctx context.Context, np NewProduct, actorID string
 	return p, nil
 }
 
+// productNotFound is the answer for a product that does not exist (or is
+// hidden from the caller).
+func productNotFound(id string) error {
+	return shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+}
+
 const productByIDSQL = `SELECT ` + productColumns + ` FROM products WHERE id = $1`
 
 // Product returns a product. An archived one is ENotFound unless
 // includeArchived.
 func (s *Store) Product(ctx context.Context, id string, includeArchived bool) (Product, error) {
-	notFound := shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+	notFound := productNotFound(id)
 	if !validID(id) {
 		return Product{}, notFound
 	}
@@ -199,7 +205,7 @@ type ProductPatch struct {
 // Unknown id is ENotFound; a taken SKU EConflict.
 func (s *Store) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
 	if !validID(id) {
-		return Product{}, shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+		return Product{}, productNotFound(id)
 	}
 	var sets []string
 	var args []any
@@ -263,7 +269,7 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, p ProductPatch) (P
 	if err := s.db.GetContext(ctx, &out, q, args...); err != nil {
 		err = translate(err)
 		if shopd.ErrorCode(err) == shopd.ENotFound {
-			return Product{}, shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
+			return Product{}, productNotFound(id)
 		}
 		return Product{}, fmt.Errorf("update product: %w", err)
 	}

@@ -102,3 +102,17 @@ func validID(id string) bool {
 	_, err := uuid.Parse(id)
 	return err == nil && len(id) == 36
 }
+
+const setStripeCustomerSQL = `
+UPDATE users
+SET stripe_customer_id = $2, updated_at = now()
+WHERE id = $1
+	AND stripe_customer_id IS NULL`
+
+// SetStripeCustomer records the user's Stripe customer id once.
+func (s *Store) SetStripeCustomer(ctx context.Context, userID, customerID string) error {
+	if _, err := s.db.ExecContext(ctx, setStripeCustomerSQL, userID, customerID); err != nil {
+		return fmt.Errorf("set stripe customer: %w", translate(err))
+	}
+	return nil
+}

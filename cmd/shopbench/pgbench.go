@@ -10,12 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 
 	_ "github.com/lib/pq"
+
+	"github.com/shopd/shopd/internal/pgcluster"
 )
 
 // The pgbench scripts are templates: the ids they use are known only once
@@ -78,22 +79,10 @@ func writeScripts(dir string, f fixture) (map[string]string, error) {
 	return paths, nil
 }
 
-// findPgbench looks where pgcluster looks for the server binaries:
-// pg_config's bindir, Debian's versioned directories (newest first), PATH.
+// findPgbench looks beside the server binaries pgcluster uses, then on PATH.
 func findPgbench(ctx context.Context) (string, error) {
-	var dirs []string
-	if out, err := exec.CommandContext(ctx, "pg_config", "--bindir").Output(); err == nil {
-		dirs = append(dirs, strings.TrimSpace(string(out)))
-	}
-	debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(debian, func(a, b string) int {
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
-	})
-	dirs = append(dirs, debian...)
-	for _, d := range dirs {
-		p := filepath.Join(d, "pgbench")
+	if dir := pgcluster.BinDir(ctx); dir != "" {
+		p := filepath.Join(dir, "pgbench")
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			return p, nil
 		}

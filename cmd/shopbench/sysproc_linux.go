@@ -75,15 +75,6 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-// selfCPU is the CPU time this process (the load generator) has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // resetPeakRSS sets a process's VmHWM back to its current RSS (Linux 4.0+),
 // so a later reading is the peak since now.
 func resetPeakRSS(pid int) error {

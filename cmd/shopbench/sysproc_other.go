@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build unix && !linux
 
 package main
 
@@ -19,14 +19,6 @@ func memoryKiB(pid int) (peak, current int64, err error) {
 
 func processCPU(pid int) (time.Duration, error) {
 	return 0, errors.New("CPU time is read from /proc, which this OS lacks")
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func resetPeakRSS(pid int) error {

@@ -142,6 +142,11 @@ func findBinaries(ctx context.Context, logw io.Writer) (string, error) {
 	return "", errors.New("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql@15) or set DATABASE_URL / TEST_DATABASE_URL to an existing server")
 }
 
+// BinDir is the directory of the PostgreSQL server binaries Start would
+// use, or "" when there are none (Start would install them). Tools that
+// need PostgreSQL's other programs (pgbench) look there first.
+func BinDir(ctx context.Context) string { return lookupBinaries(ctx) }
+
 // lookupBinaries tries pg_config, then Debian's versioned directories
 // (newest first), then PATH. Debian puts pg_config on PATH even when only
 // libpq-dev is installed, hence the check that the server programs exist.
