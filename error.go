@@ -9,16 +9,25 @@ import (
 )
 
 // Error codes. handlers maps each to one HTTP status; nothing else does.
+// Each code is one cause a client can branch on: its problem type URI ends
+// in the code, and each has one fixed title (see handlers).
 const (
-	EInvalid      = "invalid"      // the request is well-formed but breaks a rule
-	EUnauthorized = "unauthorized" // no or bad credentials
-	EForbidden    = "forbidden"    // authenticated, not allowed
-	ENotFound     = "not_found"    // absent, or not the caller's
-	EConflict     = "conflict"     // the current state forbids it (stock, status, duplicate)
-	EMismatch     = "mismatch"     // same idempotency key, different request
-	ERateLimited  = "rate_limited" // too many attempts; see RetryAfter
-	EUnavailable  = "unavailable"  // a dependency is down; safe to retry
-	EInternal     = "internal"     // everything else; its text never reaches a client
+	EInvalid           = "invalid"                // the request is malformed or breaks a rule
+	EUnauthorized      = "unauthorized"           // no or bad credentials
+	EForbidden         = "forbidden"              // authenticated, not allowed
+	ENotFound          = "not_found"              // absent, or not the caller's
+	EConflict          = "conflict"               // the current state forbids it (and no code below says why)
+	EInsufficientStock = "insufficient_stock"     // a line cannot be had; see Shortage
+	EDuplicate         = "duplicate"              // a unique value (SKU, email) is taken
+	EInvalidTransition = "invalid_transition"     // the order's state forbids this transition
+	EInFlight          = "idempotency_in_flight"  // the same idempotency key is being processed; see RetryAfter
+	EKeyReused         = "idempotency_key_reused" // same idempotency key, different request
+	EPaymentRefused    = "payment_refused"        // the payment provider refused for good; retrying will not help
+	ERateLimited       = "rate_limited"           // too many attempts; see RetryAfter
+	EPayloadTooLarge   = "payload_too_large"      // the body is over the limit
+	EUnsupportedMedia  = "unsupported_media_type" // the body's type is not accepted
+	EUnavailable       = "unavailable"            // a dependency is down; safe to retry
+	EInternal          = "internal"               // everything else; its text never reaches a client
 )
 
 // Error is a domain error: a code, a message safe to show a client, and
@@ -30,6 +39,18 @@ type Error struct {
 	Field string
 	// RetryAfter tells the client when to try again (ERateLimited, in-flight conflicts).
 	RetryAfter time.Duration
+	// Shortage says which line is short, for EInsufficientStock.
+	Shortage *Shortage
+}
+
+// Shortage is the line a checkout could not take stock for: the problem
+// document carries these as extension members. An archived product has
+// Available 0.
+type Shortage struct {
+	ProductID string
+	SKU       string
+	Requested int
+	Available int
 }
 
 func (e *Error) Error() string {

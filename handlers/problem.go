@@ -24,7 +24,7 @@ var statusOf = map[string]int{
 	shopd.EForbidden:    http.StatusForbidden,
 	shopd.ENotFound:     http.StatusNotFound,
 	shopd.EConflict:     http.StatusConflict,
-	shopd.EMismatch:     http.StatusUnprocessableEntity,
+	shopd.EKeyReused:     http.StatusUnprocessableEntity,
 	shopd.ERateLimited:  http.StatusTooManyRequests,
 	shopd.EUnavailable:  http.StatusServiceUnavailable,
 	shopd.EInternal:     http.StatusInternalServerError,

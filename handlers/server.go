@@ -42,6 +42,15 @@ type Config struct {
 	Log     *slog.Logger
 	// LoginFailuresPerMinute per email and client IP; 0 is unlimited.
 	LoginFailuresPerMinute int
+	// LoginFailuresPerIPPerMinute per client IP across all emails; 0 is unlimited.
+	LoginFailuresPerIPPerMinute int
+	// RegistrationsPerIPPerHour per client IP; 0 is unlimited.
+	RegistrationsPerIPPerHour int
+	// PublicURL is the API's base URL, the spec's only server; never taken
+	// from a request's Host header.
+	PublicURL string
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
 	// SearchesPerHour per client IP for ?q= searches; 0 is unlimited.
 	SearchesPerHour int
 	// Orders is the money path (checkout, cancel, refund, webhooks); nil

@@ -117,7 +117,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (CheckoutRe
 		return CheckoutResponse{}, err
 	}
 	if k.RequestHash != req.RequestHash {
-		return CheckoutResponse{}, shopd.Errorf(shopd.EMismatch, "This Idempotency-Key was used with a different request body.")
+		return CheckoutResponse{}, shopd.Errorf(shopd.EKeyReused, "This Idempotency-Key was used with a different request body.")
 	}
 	if k.RecoveryPoint == store.PointFinished {
 		return replay(k)

@@ -29,9 +29,16 @@ type config struct {
 	CheckoutsPerHour       int
 	SearchesPerHour        int
 	LoginFailuresPerMinute int
-	TaxRateBPS             int64
-	ShippingFlatCents      int64
-	FreeShippingOverCents  int64
+	// LoginFailuresPerIPPerMinute counts failed logins per client IP, any email.
+	LoginFailuresPerIPPerMinute int
+	RegistrationsPerIPPerHour   int
+	// PublicURL is the API's public base URL (the spec's servers, links).
+	PublicURL string
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken          string
+	TaxRateBPS            int64
+	ShippingFlatCents     int64
+	FreeShippingOverCents int64
 	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
 	// CORSOrigins may call the API from browsers.
@@ -78,27 +85,30 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return d
 	}
 	c := config{
-		HTTPAddr:               env("HTTP_ADDR", "127.0.0.1:8080"),
-		DatabaseURL:            getenv("DATABASE_URL"),
-		StripeSecretKey:        getenv("STRIPE_SECRET_KEY"),
-		StripeAPIBase:          getenv("STRIPE_API_BASE"),
-		StripeWebhookSecret:    getenv("STRIPE_WEBHOOK_SECRET"),
-		JWTPrivateKeyFile:      getenv("JWT_PRIVATE_KEY_FILE"),
-		JWTIssuer:              env("JWT_ISSUER", "shop"),
-		JWTAudience:            env("JWT_AUDIENCE", "shop-api"),
-		JWTTTL:                 duration("JWT_TTL", time.Hour),
-		BootstrapAdminEmail:    getenv("BOOTSTRAP_ADMIN_EMAIL"),
-		BootstrapAdminPassword: getenv("BOOTSTRAP_ADMIN_PASSWORD"),
-		DataDir:                env("DATA_DIR", ".data"),
-		PaymentWindow:          duration("PAYMENT_WINDOW", time.Hour),
-		RedisURL:               getenv("REDIS_URL"),
-		CheckoutsPerHour:       int(integer("QUOTA_CHECKOUTS_PER_HOUR", 100)),
-		SearchesPerHour:        int(integer("QUOTA_SEARCHES_PER_HOUR", 1000)),
-		LoginFailuresPerMinute: int(integer("LOGIN_FAILURES_PER_MINUTE", 10)),
-		TaxRateBPS:             integer("TAX_RATE_BPS", 1000),
-		ShippingFlatCents:      integer("SHIPPING_FLAT_CENTS", 1000),
-		FreeShippingOverCents:  integer("FREE_SHIPPING_OVER_CENTS", 10000),
-		ReconcileEvery:         duration("RECONCILE_EVERY", 15*time.Second),
+		HTTPAddr:                    env("HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:                 getenv("DATABASE_URL"),
+		StripeSecretKey:             getenv("STRIPE_SECRET_KEY"),
+		StripeAPIBase:               getenv("STRIPE_API_BASE"),
+		StripeWebhookSecret:         getenv("STRIPE_WEBHOOK_SECRET"),
+		JWTPrivateKeyFile:           getenv("JWT_PRIVATE_KEY_FILE"),
+		JWTIssuer:                   env("JWT_ISSUER", "shop"),
+		JWTAudience:                 env("JWT_AUDIENCE", "shop-api"),
+		JWTTTL:                      duration("JWT_TTL", time.Hour),
+		BootstrapAdminEmail:         getenv("BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapAdminPassword:      getenv("BOOTSTRAP_ADMIN_PASSWORD"),
+		DataDir:                     env("DATA_DIR", ".data"),
+		PaymentWindow:               duration("PAYMENT_WINDOW", time.Hour),
+		RedisURL:                    getenv("REDIS_URL"),
+		CheckoutsPerHour:            int(integer("QUOTA_CHECKOUTS_PER_HOUR", 100)),
+		SearchesPerHour:             int(integer("QUOTA_SEARCHES_PER_HOUR", 1000)),
+		LoginFailuresPerMinute:      int(integer("LOGIN_FAILURES_PER_MINUTE", 10)),
+		LoginFailuresPerIPPerMinute: int(integer("LOGIN_FAILURES_PER_IP_PER_MINUTE", 60)),
+		RegistrationsPerIPPerHour:   int(integer("REGISTRATIONS_PER_IP_PER_HOUR", 20)),
+		MetricsToken:                getenv("METRICS_TOKEN"),
+		TaxRateBPS:                  integer("TAX_RATE_BPS", 1000),
+		ShippingFlatCents:           integer("SHIPPING_FLAT_CENTS", 1000),
+		FreeShippingOverCents:       integer("FREE_SHIPPING_OVER_CENTS", 10000),
+		ReconcileEvery:              duration("RECONCILE_EVERY", 15*time.Second),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
@@ -117,6 +127,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.CORSOrigins = splitList(env("CORS_ALLOWED_ORIGINS", "*"))
 	c.Local = c.DatabaseURL == ""
+	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}

@@ -156,16 +156,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		svc.Payments = pay
 	}
 	h, err := handlers.New(handlers.Config{
-		Store:                  a.store,
-		Tokens:                 tokens,
-		Limiter:                limiter,
-		Log:                    log,
-		LoginFailuresPerMinute: cfg.LoginFailuresPerMinute,
-		SearchesPerHour:        cfg.SearchesPerHour,
-		Orders:                 svc,
-		WebhookSecret:          cfg.StripeWebhookSecret,
-		TrustedProxies:         cfg.TrustedProxies,
-		CORSOrigins:            cfg.CORSOrigins,
+		Store:                       a.store,
+		Tokens:                      tokens,
+		Limiter:                     limiter,
+		Log:                         log,
+		LoginFailuresPerMinute:      cfg.LoginFailuresPerMinute,
+		LoginFailuresPerIPPerMinute: cfg.LoginFailuresPerIPPerMinute,
+		RegistrationsPerIPPerHour:   cfg.RegistrationsPerIPPerHour,
+		PublicURL:                   cfg.PublicURL,
+		MetricsToken:                cfg.MetricsToken,
+		SearchesPerHour:             cfg.SearchesPerHour,
+		Orders:                      svc,
+		WebhookSecret:               cfg.StripeWebhookSecret,
+		TrustedProxies:              cfg.TrustedProxies,
+		CORSOrigins:                 cfg.CORSOrigins,
 	})
 	if err != nil {
 		return err
