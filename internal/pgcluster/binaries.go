@@ -84,31 +84,14 @@ func (r runner) prepareDir(dir string, initialised bool) error {
 			return fmt.Errorf("give data directory to postgres user: %w", err)
 		}
 	}
-	groups := []int{gid}
-	if ids, err := r.owner.GroupIds(); err == nil {
-		for _, id := range ids {
-			if n, err := strconv.Atoi(id); err == nil {
-				groups = append(groups, n)
-			}
+	if p := r.unreachable(filepath.Dir(dir)); p != "" {
+		mode := os.FileMode(0)
+		if fi, err := os.Stat(p); err == nil {
+			mode = fi.Mode().Perm()
 		}
+		return fmt.Errorf("the postgres user cannot reach data directory %s: %s (mode %v) is not searchable by it: run chmod o+x %s, or move the data directory elsewhere", dir, p, mode, p)
 	}
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("data directory parent: %w", err)
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		mode := fi.Mode().Perm()
-		ok := mode&0o001 != 0 ||
-			int(st.Uid) == uid && mode&0o100 != 0 ||
-			slices.Contains(groups, int(st.Gid)) && mode&0o010 != 0
-		if !ok {
-			return fmt.Errorf("the postgres user cannot reach data directory %s: %s (mode %v, uid %d) is not searchable by it: run chmod o+x %s, or choose a data directory elsewhere", dir, p, mode, st.Uid, p)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
+	return nil
 }
 
 // required are the programs Start runs; a bin directory must hold all.

@@ -43,13 +43,25 @@ type Options struct {
 	// Log receives initdb output and the server log when something fails.
 	// May be nil.
 	Log io.Writer
+	// ReachableRoot is where the cluster goes instead of Dir when this
+	// process is root and the postgres user cannot reach Dir (a checkout
+	// under /root or in a 0700 temporary directory): a directory of its own
+	// under ReachableRoot, keyed by Dir, which becomes a symlink to it.
+	// Empty means DefaultReachableRoot.
+	ReachableRoot string
 }
+
+// DefaultReachableRoot is the default Options.ReachableRoot.
+const DefaultReachableRoot = "/var/lib/pgcluster"
 
 // Cluster is a running PostgreSQL server started by Start.
 type Cluster struct {
 	// URL connects to Options.Database as the superuser "postgres" over
 	// loopback TCP: postgres://postgres@127.0.0.1:PORT/DB?sslmode=disable.
 	URL string
+	// Dir is the data directory in use: Options.Dir, or where it was
+	// relocated to (see Options.ReachableRoot), symlinks resolved.
+	Dir string
 	// LogFile is the server's log, inside the data directory.
 	LogFile string
 	// Startup is how long Start took, initdb included when it ran.
@@ -57,8 +69,11 @@ type Cluster struct {
 
 	dir       string
 	temporary bool
-	pg        runner
-	watchdog  *watchdog
+	// home and link are set when the cluster was relocated: its directory
+	// under the reachable root, and the symlink at Options.Dir.
+	home, link string
+	pg         runner
+	watchdog   *watchdog
 
 	mu      sync.Mutex
 	stopped bool
@@ -99,18 +114,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// Parents are made searchable by all, so the postgres user can reach
-	// the data directory; only the data directory itself is private.
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	where, err := pg.place(ctx, dir, opts.ReachableRoot, logw)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	// Resolve symlinks so the permission check looks at the real path.
-	if dir, err = filepath.EvalSymlinks(dir); err != nil {
-		return nil, fmt.Errorf("resolve data directory: %w", err)
-	}
+	dir = where.dir
 	initialised := fileExists(filepath.Join(dir, "PG_VERSION"))
 	if err := pg.prepareDir(dir, initialised); err != nil {
 		return nil, err
@@ -126,15 +134,18 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 
 	c := &Cluster{
+		Dir:       dir,
 		LogFile:   filepath.Join(dir, "server.log"),
 		dir:       dir,
 		temporary: opts.Temporary,
+		home:      where.home,
+		link:      where.link,
 		pg:        pg,
 	}
 	// The watchdog starts before the server so there is no moment in which
 	// our death would leave a server running. It starts after the check
 	// above so it can never stop another process's server.
-	if c.watchdog, err = startWatchdog(pg, dir, opts.Temporary); err != nil {
+	if c.watchdog, err = startWatchdog(pg, dir, c.removeOnStop()); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -186,12 +197,28 @@ func (c *Cluster) Stop() error {
 	if c.watchdog != nil {
 		c.watchdog.cancel()
 	}
-	if c.temporary && c.stopErr == nil {
-		if err := os.RemoveAll(c.dir); err != nil {
+	if remove := c.removeOnStop(); remove != "" && c.stopErr == nil {
+		if err := os.RemoveAll(remove); err != nil {
 			c.stopErr = fmt.Errorf("remove data directory: %w", err)
+		}
+		if c.link != "" {
+			os.Remove(c.link)
 		}
 	}
 	return c.stopErr
+}
+
+// removeOnStop is what goes when a temporary cluster stops: its data
+// directory, or all of its relocated home.
+func (c *Cluster) removeOnStop() string {
+	switch {
+	case !c.temporary:
+		return ""
+	case c.home != "":
+		return c.home
+	default:
+		return c.dir
+	}
 }
 
 // initdb creates a cluster in dir whose superuser "postgres" needs no
@@ -388,7 +415,9 @@ type watchdog struct {
 	pipe *os.File
 }
 
-func startWatchdog(pg runner, dir string, temporary bool) (*watchdog, error) {
+// startWatchdog starts the watchdog for the cluster in dir; when remove is
+// not empty, it removes that directory after stopping the server.
+func startWatchdog(pg runner, dir, remove string) (*watchdog, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start postgres watchdog: %w", err)
@@ -400,8 +429,8 @@ func startWatchdog(pg runner, dir string, temporary bool) (*watchdog, error) {
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = "/"
 	cmd.Env = os.Environ()
-	if temporary {
-		cmd.Env = append(cmd.Env, "PGCLUSTER_REMOVE="+dir)
+	if remove != "" {
+		cmd.Env = append(cmd.Env, "PGCLUSTER_REMOVE="+remove)
 	}
 	cmd.Stdin = r
 	// Its own process group, so Ctrl-C at the terminal, which kills us,

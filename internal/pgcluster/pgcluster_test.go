@@ -148,16 +148,108 @@ func TestTemporary(t *testing.T) {
 	}
 }
 
-func TestUnreachableDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("only root hands the data directory to another user")
+// privateDir is a directory only its owner may enter, like a checkout under
+// /root or in `mktemp -d`.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgcluster-private-")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestUnreachableDirIsRelocated starts a cluster for a data directory the
+// postgres user cannot reach: as root it lives under the reachable root
+// instead, linked from the requested path, and the checkout's permissions
+// stay as they were.
+func TestUnreachableDirIsRelocated(t *testing.T) {
+	t.Parallel()
+	clone := privateDir(t)
+	root := tempDir(t)
+	requested := filepath.Join(clone, ".data", "postgres")
+	opts := Options{Dir: requested, Database: "shop", Durable: true, ReachableRoot: root}
+	c := start(t, opts)
+	if os.Geteuid() != 0 {
+		// The server runs as us, and we can reach our own directories.
+		if c.Dir != requested {
+			t.Errorf("cluster in %s, want %s", c.Dir, requested)
+		}
+		return
+	}
+	if !strings.HasPrefix(c.Dir, root+string(filepath.Separator)) {
+		t.Fatalf("cluster in %s, want it under the reachable root %s", c.Dir, root)
+	}
+	if link, err := os.Readlink(requested); err != nil || link != c.Dir {
+		t.Errorf("%s links to %q (%v), want %s", requested, link, err, c.Dir)
+	}
+	if origin, err := os.ReadFile(filepath.Join(filepath.Dir(c.Dir), "origin")); err != nil || string(origin) != requested+"\n" {
+		t.Errorf("origin file = %q, %v", origin, err)
+	}
+	if fi, err := os.Stat(clone); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the checkout's mode changed: %v, %v", fi.Mode(), err)
+	}
+	query(t, c.URL, "CREATE TABLE kept (id int) ; SELECT 'ok'", new(string))
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart finds the cluster through the link, data and all.
+	c2 := start(t, opts)
+	if c2.Dir != c.Dir {
+		t.Errorf("restarted in %s, want %s", c2.Dir, c.Dir)
+	}
+	var n int
+	query(t, c2.URL, "SELECT count(*) FROM kept", &n)
+
+	// Another checkout gets a cluster of its own.
+	other := start(t, Options{Dir: filepath.Join(privateDir(t), ".data", "postgres"), ReachableRoot: root})
+	if other.Dir == c.Dir || !strings.HasPrefix(other.Dir, root) {
+		t.Errorf("another checkout's cluster is in %s (the first is in %s)", other.Dir, c.Dir)
+	}
+}
+
+// TestTemporaryRelocated checks that a relocated throwaway cluster leaves
+// nothing behind.
+func TestTemporaryRelocated(t *testing.T) {
+	t.Parallel()
+	root := tempDir(t)
+	requested := filepath.Join(privateDir(t), "data")
+	c := start(t, Options{Dir: requested, Temporary: true, ReachableRoot: root})
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(requested); !os.IsNotExist(err) {
+		t.Errorf("%s still there: %v", requested, err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Errorf("the reachable root still holds %d entries", len(entries))
+	}
+}
+
+// TestUnreachableClusterIsNotMoved: a cluster that exists where the
+// postgres user can no longer reach it is left alone, with advice.
+func TestUnreachableClusterIsNotMoved(t *testing.T) {
 	t.Parallel()
 	parent := tempDir(t)
+	dir := filepath.Join(parent, "data")
+	c := start(t, Options{Dir: dir})
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chmod(parent, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Start(context.Background(), Options{Dir: filepath.Join(parent, "data")})
+	c2, err := Start(context.Background(), Options{Dir: dir, ReachableRoot: tempDir(t)})
+	if os.Geteuid() != 0 {
+		// Not root: the server runs as us and still reaches it.
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2.Stop()
+		return
+	}
 	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+parent) {
 		t.Fatalf("err = %v, want advice to chmod %s", err, parent)
 	}
