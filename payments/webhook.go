@@ -112,7 +112,7 @@ func ParseWebhook(payload []byte, sigHeader, secret string) (Event, error) {
 
 // SignWebhook returns a Stripe-Signature header value for payload as Stripe
 // computes it: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<payload>">. It
-// is for `shopd pay` and tests.
+// is for `shopdev pay` and tests.
 func SignWebhook(payload []byte, secret string, at time.Time) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
 		Payload: payload, Secret: secret, Timestamp: at,

@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopd/shopd/internal/demo"
 	"github.com/shopd/shopd/internal/pgcluster"
 	"github.com/shopd/shopd/internal/stripemock"
+	"github.com/shopd/shopd/store"
 )
 
 // Bench credentials: the server is private to this run and gone after it.
@@ -52,8 +54,8 @@ var serverEnvKeys = []string{
 	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC",
 }
 
-// startEnv starts PostgreSQL and stripe-mock, seeds the catalog with
-// `shopd seed` and starts `shopd` serving on a free loopback port.
+// startEnv starts PostgreSQL and stripe-mock, seeds the demo catalog and
+// starts `shopd` serving on a free loopback port.
 func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err error) {
 	dir, err := os.MkdirTemp("", "shopbench-")
 	if err != nil {
@@ -106,11 +108,8 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		"LOGIN_FAILURES_PER_MINUTE": "0",
 	})
 
-	// DATABASE_URL is set, so the server seeds nothing itself.
-	seed := exec.CommandContext(ctx, serverBin, "seed")
-	seed.Env = environ
-	if out, err := seed.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%s seed: %w\n%s", serverBin, err, lastLines(string(out), 30))
+	if err := seedCatalog(ctx, e.db.URL); err != nil {
+		return nil, err
 	}
 
 	e.server = exec.Command(serverBin)
@@ -130,6 +129,20 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		return nil, fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
 	}
 	return e, nil
+}
+
+// seedCatalog migrates the database (opening the store does) and adds the
+// demo catalog, as `make run` does; the server itself seeds nothing.
+func seedCatalog(ctx context.Context, url string) error {
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	defer st.Close()
+	if _, err := demo.SeedCatalog(ctx, st); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	return nil
 }
 
 func serverEnviron(set map[string]string) []string {

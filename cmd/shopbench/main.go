@@ -4,7 +4,7 @@
 // # What it does
 //
 // It starts a private, throwaway PostgreSQL (fsync off, in a temporary
-// directory) and stripe-mock, seeds the demo catalog with `shopd seed`, and
+// directory) and stripe-mock, seeds the demo catalog (internal/demo), and
 // starts the server binary (-server, built by `make bench`) as a separate
 // process on a free loopback port, with checkout, search and login quotas
 // off. As the bootstrap admin it adds a few products with 1,000,000 in

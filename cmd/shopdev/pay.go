@@ -16,71 +16,89 @@ import (
 
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/server"
 )
 
-const payUsage = `usage: shopd pay [--url BASE_URL] ORDER_ID
+const payUsage = `usage: shopdev pay [--url BASE_URL] ORDER_ID
 
 Marks an order paid on a running shopd by sending it the webhook Stripe
 would: a payment_intent.succeeded for the order's intent, amount and
-currency, signed with STRIPE_WEBHOOK_SECRET. For local runs on stripe-mock,
-which never sends webhooks. The server is BASE_URL, else http://HTTP_ADDR;
+currency, signed with STRIPE_WEBHOOK_SECRET (default: shopdev's). For local
+runs on stripe-mock, which never sends webhooks. The server is BASE_URL,
+else the one shopdev recorded in DATA_DIR/server-url, else http://HTTP_ADDR;
 the admin token it needs is signed with the server's own key
-(JWT_PRIVATE_KEY_FILE, else the dev key under DATA_DIR).`
+(JWT_PRIVATE_KEY_FILE, else shopdev's under DATA_DIR).`
 
 // pay sends a correctly signed payment_intent.succeeded for one order to a
 // running server and prints the order's status afterwards.
-func pay(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("pay", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are returned, usage is printed on request
-	baseFlag := fs.String("url", "", "")
-	parse := func(args []string) error {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		if err != nil {
-			return fmt.Errorf("pay: %w\n%s", err, payUsage)
-		}
+func pay(ctx context.Context, args []string, dc devConfig, getenv func(string) string, stdout io.Writer) error {
+	orderID, base, err := parsePayArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, payUsage)
 		return nil
 	}
-	if err := parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, payUsage)
-			return nil
-		}
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return errors.New("pay: no order id\n" + payUsage)
-	}
-	orderID := fs.Arg(0)
-	// The flag package stops at the first argument; accept flags after the
-	// order id too, as people type them.
-	if err := parse(fs.Args()[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, payUsage)
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("pay: unexpected arguments %q\n%s", fs.Args(), payUsage)
-	}
-
-	cfg, err := loadConfig(getenv)
+	// The server's own reading of the environment, with shopdev's defaults,
+	// so the token and the signature are the ones it accepts.
+	cfg, err := server.LoadConfig(dc.serverEnv(getenv, nil))
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if cfg.StripeWebhookSecret == "" {
 		return errors.New("pay: STRIPE_WEBHOOK_SECRET is not set; use the server's")
 	}
-	base := *baseFlag
+	if base == "" {
+		if base, err = recordedURL(dc.urlFile()); err != nil {
+			return fmt.Errorf("pay: %w", err)
+		}
+	}
 	if base == "" {
 		base = "http://" + cfg.HTTPAddr
 	}
-	key, err := signingKey(cfg)
+	token, err := payToken(cfg)
 	if err != nil {
 		return err
+	}
+	shop := shopAPI{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}
+	return shop.pay(ctx, orderID, cfg.StripeWebhookSecret, stdout)
+}
+
+// parsePayArgs reads [--url BASE_URL] ORDER_ID, the flag before or after
+// the order id, as people type it.
+func parsePayArgs(args []string) (orderID, base string, err error) {
+	fs := flag.NewFlagSet("pay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned, usage is printed on request
+	baseFlag := fs.String("url", "", "")
+	parse := func(args []string) error {
+		err := fs.Parse(args)
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			return fmt.Errorf("pay: %w\n%s", err, payUsage)
+		}
+		return err
+	}
+	if err := parse(args); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() == 0 {
+		return "", "", errors.New("pay: no order id\n" + payUsage)
+	}
+	orderID = fs.Arg(0)
+	if err := parse(fs.Args()[1:]); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() > 0 {
+		return "", "", fmt.Errorf("pay: unexpected arguments %q\n%s", fs.Args(), payUsage)
+	}
+	return orderID, *baseFlag, nil
+}
+
+// payToken is a short-lived admin token signed with the server's key.
+func payToken(cfg server.Config) (string, error) {
+	key, err := cfg.SigningKey()
+	if err != nil {
+		return "", err
 	}
 	tokens, err := auth.NewTokens(auth.TokenConfig{
 		Key: key, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
@@ -88,15 +106,14 @@ func pay(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TTL: 5 * time.Minute,
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	token, err := tokens.Issue("shopd-pay", auth.RoleAdmin)
-	if err != nil {
-		return err
-	}
-	shop := shopAPI{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}
+	return tokens.Issue("shopdev-pay", auth.RoleAdmin)
+}
 
-	o, err := shop.order(ctx, orderID)
+// pay reads the order, sends the signed event and prints the order after.
+func (s shopAPI) pay(ctx context.Context, orderID, webhookSecret string, stdout io.Writer) error {
+	o, err := s.order(ctx, orderID)
 	if err != nil {
 		return err
 	}
@@ -108,10 +125,10 @@ func pay(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if err := shop.deliver(ctx, payload, payments.SignWebhook(payload, cfg.StripeWebhookSecret, now)); err != nil {
+	if err := s.deliver(ctx, payload, payments.SignWebhook(payload, webhookSecret, now)); err != nil {
 		return err
 	}
-	after, err := shop.order(ctx, orderID)
+	after, err := s.order(ctx, orderID)
 	if err != nil {
 		return err
 	}
@@ -225,7 +242,7 @@ func (s shopAPI) deliver(ctx context.Context, payload []byte, signature string) 
 func (s shopAPI) do(req *http.Request) ([]byte, error) {
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (is the server running? `make run` starts it)", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -97,7 +97,6 @@ func setupPay(t *testing.T) payBundle {
 	srv := httptest.NewServer(shop)
 	t.Cleanup(srv.Close)
 	return payBundle{shop: shop, srv: srv, env: map[string]string{
-		"DATABASE_URL":          "postgres://unused", // pay never opens the database
 		"DATA_DIR":              dir,
 		"JWT_PRIVATE_KEY_FILE":  keyFile,
 		"STRIPE_WEBHOOK_SECRET": payTestSecret,
@@ -163,6 +162,39 @@ func TestPayUsesHTTPAddr(t *testing.T) {
 	}
 }
 
+// TestPayFindsTheRunningServer: with HTTP_ADDR unset (so 8080), pay talks
+// to the server shopdev recorded under DATA_DIR, on another port.
+func TestPayFindsTheRunningServer(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t)
+	if strings.HasSuffix(b.srv.URL, ":8080") {
+		t.Fatal("the test server must not be on the default port")
+	}
+	if err := recordURL(filepath.Join(b.env["DATA_DIR"], "server-url"), b.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.run(b.shop.order.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "status processing, payment paid") {
+		t.Errorf("stdout = %q", out)
+	}
+	// --url still wins over the record.
+	b.env["HTTP_ADDR"] = "127.0.0.1:1"
+	if err := recordURL(filepath.Join(b.env["DATA_DIR"], "server-url"), "http://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.run("--url", b.srv.URL, b.shop.order.ID); err != nil {
+		t.Errorf("--url with a stale record: %v", err)
+	}
+	b.shop.mu.Lock()
+	defer b.shop.mu.Unlock()
+	if len(b.shop.events) != 2 {
+		t.Errorf("webhooks received = %d, want 2", len(b.shop.events))
+	}
+}
+
 func TestPayFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -220,7 +252,7 @@ func TestPayUsage(t *testing.T) {
 		t.Errorf("two order ids: err = %v", err)
 	}
 	out, err := b.run("--help")
-	if err != nil || !strings.Contains(out, "usage: shopd pay") {
+	if err != nil || !strings.Contains(out, "usage: shopdev pay") {
 		t.Errorf("--help: %q, %v", out, err)
 	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package demo is the demo shop that local runs (cmd/shopdev) and the
+// benchmark (cmd/shopbench) start with: 50 products in six categories.
+// It is development tooling; the server binary does not link it.
+package demo
 
 import (
 	"context"
@@ -79,9 +82,9 @@ var demoCatalog = map[string][]struct {
 	},
 }
 
-// seedCatalog adds the demo catalog when the catalog is empty. It returns
-// how many products it created.
-func seedCatalog(ctx context.Context, st *store.Store) (int, error) {
+// SeedCatalog adds the demo catalog when the catalog is empty, so a restart
+// keeps what was changed since. It returns how many products it created.
+func SeedCatalog(ctx context.Context, st *store.Store) (int, error) {
 	existing, _, err := st.ListProducts(ctx, store.ProductFilter{}, store.Page{Limit: 1})
 	if err != nil {
 		return 0, err

@@ -1,6 +1,7 @@
-package main
+package server
 
 import (
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"net"
@@ -8,10 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopd/shopd/auth"
 )
 
-// config is everything the server reads from its environment, read once.
-type config struct {
+// Config is everything the server reads from its environment, read once by
+// LoadConfig.
+type Config struct {
 	HTTPAddr               string
 	DatabaseURL            string
 	StripeSecretKey        string
@@ -46,15 +50,13 @@ type config struct {
 	// ReconcileEvery is how often stuck checkouts, unpaid orders and
 	// unanswered refunds are swept.
 	ReconcileEvery time.Duration
-	// Local is true when DATABASE_URL is unset: the server starts its own
-	// PostgreSQL (and stripe-mock) under DataDir and seeds a demo.
-	Local bool
 }
 
-// devWebhookSecret signs webhooks in local mode, where `shopd pay` uses it too.
-const devWebhookSecret = "whsec_local_development_only"
-
-func loadConfig(getenv func(string) string) (config, error) {
+// LoadConfig reads the configuration from getenv, applying defaults. It
+// reports every bad value at once. An unset DATABASE_URL is not an error
+// here (tools that only talk to a running server read the config too); Run
+// refuses to start without it.
+func LoadConfig(getenv func(string) string) (Config, error) {
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -84,7 +86,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		return d
 	}
-	c := config{
+	c := Config{
 		HTTPAddr:                    env("HTTP_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:                 getenv("DATABASE_URL"),
 		StripeSecretKey:             getenv("STRIPE_SECRET_KEY"),
@@ -126,13 +128,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
 	c.CORSOrigins = splitList(env("CORS_ALLOWED_ORIGINS", "*"))
-	c.Local = c.DatabaseURL == ""
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
-	}
-	if c.Local && c.StripeWebhookSecret == "" {
-		c.StripeWebhookSecret = devWebhookSecret
 	}
 	if c.StripeSecretKey == "" && c.StripeAPIBase != "" {
 		c.StripeSecretKey = "sk_test_local"
@@ -144,6 +142,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Errorf("TAX_RATE_BPS: at most 10000 (100%%), got %d", c.TaxRateBPS))
 	}
 	return c, errors.Join(errs...)
+}
+
+// SigningKey loads JWT_PRIVATE_KEY_FILE, or keeps a generated key under
+// DATA_DIR so tokens survive restarts of a single instance.
+func (c Config) SigningKey() (*ecdsa.PrivateKey, error) {
+	if c.JWTPrivateKeyFile != "" {
+		return auth.LoadSigningKey(c.JWTPrivateKeyFile)
+	}
+	return auth.LoadOrCreateSigningKey(filepath.Join(c.DataDir, "jwt-es256.pem"))
 }
 
 // splitList reads a comma-separated list, ignoring blanks.

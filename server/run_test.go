@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func start(t *testing.T, env map[string]string) *server {
 	s := &server{base: "http://" + env["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1),
 		stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	getenv := func(k string) string { return env[k] }
-	go func() { s.done <- run(ctx, nil, getenv, s.stdout, s.stderr) }()
+	go func() { s.done <- Run(ctx, nil, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -231,18 +232,18 @@ func TestRunFailsOnBadConfig(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/none", "PAYMENT_WINDOW": "abc"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := run(ctx, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	err := Run(ctx, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "PAYMENT_WINDOW") {
 		t.Errorf("run = %v, want a config error naming PAYMENT_WINDOW", err)
 	}
-	if err := run(ctx, []string{"bogus"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+	if err := Run(ctx, []string{"bogus"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
 		t.Error("an unknown command did not fail")
 	}
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig(func(string) string { return "" })
+	c, err := LoadConfig(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"ShippingFlatCents", c.ShippingFlatCents, int64(1000)},
 		{"FreeShippingOverCents", c.FreeShippingOverCents, int64(10000)},
 		{"DataDir", c.DataDir, abs},
-		{"Local", c.Local, true},
+		{"DatabaseURL", c.DatabaseURL, ""},
+		{"StripeWebhookSecret", c.StripeWebhookSecret, ""},
 		{"RedisURL", c.RedisURL, ""},
 		{"BootstrapAdminEmail", c.BootstrapAdminEmail, ""},
 	}
@@ -270,9 +272,6 @@ func TestLoadConfigDefaults(t *testing.T) {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
-	}
-	if c.StripeWebhookSecret == "" {
-		t.Error("local mode has no webhook secret")
 	}
 }
 
@@ -290,11 +289,11 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"TRUSTED_PROXIES":           "10.0.0.0/8, 192.0.2.7",
 		"CORS_ALLOWED_ORIGINS":      "https://a.example,https://b.example",
 	}
-	c, err := loadConfig(func(k string) string { return env[k] })
+	c, err := LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Local || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
+	if c.DatabaseURL != "postgres://db/shop" || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
 		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 {
 		t.Errorf("config = %+v", c)
 	}
@@ -308,7 +307,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 		t.Errorf("CORS origins = %v", c.CORSOrigins)
 	}
 	if c.StripeWebhookSecret != "" {
-		t.Error("with DATABASE_URL set (not local), no webhook secret should be made up")
+		t.Error("no webhook secret should be made up")
 	}
 }
 
@@ -336,7 +335,7 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.variable+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
-			_, err := loadConfig(func(k string) string {
+			_, err := LoadConfig(func(k string) string {
 				if k == tc.variable {
 					return tc.value
 				}
@@ -356,10 +355,91 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 	}
 
 	// Every bad value is reported at once.
-	_, err := loadConfig(func(k string) string {
+	_, err := LoadConfig(func(k string) string {
 		return map[string]string{"PAYMENT_WINDOW": "abc", "QUOTA_SEARCHES_PER_HOUR": "-1"}[k]
 	})
 	if err == nil || !strings.Contains(err.Error(), "PAYMENT_WINDOW") || !strings.Contains(err.Error(), "QUOTA_SEARCHES_PER_HOUR") {
 		t.Errorf("error %v does not name both bad variables", err)
+	}
+}
+
+func TestRunRefusesWithoutDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{nil, {"migrate"}} {
+		dataDir := t.TempDir()
+		env := map[string]string{"HTTP_ADDR": freeAddr(t), "DATA_DIR": dataDir}
+		var stdout, stderr bytes.Buffer
+		err := Run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is not set") || !strings.Contains(err.Error(), "make run") {
+			t.Errorf("Run(%q) = %v, want an error naming DATABASE_URL and pointing at make run", args, err)
+		}
+		// Nothing was started: no cluster, no key, no listener.
+		if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
+			t.Errorf("Run(%q) wrote %d entries into DATA_DIR", args, len(entries))
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("Run(%q) printed %q", args, stdout.String())
+		}
+	}
+}
+
+// TestServingHook checks that a launcher learns the address the server
+// really listens on, here a port the kernel chose.
+func TestServingHook(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DATABASE_URL": pgtest.NewURL(t),
+		"HTTP_ADDR":    "127.0.0.1:0",
+		"DATA_DIR":     t.TempDir(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	serving := make(chan string, 1)
+	done := make(chan error, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		p := Program{Serving: func(base string) { serving <- base }}
+		done <- p.Run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr)
+	}()
+	var base string
+	select {
+	case base = <-serving:
+	case err := <-done:
+		t.Fatalf("run returned before serving: %v\n%s", err, stderr.String())
+	}
+	if !strings.HasPrefix(base, "http://127.0.0.1:") || strings.HasSuffix(base, ":0") {
+		t.Errorf("base URL %q, want http://127.0.0.1:<the kernel's port>", base)
+	}
+	res, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET %s/healthz: %d", base, res.StatusCode)
+	}
+	if !strings.Contains(stdout.String(), base+"/v1") {
+		t.Errorf("the banner does not name %s:\n%s", base, stdout.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v after cancel, want nil", err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		addr *net.TCPAddr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, "http://127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 8080}, "http://127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 9000}, "http://[::1]:9000"},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 80}, "http://192.0.2.7:80"},
+	}
+	for _, c := range cases {
+		if got := baseURL(c.addr); got != c.want {
+			t.Errorf("baseURL(%v) = %q, want %q", c.addr, got, c.want)
+		}
 	}
 }

@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/orders"
+	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/ratelimit"
+	"github.com/shopd/shopd/store"
+)
+
+// shutdownTimeout bounds how long requests in flight may finish after the
+// context ends.
+const shutdownTimeout = 10 * time.Second
+
+// serve runs the API on cfg.HTTPAddr until ctx ends, then shuts down
+// gracefully and returns nil.
+func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	started := time.Now()
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := assemble(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer a.close(log)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	// Deferred after the store's close, so it runs first: the reconciler
+	// must be done before the store goes.
+	defer runReconciler(ctx, a.orders, cfg.ReconcileEvery)()
+
+	base := baseURL(ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "startup_ms", time.Since(started).Milliseconds())
+	printBanner(stdout, base, time.Since(started))
+	if p.Serving != nil {
+		p.Serving(base)
+	}
+	return shutdownWhenDone(ctx, srv, errc)
+}
+
+// app is what serve builds from the configuration and tears down after.
+type app struct {
+	handler http.Handler
+	orders  *orders.Service
+	closers []func() error
+}
+
+func (a *app) close(log *slog.Logger) {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			log.Error("close", "err", err)
+		}
+	}
+}
+
+// assemble wires the server's parts on an open store: tokens, the first
+// admin, rate limits, payments, the order service and the HTTP handler.
+func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*app, error) {
+	tokens, err := newTokens(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BootstrapAdminEmail != "" {
+		if err := bootstrapAdmin(ctx, st, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, log); err != nil {
+			return nil, err
+		}
+	}
+	a := &app{}
+	limiter, err := a.newLimiter(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.orders = newOrders(cfg, st, limiter, log)
+	if cfg.StripeWebhookSecret == "" {
+		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
+	}
+	a.handler, err = handlers.New(handlers.Config{
+		Store:                       st,
+		Tokens:                      tokens,
+		Limiter:                     limiter,
+		Log:                         log,
+		LoginFailuresPerMinute:      cfg.LoginFailuresPerMinute,
+		LoginFailuresPerIPPerMinute: cfg.LoginFailuresPerIPPerMinute,
+		RegistrationsPerIPPerHour:   cfg.RegistrationsPerIPPerHour,
+		PublicURL:                   cfg.PublicURL,
+		MetricsToken:                cfg.MetricsToken,
+		SearchesPerHour:             cfg.SearchesPerHour,
+		Orders:                      a.orders,
+		WebhookSecret:               cfg.StripeWebhookSecret,
+		TrustedProxies:              cfg.TrustedProxies,
+		CORSOrigins:                 cfg.CORSOrigins,
+	})
+	if err != nil {
+		a.close(log)
+		return nil, err
+	}
+	return a, nil
+}
+
+// newTokens issues and verifies JWTs with the configured signing key.
+func newTokens(cfg Config, log *slog.Logger) (*auth.Tokens, error) {
+	if cfg.JWTPrivateKeyFile == "" {
+		log.Warn("JWT_PRIVATE_KEY_FILE is not set: this instance signs with its own key under DATA_DIR; instances behind one load balancer must share a key")
+	}
+	key, err := cfg.SigningKey()
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewTokens(auth.TokenConfig{Key: key, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL})
+}
+
+// newLimiter keeps rate-limit state in Redis when REDIS_URL is set, so
+// instances share it, and in this process otherwise.
+func (a *app) newLimiter(ctx context.Context, cfg Config) (ratelimit.Limiter, error) {
+	if cfg.RedisURL == "" {
+		return ratelimit.NewMemory(nil), nil
+	}
+	rl, closeRedis, err := ratelimit.NewRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { closeRedis(); return nil })
+	return rl, nil
+}
+
+// newOrders is the money path: checkout, cancel, refunds, Stripe events and
+// the reconciler.
+func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog.Logger) *orders.Service {
+	svc := &orders.Service{
+		Store: st,
+		Pricing: shopd.Pricing{
+			TaxRateBPS: cfg.TaxRateBPS, ShippingFlatCents: cfg.ShippingFlatCents, FreeShippingOverCents: cfg.FreeShippingOverCents,
+		},
+		PaymentWindow: cfg.PaymentWindow,
+		Limiter:       limiter,
+		CheckoutLimit: ratelimit.PerHour(cfg.CheckoutsPerHour),
+		Log:           log,
+	}
+	// Assigned only when configured: a nil *payments.Client in the
+	// interface field would not compare equal to nil.
+	if cfg.StripeSecretKey != "" {
+		svc.Payments = payments.New(payments.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
+	} else {
+		log.Warn("STRIPE_SECRET_KEY is not set: checkout answers 503 until it is")
+	}
+	return svc
+}
+
+// runReconciler sweeps in the background until ctx ends or the returned
+// stop is called; stop returns once the sweeper has finished.
+func runReconciler(ctx context.Context, svc *orders.Service, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.RunReconciler(ctx, every)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// shutdownWhenDone waits for ctx to end, then lets requests in flight
+// finish. A server that stops by itself is an error.
+func shutdownWhenDone(ctx context.Context, srv *http.Server, errc <-chan error) error {
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// baseURL is where clients on this machine reach a listener: an address
+// on all interfaces (":8080") is reached over loopback.
+func baseURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	ip := tcp.IP
+	switch {
+	case ip.IsUnspecified() && ip.To4() != nil:
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.IsUnspecified():
+		ip = net.IPv6loopback
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// bootstrapAdmin creates the first admin once; later starts change nothing.
+func bootstrapAdmin(ctx context.Context, st *store.Store, email, password string, log *slog.Logger) error {
+	if u, err := st.UserByEmail(ctx, email); err == nil {
+		if u.Role != auth.RoleAdmin {
+			log.Warn("BOOTSTRAP_ADMIN_EMAIL belongs to a customer account: no admin was created", "email", u.Email)
+		}
+		return nil
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	created, err := st.EnsureUser(ctx, store.NewUser{
+		Email: email, PasswordHash: hash, Role: auth.RoleAdmin, FirstName: "Admin", LastName: "User",
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if created {
+		log.Info("bootstrap admin created", "email", store.NormalizeEmail(email))
+	}
+	return nil
+}
+
+func printBanner(w io.Writer, base string, took time.Duration) {
+	fmt.Fprintf(w, "\nshopd is up (%s)\n", took.Round(time.Millisecond))
+	fmt.Fprintf(w, "  API          %s/v1\n", base)
+	fmt.Fprintf(w, "  Swagger UI   %s/docs\n", base)
+	fmt.Fprintf(w, "  OpenAPI      %s/openapi.yaml\n", base)
+	fmt.Fprintf(w, "  Health       %s/healthz  %s/readyz  %s/metrics\n", base, base, base)
+}
