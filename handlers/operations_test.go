@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/gen"
@@ -202,6 +203,107 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricsSeries fetches /metrics and returns its series (name and labels,
+// without values) and the body's size.
+func metricsSeries(t *testing.T, a *api) (map[string]bool, int) {
+	t.Helper()
+	r := a.do(t, http.MethodGet, "/metrics", "", nil).want(t, http.StatusOK)
+	series := map[string]bool{}
+	for _, l := range strings.Split(string(r.body), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		series[l[:strings.LastIndexByte(l, ' ')]] = true
+	}
+	return series, len(r.body)
+}
+
+// TestMetricsLabelsAreBounded: invented HTTP methods and unmatched paths
+// fold into one label value each, so no request adds a series.
+func TestMetricsLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	// Only the HTTP metrics: the runtime collectors' values change size.
+	a := setup(t, func(c *handlers.Config) { c.Registry = prometheus.NewRegistry() })
+	probe := func(method, path string) {
+		req, err := http.NewRequest(method, a.URL+path, nil)
+		if err != nil {
+			t.Fatalf("new %.20s request: %v", method, err)
+		}
+		a.sendUnchecked(t, req)
+	}
+	// Every series this test can create exists before the baseline.
+	probe("PROBE", "/v1/products")
+	probe("PROBE", "/nowhere")
+	probe(http.MethodGet, "/nowhere")
+	metricsSeries(t, a)
+	before, size := metricsSeries(t, a)
+
+	for i := range 1000 {
+		method := fmt.Sprintf("PROBE%04d", i)
+		if i%100 == 0 { // some long ones too: 100 KB method names
+			method += strings.Repeat("X", 100<<10)
+		}
+		probe(method, "/v1/products")
+		if i%10 == 0 {
+			probe(method, fmt.Sprintf("/nowhere/%d", i))
+			probe(http.MethodGet, fmt.Sprintf("/nowhere/%d", i))
+		}
+	}
+	after, sizeAfter := metricsSeries(t, a)
+	t.Logf("/metrics: %d bytes before, %d bytes after 1,000 invented methods", size, sizeAfter)
+	if !maps.Equal(before, after) {
+		var added []string
+		for s := range after {
+			if !before[s] {
+				added = append(added, s)
+			}
+		}
+		t.Errorf("%d new series, e.g. %.200q", len(added), added[0])
+	}
+	// Only the counts' digits may grow.
+	if sizeAfter > size+512 {
+		t.Errorf("/metrics grew from %d to %d bytes", size, sizeAfter)
+	}
+	if !before[`http_requests_total{method="OTHER",route="/v1/products",status="405"}`] ||
+		!before[`http_requests_total{method="GET",route="unmatched",status="404"}`] {
+		t.Errorf("expected series missing:\n%s", strings.Join(slices.Sorted(maps.Keys(before)), "\n"))
+	}
+}
+
+// TestMetricsToken: with METRICS_TOKEN set, /metrics answers only to it.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.MetricsToken = "metrics-secret" })
+	for _, tc := range []struct {
+		name, auth string
+		status     int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer metrics-secreT", http.StatusUnauthorized},
+		{"prefix of the token", "Bearer metrics-secre", http.StatusUnauthorized},
+		{"another scheme", "Basic bWV0cmljcy1zZWNyZXQ=", http.StatusUnauthorized},
+		{"right token", "Bearer metrics-secret", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := a.request(t, http.MethodGet, "/metrics", "", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			r := a.send(t, req)
+			if tc.status != http.StatusOK {
+				expectProblem(t, r, tc.status)
+				return
+			}
+			r.want(t, http.StatusOK)
+			if !strings.Contains(string(r.body), "http_requests_total") {
+				t.Errorf("/metrics lacks http_requests_total")
+			}
+		})
+	}
+	// Without a token configured it stays open (TestOperations).
 }
 
 // errorCodes is every code in error.go.

@@ -170,7 +170,7 @@ func New(cfg Config) (http.Handler, error) {
 	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
 
 	e.POST("/v1/webhooks/stripe", srv.stripeWebhook)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)
 	})
