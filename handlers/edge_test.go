@@ -3,8 +3,11 @@ package handlers_test
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/shopd/shopd/handlers"
 )
@@ -112,5 +115,48 @@ func TestRequestIDFromClient(t *testing.T) {
 		if p := expectProblem(t, r, http.StatusNotFound); p.RequestID != got {
 			t.Errorf("problem requestId %q, header %q", p.RequestID, got)
 		}
+	}
+}
+
+// TestSpecServersIgnoreHost: the served spec names PUBLIC_URL as its
+// server, in YAML and JSON alike; a forged Host header never appears.
+func TestSpecServersIgnoreHost(t *testing.T) {
+	t.Parallel()
+	const public = "https://api.shop.example"
+	const forged = "evil.example"
+	for _, tc := range []struct {
+		name, publicURL, want string
+	}{
+		{"PUBLIC_URL set", public, public},
+		{"PUBLIC_URL unset", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := setup(t, func(c *handlers.Config) { c.PublicURL = tc.publicURL })
+			var urls [][]string
+			for _, path := range []string{"/openapi.yaml", "/openapi.json"} {
+				req := a.request(t, http.MethodGet, path, "", nil)
+				req.Host = forged
+				r := a.send(t, req).want(t, http.StatusOK)
+				if strings.Contains(string(r.body), forged) {
+					t.Errorf("%s carries the forged Host %q", path, forged)
+				}
+				doc, err := openapi3.NewLoader().LoadFromData(r.body)
+				if err != nil {
+					t.Fatalf("%s does not load: %v", path, err)
+				}
+				var got []string
+				for _, s := range doc.Servers {
+					got = append(got, s.URL)
+				}
+				if tc.want != "" && !slices.Equal(got, []string{tc.want}) {
+					t.Errorf("%s servers = %q, want [%q]", path, got, tc.want)
+				}
+				urls = append(urls, got)
+			}
+			if !slices.Equal(urls[0], urls[1]) {
+				t.Errorf("servers differ: yaml %q, json %q", urls[0], urls[1])
+			}
+		})
 	}
 }

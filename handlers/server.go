@@ -6,7 +6,10 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -171,13 +174,15 @@ func New(cfg Config) (http.Handler, error) {
 
 	e.POST("/v1/webhooks/stripe", srv.stripeWebhook)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)
-	})
-	e.GET("/openapi.json", serveSpecJSON)
-	docs := v5emb.New("shopd API", "/openapi.json", "/docs/")
+	docs, err := newSpecDocs(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.yaml) })
+	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, docs.json) })
+	ui := v5emb.New("shopd API", "/openapi.json", "/docs/")
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
-	e.GET("/docs/*", echo.WrapHandler(docs))
+	e.GET("/docs/*", echo.WrapHandler(ui))
 	return e, nil
 }
 
@@ -204,19 +209,61 @@ func outsideSpec(c echo.Context) bool {
 		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/v1/webhooks/stripe"
 }
 
-// serveSpecJSON serves the spec as JSON with the caller's own origin as the
-// server, so "Try it out" in Swagger UI calls this instance.
-func serveSpecJSON(c echo.Context) error {
+// specDocs is the spec as served, in YAML (as written) and JSON.
+type specDocs struct{ yaml, json []byte }
+
+// newSpecDocs renders the spec once, with publicURL as its only server (as
+// written when empty): never a request's Host header, which anyone can
+// forge to make "Try it out" send tokens elsewhere.
+func newSpecDocs(publicURL string) (specDocs, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
-		return err
+		return specDocs{}, fmt.Errorf("load spec: %w", err)
 	}
-	scheme := "http"
-	if c.IsTLS() {
-		scheme = "https"
+	docs := specDocs{yaml: shopd.OpenAPIYAML}
+	if publicURL != "" {
+		spec.Servers = openapi3.Servers{{URL: publicURL}}
+		if docs.yaml, err = withServer(shopd.OpenAPIYAML, publicURL); err != nil {
+			return specDocs{}, err
+		}
 	}
-	spec.Servers = openapi3.Servers{{URL: scheme + "://" + c.Request().Host}}
-	return c.JSON(http.StatusOK, spec)
+	if docs.json, err = json.Marshal(spec); err != nil {
+		return specDocs{}, fmt.Errorf("encode spec: %w", err)
+	}
+	return docs, nil
+}
+
+// withServer replaces the top-level servers of a YAML spec with url alone,
+// keeping every other byte (comments, order, layout) as written. A
+// top-level entry of a block mapping runs until the next line that starts
+// in column 0.
+func withServer(doc []byte, url string) ([]byte, error) {
+	lines := bytes.SplitAfter(doc, []byte("\n"))
+	start, end := -1, len(lines)
+	for i, l := range lines {
+		if start < 0 {
+			if bytes.HasPrefix(l, []byte("servers:")) {
+				start = i
+			}
+			continue
+		}
+		if len(l) > 0 && l[0] != ' ' && l[0] != '\n' {
+			end = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil, errors.New("set spec server: openapi.yaml has no top-level servers")
+	}
+	quoted, err := json.Marshal(url) // a JSON string is a YAML double-quoted scalar
+	if err != nil {
+		return nil, fmt.Errorf("set spec server: %w", err)
+	}
+	var out bytes.Buffer
+	out.Write(bytes.Join(lines[:start], nil))
+	fmt.Fprintf(&out, "servers:\n  - url: %s\n", quoted)
+	out.Write(bytes.Join(lines[end:], nil))
+	return out.Bytes(), nil
 }
 
 // claims returns the caller's verified claims. Operations that require a
