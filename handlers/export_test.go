@@ -15,3 +15,6 @@ func ProblemKinds() map[string]ProblemKind { return maps.Clone(problemKinds) }
 
 // ErrorHandler is the server's Echo error handler.
 var ErrorHandler = errorHandler
+
+// CheckText is the NUL and trailing-data middleware.
+var CheckText = checkText

@@ -159,6 +159,8 @@ func New(cfg Config) (http.Handler, error) {
 			MaxAge:        600,
 		}))
 	}
+	// Before the validator, which cannot see NULs or trailing data.
+	e.Use(checkText)
 	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
 		Skipper:           outsideSpec,
 		MultiErrorHandler: validationProblem,
@@ -172,7 +174,7 @@ func New(cfg Config) (http.Handler, error) {
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
 
-	e.POST("/v1/webhooks/stripe", srv.stripeWebhook)
+	e.POST(webhookPath, srv.stripeWebhook)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
 	docs, err := newSpecDocs(cfg.PublicURL)
 	if err != nil {
@@ -201,12 +203,16 @@ func saneRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// webhookPath is Stripe's route: a plain Echo route that reads its own
+// raw body to verify the signature over it.
+const webhookPath = "/v1/webhooks/stripe"
+
 // outsideSpec lists the routes the validator skips: they are not API
 // operations (or, for the webhook, read their own raw body).
 func outsideSpec(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/metrics" || p == "/openapi.yaml" || p == "/openapi.json" ||
-		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/v1/webhooks/stripe"
+		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == webhookPath
 }
 
 // specDocs is the spec as served, in YAML (as written) and JSON.
