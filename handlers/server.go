@@ -98,6 +98,25 @@ func init() {
 
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
+	cfg = withDefaults(cfg)
+	validator, err := requestValidator(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := newSpecDocs(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	srv := newServer(cfg)
+	e := newEcho(cfg)
+	useMiddleware(e, cfg, validator)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
+	routesOutsideSpec(e, cfg, srv, specs)
+	return e, nil
+}
+
+// withDefaults fills in what a Config may leave out.
+func withDefaults(cfg Config) Config {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -105,17 +124,18 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	spec, err := gen.GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("load spec: %w", err)
-	}
-	// The validator must not match on the spec's server host.
-	spec.Servers = nil
-
 	if cfg.Orders == nil {
 		cfg.Orders = &orders.Service{Store: cfg.Store, Log: cfg.Log, Pricing: shopd.DefaultPricing, PaymentWindow: time.Hour}
 	}
-	srv := &Server{
+	if cfg.Orders.Render == nil {
+		// The checkout response is the API's representation: ours to render.
+		cfg.Orders.Render = renderCheckout
+	}
+	return cfg
+}
+
+func newServer(cfg Config) *Server {
+	return &Server{
 		store:         cfg.Store,
 		tokens:        cfg.Tokens,
 		limiter:       cfg.Limiter,
@@ -125,11 +145,10 @@ func New(cfg Config) (http.Handler, error) {
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
 	}
-	if cfg.Orders.Render == nil {
-		// The checkout response is the API's representation: ours to render.
-		cfg.Orders.Render = renderCheckout
-	}
+}
 
+// newEcho is an Echo without routes: client IPs and error rendering set.
+func newEcho(cfg Config) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// Trust no forwarding headers unless configured: the peer address is
@@ -143,11 +162,35 @@ func New(cfg Config) (http.Handler, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
+	return e
+}
 
+// requestValidator checks every spec operation's request against the spec
+// and authenticates it (the JWT's claims go into the request context).
+func requestValidator(tokens *auth.Tokens) (echo.MiddlewareFunc, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	// The validator must not match on the spec's server host.
+	spec.Servers = nil
+	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
+		Skipper:           outsideSpec,
+		MultiErrorHandler: validationProblem,
+		Options: openapi3filter.Options{
+			MultiError:         true,
+			AuthenticationFunc: tokens.Authenticate,
+		},
+	}), nil
+}
+
+// useMiddleware sets the chain every request goes through, in order.
+func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(saneRequestID, middleware.RequestID())
 	// Outside Recover, so a panic is logged and counted as the 500 it becomes.
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
+	// Before anything reads the body.
 	e.Use(middleware.BodyLimit(maxBodyBytes))
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.
@@ -161,31 +204,21 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	// Before the validator, which cannot see NULs or trailing data.
 	e.Use(checkText)
-	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
-		Skipper:           outsideSpec,
-		MultiErrorHandler: validationProblem,
-		Options: openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: cfg.Tokens.Authenticate,
-		},
-	}))
+	e.Use(validator)
 	e.Use(auth.ClaimsMiddleware)
 	e.Use(withEchoContext)
+}
 
-	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
-
+// routesOutsideSpec adds the routes that are not API operations: the
+// webhook (raw body), metrics, the spec and its UI.
+func routesOutsideSpec(e *echo.Echo, cfg Config, srv *Server, specs specDocs) {
 	e.POST(webhookPath, srv.stripeWebhook)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
-	docs, err := newSpecDocs(cfg.PublicURL)
-	if err != nil {
-		return nil, err
-	}
-	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.yaml) })
-	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, docs.json) })
-	ui := v5emb.New("shopd API", "/openapi.json", "/docs/")
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", specs.yaml) })
+	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, specs.json) })
+	docs := v5emb.New("shopd API", "/openapi.json", "/docs/")
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
-	e.GET("/docs/*", echo.WrapHandler(ui))
-	return e, nil
+	e.GET("/docs/*", echo.WrapHandler(docs))
 }
 
 // requestIDPattern is what a client-supplied X-Request-Id may look like
