@@ -541,6 +541,7 @@ func TestProblemKindsFromEveryLayer(t *testing.T) {
 		{"no token", a.request(t, http.MethodGet, "/v1/cart", "", nil), false, shopd.EUnauthorized},
 		{"wrong role", a.request(t, http.MethodPost, "/v1/products", customer, productBody(nil)), false, shopd.EForbidden},
 		{"router", a.request(t, http.MethodGet, "/v1/nowhere", "", nil), true, shopd.ENotFound},
+		{"validator's router", a.request(t, http.MethodGet, "/v1/products/x/y", "", nil), true, shopd.ENotFound},
 		{"store", a.request(t, http.MethodGet, "/v1/products/"+uuid.NewString(), "", nil), false, shopd.ENotFound},
 		{"method", a.request(t, "PROBE", "/v1/products", "", nil), true, "method_not_allowed"},
 		{"body limit", a.request(t, http.MethodPost, "/v1/products", admin, strings.Repeat(" ", 2<<20)), false, shopd.EPayloadTooLarge},
@@ -563,6 +564,17 @@ func TestProblemKindsFromEveryLayer(t *testing.T) {
 			}
 			if tc.code != "" && pr.Type != handlers.ProblemTypeBase+tc.code {
 				t.Errorf("type %q, want %s", pr.Type, tc.code)
+			}
+			// Our own words are kept; a library's are not passed on.
+			switch tc.code {
+			case shopd.EForbidden:
+				if !strings.Contains(pr.Detail, "admin role") {
+					t.Errorf("detail %q does not say which role", pr.Detail)
+				}
+			case shopd.ENotFound:
+				if tc.unchecked && pr.Detail != "No such resource." {
+					t.Errorf("detail %q", pr.Detail)
+				}
 			}
 		})
 	}

@@ -78,6 +78,12 @@ var detailOfCode = map[string]string{
 	shopd.ERateLimited:      "Too many requests; retry later.",
 }
 
+// ownWording are the codes whose bare-status errors come with a message
+// of ours (auth's "This operation needs the admin role."), which says more
+// than detailOfCode. Others carry library text (the router's "no matching
+// operation was found"), which is replaced.
+var ownWording = map[string]bool{shopd.EInvalid: true, shopd.EUnauthorized: true, shopd.EForbidden: true}
+
 // problem is an RFC 9457 problem document.
 type problem struct {
 	Type      string       `json:"type"`
@@ -182,11 +188,8 @@ func toProblem(err error) (problem, int) {
 			code = shopd.EInvalid
 		}
 		detail := detailOfCode[code]
-		if code == shopd.EInvalid {
-			// The validator's and Echo's binders' messages say what is wrong.
-			if msg, ok := he.Message.(string); ok && msg != http.StatusText(he.Code) {
-				detail = msg
-			}
+		if msg, ok := he.Message.(string); ok && ownWording[code] && msg != "" && msg != http.StatusText(he.Code) {
+			detail = msg
 		}
 		return newProblem(code, detail), 0
 	}
