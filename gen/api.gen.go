@@ -61,6 +61,69 @@ func (e FulfillmentStatus) Valid() bool {
 	}
 }
 
+// Defines values for InsufficientStockProblemType.
+const (
+	InsufficientStockProblemTypeConflict             InsufficientStockProblemType = "https://shopd.dev/problems/conflict"
+	InsufficientStockProblemTypeDuplicate            InsufficientStockProblemType = "https://shopd.dev/problems/duplicate"
+	InsufficientStockProblemTypeForbidden            InsufficientStockProblemType = "https://shopd.dev/problems/forbidden"
+	InsufficientStockProblemTypeIdempotencyInFlight  InsufficientStockProblemType = "https://shopd.dev/problems/idempotency_in_flight"
+	InsufficientStockProblemTypeIdempotencyKeyReused InsufficientStockProblemType = "https://shopd.dev/problems/idempotency_key_reused"
+	InsufficientStockProblemTypeInsufficientStock    InsufficientStockProblemType = "https://shopd.dev/problems/insufficient_stock"
+	InsufficientStockProblemTypeInternal             InsufficientStockProblemType = "https://shopd.dev/problems/internal"
+	InsufficientStockProblemTypeInvalid              InsufficientStockProblemType = "https://shopd.dev/problems/invalid"
+	InsufficientStockProblemTypeInvalidTransition    InsufficientStockProblemType = "https://shopd.dev/problems/invalid_transition"
+	InsufficientStockProblemTypeMethodNotAllowed     InsufficientStockProblemType = "https://shopd.dev/problems/method_not_allowed"
+	InsufficientStockProblemTypeNotFound             InsufficientStockProblemType = "https://shopd.dev/problems/not_found"
+	InsufficientStockProblemTypePayloadTooLarge      InsufficientStockProblemType = "https://shopd.dev/problems/payload_too_large"
+	InsufficientStockProblemTypePaymentRefused       InsufficientStockProblemType = "https://shopd.dev/problems/payment_refused"
+	InsufficientStockProblemTypeRateLimited          InsufficientStockProblemType = "https://shopd.dev/problems/rate_limited"
+	InsufficientStockProblemTypeUnauthorized         InsufficientStockProblemType = "https://shopd.dev/problems/unauthorized"
+	InsufficientStockProblemTypeUnavailable          InsufficientStockProblemType = "https://shopd.dev/problems/unavailable"
+	InsufficientStockProblemTypeUnsupportedMediaType InsufficientStockProblemType = "https://shopd.dev/problems/unsupported_media_type"
+)
+
+// Valid indicates whether the value is a known member of the InsufficientStockProblemType enum.
+func (e InsufficientStockProblemType) Valid() bool {
+	switch e {
+	case InsufficientStockProblemTypeConflict:
+		return true
+	case InsufficientStockProblemTypeDuplicate:
+		return true
+	case InsufficientStockProblemTypeForbidden:
+		return true
+	case InsufficientStockProblemTypeIdempotencyInFlight:
+		return true
+	case InsufficientStockProblemTypeIdempotencyKeyReused:
+		return true
+	case InsufficientStockProblemTypeInsufficientStock:
+		return true
+	case InsufficientStockProblemTypeInternal:
+		return true
+	case InsufficientStockProblemTypeInvalid:
+		return true
+	case InsufficientStockProblemTypeInvalidTransition:
+		return true
+	case InsufficientStockProblemTypeMethodNotAllowed:
+		return true
+	case InsufficientStockProblemTypeNotFound:
+		return true
+	case InsufficientStockProblemTypePayloadTooLarge:
+		return true
+	case InsufficientStockProblemTypePaymentRefused:
+		return true
+	case InsufficientStockProblemTypeRateLimited:
+		return true
+	case InsufficientStockProblemTypeUnauthorized:
+		return true
+	case InsufficientStockProblemTypeUnavailable:
+		return true
+	case InsufficientStockProblemTypeUnsupportedMediaType:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for InventoryAdjustmentType.
 const (
 	InventoryAdjustmentTypeAdjustment InventoryAdjustmentType = "adjustment"
@@ -304,6 +367,69 @@ func (e PaymentStatus) Valid() bool {
 	}
 }
 
+// Defines values for ProblemType.
+const (
+	ProblemTypeConflict             ProblemType = "https://shopd.dev/problems/conflict"
+	ProblemTypeDuplicate            ProblemType = "https://shopd.dev/problems/duplicate"
+	ProblemTypeForbidden            ProblemType = "https://shopd.dev/problems/forbidden"
+	ProblemTypeIdempotencyInFlight  ProblemType = "https://shopd.dev/problems/idempotency_in_flight"
+	ProblemTypeIdempotencyKeyReused ProblemType = "https://shopd.dev/problems/idempotency_key_reused"
+	ProblemTypeInsufficientStock    ProblemType = "https://shopd.dev/problems/insufficient_stock"
+	ProblemTypeInternal             ProblemType = "https://shopd.dev/problems/internal"
+	ProblemTypeInvalid              ProblemType = "https://shopd.dev/problems/invalid"
+	ProblemTypeInvalidTransition    ProblemType = "https://shopd.dev/problems/invalid_transition"
+	ProblemTypeMethodNotAllowed     ProblemType = "https://shopd.dev/problems/method_not_allowed"
+	ProblemTypeNotFound             ProblemType = "https://shopd.dev/problems/not_found"
+	ProblemTypePayloadTooLarge      ProblemType = "https://shopd.dev/problems/payload_too_large"
+	ProblemTypePaymentRefused       ProblemType = "https://shopd.dev/problems/payment_refused"
+	ProblemTypeRateLimited          ProblemType = "https://shopd.dev/problems/rate_limited"
+	ProblemTypeUnauthorized         ProblemType = "https://shopd.dev/problems/unauthorized"
+	ProblemTypeUnavailable          ProblemType = "https://shopd.dev/problems/unavailable"
+	ProblemTypeUnsupportedMediaType ProblemType = "https://shopd.dev/problems/unsupported_media_type"
+)
+
+// Valid indicates whether the value is a known member of the ProblemType enum.
+func (e ProblemType) Valid() bool {
+	switch e {
+	case ProblemTypeConflict:
+		return true
+	case ProblemTypeDuplicate:
+		return true
+	case ProblemTypeForbidden:
+		return true
+	case ProblemTypeIdempotencyInFlight:
+		return true
+	case ProblemTypeIdempotencyKeyReused:
+		return true
+	case ProblemTypeInsufficientStock:
+		return true
+	case ProblemTypeInternal:
+		return true
+	case ProblemTypeInvalid:
+		return true
+	case ProblemTypeInvalidTransition:
+		return true
+	case ProblemTypeMethodNotAllowed:
+		return true
+	case ProblemTypeNotFound:
+		return true
+	case ProblemTypePayloadTooLarge:
+		return true
+	case ProblemTypePaymentRefused:
+		return true
+	case ProblemTypeRateLimited:
+		return true
+	case ProblemTypeUnauthorized:
+		return true
+	case ProblemTypeUnavailable:
+		return true
+	case ProblemTypeUnsupportedMediaType:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RefundRequestReason.
 const (
 	RefundRequestReasonDuplicate           RefundRequestReason = "duplicate"
@@ -522,6 +648,89 @@ type Health struct {
 	// Status `ok` when healthy.
 	Status string `json:"status"`
 }
+
+// InsufficientStockProblem The `insufficient_stock` problem: a `Problem` whose extension members
+// name the line that cannot be had. Nothing changed (no order; cart and
+// stock untouched).
+type InsufficientStockProblem struct {
+	// Available The quantity that can be had now; 0 when the product was archived.
+	Available int32 `json:"available"`
+
+	// Detail What went wrong in this occurrence, for a human. Never contains internal details.
+	Detail *string `json:"detail,omitempty"`
+
+	// Errors The fields that failed validation, when the problem is a validation failure.
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Instance Identifies this occurrence (usually the request path).
+	Instance *string `json:"instance,omitempty"`
+
+	// ProductId The product's id.
+	ProductId string `json:"productId"`
+
+	// RequestId The request id (also in the `X-Request-Id` response header); quote it to support.
+	RequestId *string `json:"requestId,omitempty"`
+
+	// Requested The quantity asked for.
+	Requested int32 `json:"requested"`
+
+	// Sku The product's SKU.
+	Sku string `json:"sku"`
+
+	// Status The HTTP status code.
+	Status int32 `json:"status"`
+
+	// Title A short summary of the kind of problem, the same for every occurrence of a `type` (see `type`).
+	Title string `json:"title"`
+
+	// Type The kind of problem: one URI per cause. Each comes with the same
+	// status and `title` every time:
+	//
+	// | `type` (after `https://shopd.dev/problems/`) | status | `title` | cause |
+	// |---|---|---|---|
+	// | `invalid` | 400 | Invalid Request | The request is malformed or breaks a rule: a bad parameter, a body that is not exactly one JSON value or does not match its schema, a NUL character in a text field, or a rule such as an empty cart at checkout. `errors` names the fields. |
+	// | `unauthorized` | 401 | Unauthorized | No valid access token (missing, malformed, expired or badly signed, or its account changed), or wrong login credentials. |
+	// | `forbidden` | 403 | Forbidden | The token is valid but its role may not do this. |
+	// | `not_found` | 404 | Not Found | No such resource or path, or one that belongs to another user (never distinguished). |
+	// | `method_not_allowed` | 405 | Method Not Allowed | The path exists, but not with this method; `Allow` lists the methods it has. |
+	// | `conflict` | 409 | Conflict | The current state forbids the change, for a reason no more specific type names. Nothing changed. |
+	// | `insufficient_stock` | 409 | Insufficient Stock | A line cannot be had: too little stock, or the product was archived (`available` is 0). An `InsufficientStockProblem`: `productId`, `sku`, `requested` and `available` name the line. Nothing changed. |
+	// | `duplicate` | 409 | Duplicate | A value that must be unique is taken: a product's `sku`, an account's `email`. |
+	// | `invalid_transition` | 409 | Invalid Transition | The order's state does not allow this (cancelling a shipped order, refunding an unpaid one). |
+	// | `idempotency_in_flight` | 409 | Idempotency Key In Flight | A request with the same `Idempotency-Key` is still being processed: retry the same request after `Retry-After` seconds. |
+	// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
+	// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
+	// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
+	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+	// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
+	// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
+	// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
+	Type InsufficientStockProblemType `json:"type"`
+}
+
+// InsufficientStockProblemType The kind of problem: one URI per cause. Each comes with the same
+// status and `title` every time:
+//
+// | `type` (after `https://shopd.dev/problems/`) | status | `title` | cause |
+// |---|---|---|---|
+// | `invalid` | 400 | Invalid Request | The request is malformed or breaks a rule: a bad parameter, a body that is not exactly one JSON value or does not match its schema, a NUL character in a text field, or a rule such as an empty cart at checkout. `errors` names the fields. |
+// | `unauthorized` | 401 | Unauthorized | No valid access token (missing, malformed, expired or badly signed, or its account changed), or wrong login credentials. |
+// | `forbidden` | 403 | Forbidden | The token is valid but its role may not do this. |
+// | `not_found` | 404 | Not Found | No such resource or path, or one that belongs to another user (never distinguished). |
+// | `method_not_allowed` | 405 | Method Not Allowed | The path exists, but not with this method; `Allow` lists the methods it has. |
+// | `conflict` | 409 | Conflict | The current state forbids the change, for a reason no more specific type names. Nothing changed. |
+// | `insufficient_stock` | 409 | Insufficient Stock | A line cannot be had: too little stock, or the product was archived (`available` is 0). An `InsufficientStockProblem`: `productId`, `sku`, `requested` and `available` name the line. Nothing changed. |
+// | `duplicate` | 409 | Duplicate | A value that must be unique is taken: a product's `sku`, an account's `email`. |
+// | `invalid_transition` | 409 | Invalid Transition | The order's state does not allow this (cancelling a shipped order, refunding an unpaid one). |
+// | `idempotency_in_flight` | 409 | Idempotency Key In Flight | A request with the same `Idempotency-Key` is still being processed: retry the same request after `Retry-After` seconds. |
+// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
+// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
+// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
+// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
+// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
+// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
+type InsufficientStockProblemType string
 
 // InventoryAdjustment A manual stock change. `quantityChange` is signed and must not be 0:
 // positive adds stock (a `restock`, a customer `return`), negative
@@ -842,9 +1051,11 @@ type PaymentProvider string
 // Example: paid
 type PaymentStatus string
 
-// Problem An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// Problem An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type Problem struct {
 	// Detail What went wrong in this occurrence, for a human. Never contains internal details.
 	Detail *string `json:"detail,omitempty"`
@@ -861,12 +1072,57 @@ type Problem struct {
 	// Status The HTTP status code.
 	Status int32 `json:"status"`
 
-	// Title A short summary of the kind of problem (the same for every occurrence of a `type`).
+	// Title A short summary of the kind of problem, the same for every occurrence of a `type` (see `type`).
 	Title string `json:"title"`
 
-	// Type Identifies the kind of problem; `about:blank` when the status code says it all.
-	Type string `json:"type"`
+	// Type The kind of problem: one URI per cause. Each comes with the same
+	// status and `title` every time:
+	//
+	// | `type` (after `https://shopd.dev/problems/`) | status | `title` | cause |
+	// |---|---|---|---|
+	// | `invalid` | 400 | Invalid Request | The request is malformed or breaks a rule: a bad parameter, a body that is not exactly one JSON value or does not match its schema, a NUL character in a text field, or a rule such as an empty cart at checkout. `errors` names the fields. |
+	// | `unauthorized` | 401 | Unauthorized | No valid access token (missing, malformed, expired or badly signed, or its account changed), or wrong login credentials. |
+	// | `forbidden` | 403 | Forbidden | The token is valid but its role may not do this. |
+	// | `not_found` | 404 | Not Found | No such resource or path, or one that belongs to another user (never distinguished). |
+	// | `method_not_allowed` | 405 | Method Not Allowed | The path exists, but not with this method; `Allow` lists the methods it has. |
+	// | `conflict` | 409 | Conflict | The current state forbids the change, for a reason no more specific type names. Nothing changed. |
+	// | `insufficient_stock` | 409 | Insufficient Stock | A line cannot be had: too little stock, or the product was archived (`available` is 0). An `InsufficientStockProblem`: `productId`, `sku`, `requested` and `available` name the line. Nothing changed. |
+	// | `duplicate` | 409 | Duplicate | A value that must be unique is taken: a product's `sku`, an account's `email`. |
+	// | `invalid_transition` | 409 | Invalid Transition | The order's state does not allow this (cancelling a shipped order, refunding an unpaid one). |
+	// | `idempotency_in_flight` | 409 | Idempotency Key In Flight | A request with the same `Idempotency-Key` is still being processed: retry the same request after `Retry-After` seconds. |
+	// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
+	// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
+	// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
+	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+	// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
+	// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
+	// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
+	Type ProblemType `json:"type"`
 }
+
+// ProblemType The kind of problem: one URI per cause. Each comes with the same
+// status and `title` every time:
+//
+// | `type` (after `https://shopd.dev/problems/`) | status | `title` | cause |
+// |---|---|---|---|
+// | `invalid` | 400 | Invalid Request | The request is malformed or breaks a rule: a bad parameter, a body that is not exactly one JSON value or does not match its schema, a NUL character in a text field, or a rule such as an empty cart at checkout. `errors` names the fields. |
+// | `unauthorized` | 401 | Unauthorized | No valid access token (missing, malformed, expired or badly signed, or its account changed), or wrong login credentials. |
+// | `forbidden` | 403 | Forbidden | The token is valid but its role may not do this. |
+// | `not_found` | 404 | Not Found | No such resource or path, or one that belongs to another user (never distinguished). |
+// | `method_not_allowed` | 405 | Method Not Allowed | The path exists, but not with this method; `Allow` lists the methods it has. |
+// | `conflict` | 409 | Conflict | The current state forbids the change, for a reason no more specific type names. Nothing changed. |
+// | `insufficient_stock` | 409 | Insufficient Stock | A line cannot be had: too little stock, or the product was archived (`available` is 0). An `InsufficientStockProblem`: `productId`, `sku`, `requested` and `available` name the line. Nothing changed. |
+// | `duplicate` | 409 | Duplicate | A value that must be unique is taken: a product's `sku`, an account's `email`. |
+// | `invalid_transition` | 409 | Invalid Transition | The order's state does not allow this (cancelling a shipped order, refunding an unpaid one). |
+// | `idempotency_in_flight` | 409 | Idempotency Key In Flight | A request with the same `Idempotency-Key` is still being processed: retry the same request after `Retry-After` seconds. |
+// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
+// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
+// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
+// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
+// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
+// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
+type ProblemType string
 
 // Product A catalog product. Prices are in the minor unit of `currency`.
 // `costPriceCents` is only shown to admins.
@@ -1059,60 +1315,85 @@ type OrderId = string
 // ProductId defines model for ProductId.
 type ProductId = string
 
-// BadRequest An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// BadRequest An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type BadRequest = Problem
 
-// Conflict An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// Conflict An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type Conflict = Problem
 
-// Forbidden An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// Forbidden An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type Forbidden = Problem
 
-// InternalError An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// InternalError An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type InternalError = Problem
 
-// NotFound An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// NotFound An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type NotFound = Problem
 
-// PayloadTooLarge An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// PayloadTooLarge An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type PayloadTooLarge = Problem
 
-// ServiceUnavailable An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// ServiceUnavailable An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type ServiceUnavailable = Problem
 
-// TooManyRequests An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// TooManyRequests An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type TooManyRequests = Problem
 
-// Unauthorized An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// Unauthorized An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type Unauthorized = Problem
 
-// UnprocessableEntity An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
+// UnprocessableEntity An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
 //
-// Example: {"detail":"The request body is invalid.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type UnprocessableEntity = Problem
 
 // CheckoutParams defines parameters for Checkout.
 type CheckoutParams struct {
 	// IdempotencyKey A client-generated key identifying this purchase attempt (1..255 characters), scoped to the caller and remembered for 24 hours.
 	IdempotencyKey string `json:"Idempotency-Key"`
+}
+
+// Checkout409ApplicationProblemPlusJSONResponseBody defines parameters for Checkout.
+type Checkout409ApplicationProblemPlusJSONResponseBody struct {
+	union json.RawMessage
 }
 
 // ListOrdersParams defines parameters for ListOrders.
@@ -1195,6 +1476,68 @@ type UpdateProductJSONRequestBody = ProductUpdate
 
 // AdjustInventoryJSONRequestBody defines body for AdjustInventory for application/json ContentType.
 type AdjustInventoryJSONRequestBody = InventoryAdjustment
+
+// AsInsufficientStockProblem returns the union data inside the Checkout409ApplicationProblemPlusJSONResponseBody as a InsufficientStockProblem
+func (t Checkout409ApplicationProblemPlusJSONResponseBody) AsInsufficientStockProblem() (InsufficientStockProblem, error) {
+	var body InsufficientStockProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromInsufficientStockProblem overwrites any union data inside the Checkout409ApplicationProblemPlusJSONResponseBody as the provided InsufficientStockProblem
+func (t *Checkout409ApplicationProblemPlusJSONResponseBody) FromInsufficientStockProblem(v InsufficientStockProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeInsufficientStockProblem performs a merge with any union data inside the Checkout409ApplicationProblemPlusJSONResponseBody, using the provided InsufficientStockProblem
+func (t *Checkout409ApplicationProblemPlusJSONResponseBody) MergeInsufficientStockProblem(v InsufficientStockProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsProblem returns the union data inside the Checkout409ApplicationProblemPlusJSONResponseBody as a Problem
+func (t Checkout409ApplicationProblemPlusJSONResponseBody) AsProblem() (Problem, error) {
+	var body Problem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromProblem overwrites any union data inside the Checkout409ApplicationProblemPlusJSONResponseBody as the provided Problem
+func (t *Checkout409ApplicationProblemPlusJSONResponseBody) FromProblem(v Problem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeProblem performs a merge with any union data inside the Checkout409ApplicationProblemPlusJSONResponseBody, using the provided Problem
+func (t *Checkout409ApplicationProblemPlusJSONResponseBody) MergeProblem(v Problem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Checkout409ApplicationProblemPlusJSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Checkout409ApplicationProblemPlusJSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -2982,14 +3325,14 @@ type Checkout409ResponseHeaders struct {
 }
 
 type Checkout409ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
+	Body    Checkout409ApplicationProblemPlusJSONResponseBody
 	Headers Checkout409ResponseHeaders
 }
 
 func (response Checkout409ApplicationProblemPlusJSONResponse) VisitCheckoutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body.union); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
@@ -5231,288 +5574,318 @@ func (sh *strictHandler) ListInventoryTransactions(ctx echo.Context, productId P
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pVxu51jD6V7Tqee8K5JSNbQwJZp31XJpOukkHQgM56cG5XXKVbCuUJadUhXFy89/fpb2lmj0BGbpP",
-	"PpzToVyDtLXn8aPjy8lUCiZi5fQ+OuyWTqYhg38fRf6Y37DgPJJB4sf6kkomExrNnZ5zJAg1v5Mp3kC2",
-	"qCJUEBpMuCCKMUV4vO24zg0NE6Yf92nMRhKep9MpjVjouLAAGrGj+DziPjvGlYgkDPVPqnD1oNVyHT9i",
-	"NGbBUez0nE6rs99o7TVa3at2q9fe6+22/tCvTKKICV9/J1GB4zoBU37EpzGXwuk5PzN6M58xPhrHREYj",
-	"KrhPfBnHUpCYsaa+n0+YUFyKdCk8cHrOwaAz7Ppt1tgN9mijO9wfNJ76T4JGi7WHHbo76Pp7+mt8Qkca",
-	"hH++dR2ujvyY3zCnN6ShYvrCc0bjJGJBeimUs8tY+tdX44ipsQwDp9duuY6gE+b0nOOQKsV9ctW4HPMo",
-	"dskgpP61S04d15nmgNPZ09BR14nTc64ufz65uGr88PKXhr5N6bc7vZbrxHSkF+bgdh3XGVDFfeW8dZ1k",
-	"GlTg2mldtQ56rVavBXBFmP0U0YmBy6dPrnNMhc/CkAWvooBFFSyR+irx7U1kwIYyYmRK5xMm4jx2DHgY",
-	"cjE6CoKIKcBAn8f6LS+lCGCxvkxEDC/+6QfHdYY8UvEZQukooI7rhDS98FLesJD6TF/lgrWdntPukMuY",
-	"vKATph4pcvk+oZH+eSpVTMNjGejHLt+0fyfdFz87nxZjWieDSAXT/ETFcsKiE40v+8P2YNfvsMZT2g0a",
-	"XfZk0Djw27TRCXZZd7hH9wdPfMDOkN+wCL+E6BZwBZs1Z9tyHTahPNSEE9D/11Bp05cTDYYkHPIw1OC8",
-	"jGmcKL0YYa4yQEi9mL3gwH/CdmmjM2gPG11/P2g8ZS3aeDLcHez57eCAdTQIecz06f75EcB2JTVocBF7",
-	"rda6WAn84GQDknmfUBHDaXcW4HAieIEXaHT/9NZ1AL/OkslA457z6uLHRqvVand29ToQx05ErP9fr2bK",
-	"/9o9f3/xVL28Dk5mPydP+G2LDvx2Z7eb3Z8CccpEwMXIcZ2IDRMRsCA7DjXm02n+xODCN4W+dkVm0W04",
-	"PmU3l1Kk5g/JIK4cdExvs79dJ3/DPl6JqH/NxcgCH+FQx0aQaNpINMgzorI8IT6NYjLj8ZjEM0n0plVB",
-	"dpQp7UEQtcw+PwPqfnKrK2x38itkEZ1wn0ySkUt291pkEpbWhrfn1+Z32VPaGew32sPdoNGle37jQLOX",
-	"TtAd7tOnfou1B4W1te3aTl//1Dh+dtHY3Ws5mn5KZ78Pn1p0iO3ebu4Qx8y/lkl8wVQSVo5zqrE3MOyf",
-	"ioDwWJHzPEXmT1da2fHVhMBYCv3Ev7rdJ09arYOUh3wXDn9X4XBXuntoKqsuTy/ju+y6C9Utl2nZpmu5",
-	"WibR9jslifbkaecOEk1TevsPvS6rzmrIhVwfBPMjFi8/tr8U3PTXf24Pfv/wa2dw1p388mT6sn2X44/k",
-	"DQcW6qg44lPmfNIs+tlkGs8XClvBblhEEgVsYLWgrQqLoqSwBsFzy1zqDAIypdxKhXhMYzKmihiE/G4M",
-	"fB5+/53b/+O5PeXBKlafYe2eNup3Ldb+3QyXPDY/DJt32n8cHBwcHbX1aXT39p881TCuZft50Gled06j",
-	"mNMwnF8Y0NfyPHMKhu2BjSMFI5q+iD2z78zvO/P7zvzuxvwMDf6Vo6USKzTO0e/c8EG54ZOr9l6vu5dx",
-	"Q9S/6/W+gj9gRnnMxeibcgN/9wB8Z4vfPQDfPQB38QBo5rcoTArxPxskvVs4dLf1NSKfH50x3Ho6cXoa",
-	"OCETo3is/9rVy5nxAP/q7LU+3TFC6ozjeKp6Ozt+IJpqLKdBM2A3OwZYaidWmn00BuF1Y9J8Nx05hZBq",
-	"HCVfN6La7mweUy2dWCGm2um0wG8zpRGdsJhFcArHSaQkCNTiab6a0vcJIz78TIaRnJB4rDGN3XCZKDKl",
-	"I/ZIEU+w2xjf4R0SOeEx4TEZygjuBjqGW/XxG9Hh9Bw2f/Hu5J3kp++O5me8NTu7bM3Onv96e/qjvD27",
-	"kh9On0v+8vjFVN/z6s3J/I93F+9O37zmw1/1+erlvU9YNHdSqOMyNez8MZtQvZ0JvX0JOOX09tod14nn",
-	"U2Y8WGIERPWST3hc3fk5HTGi+Afmknaz2W61muRIzOOxVilYqBjhilDidVstr7ArfVx1awvhM/mlBWxI",
-	"IaqhHxnKaEL1GXIR73YcVy+cT5IJsB/XmXBh/kq3wEXMRiyCPYA6pBl4eRdXY4b60CNFeEC2JJznIREy",
-	"hqPxctLB2y4ez7riWoCCHI+zvUqzHC0X3iccyAYJqfZg9ruwQftnu+6UzjOJWbdHQ82FXZa2sy7fqG4n",
-	"k9YPtqFP+k1qKoXCRJgfaHDB3idMoX9XYvSq91Fz7ZD7VG9Vs6xByCb/eqf0vj9me9MQiVE508CI8E1k",
-	"IIO5RlMubmjIAwBHFMkIlashZ5ppZYqF60yYUnSkFzpJ9POM0JhMpIrJwQFE8sybQVVotX/+4/fdX57+",
-	"+nzvovOfJ2cHv73oHu+ftq5+cDJp2QWRyGM4gR9oQOwuU5DQgUzi3iCk4hpkbwrP/xOxodNz/mcnSx/a",
-	"wV/VzjlCAgFZxQYLAK7IhIaatMAsIEPKQ0UAGADRHqFkQAOS8kJXX5DBvC/AccwVEAo8QF5cvjrTLwkk",
-	"w8sTGvtjiDnisshWIq6FnAkio75QLLphUUPOBAsIwFofhB8mAQu2Xf0iSqIkZEQl/phgWhObTOM5Os5p",
-	"3Be+iX42iYfn5pGQq1gB5crhEBUR+/LZmAn9S8QI1f8T82ZfaJAeSzEMuX9fzAIeQzL9UUMnVfEh/OpT",
-	"oeEyYFkuTtO5E9IcZEiTrv6LYIxvvqZMmgD8pGQS+VrMoeoTE71QRrYoCRKEIdOIAxzenGwcUaG4/gC8",
-	"Ax+YUH/MBcswiIahnG03yZlEueKPqRhpoH1ynecyGvAgYOLeDIErIqcsgkeI4V+IQ5hGF8mQ3fGcdrNz",
-	"ytb7WQ8qltdMaNRDohwkMVCg3gOZ0DmAdcoiTfMkLmwdoKpNnUjQ8Jmmp3tC9lJOGJ7bTCPFLJJi1CS/",
-	"JjJmBnEMFwqQNiM2lRG4JHh8J3jv5Zmp3Qm5BEZDcEefDfbZZjUT1ezUYDZ8vUn02YC8UXQOyA33TmTE",
-	"Dsl7AImX7tcjsSQqmWpwwKmcyfi5TETwIBxKY8BQv+2OON3NYHwmY4IL+2xwPZMoACyXAf4hBcPI5YCF",
-	"UoyUhhfVMMVYakS2MK4acKXxKeFqzIJtAOU5nYeSBldSvqTRiD20NsFufcYCRdrklP9wNwC3c0zDrJZc",
-	"SUlwvZ+VeViFSN4wtEy0fo98m2zBlrYPteEyo8ifI0aRGWsa4z57LegN5SEdhA8BWONNITawrleWZF84",
-	"JBGLo/kdOUUOyGbxJL/6FMzWOC4Yxnr5aie3lgc5gSMSsCkTARP+nGzFNRDYLoEgk4z6RPyxxpCAxDPu",
-	"sx5CB0+RTjI03UoFN1w+CdhkKmP9zcYvbA42qdWrtgkdxiwi3oV+VeNI/+ERxXwpAqXhPmY0MAZy7paq",
-	"BfJmrMWPeVAT64zy2KYhwzq5GBWtxDw8F9t+T/e7BeuvVWP9aUBfSXlKxdwo1+q+yCklmVAxtzBVBhUJ",
-	"F2S3lQfQ5tTfyal2+jt62SRd92ej/iMSaQ0MSV1GIJIoYJtiAUmmTQIH/PUQYre1zLa8P4a8FjSJxzLi",
-	"H9h9xeyR1b0YjTQftRqZXf4d5W47Q4zCYj+n6MWNUN9nSpmNbE24UlyM3Mx0dAm7neqdacwZ0CCcE8VH",
-	"wtpxoPiRUI64IH7EAiZiTkMFguO1mEZSv12zs2fGgX9/fb7M1TR7BEwG5kdJwIdDBqZKXnrfkWI7+YPJ",
-	"bYc8s36DzyiyvdJWPdgrDbVonq+zZ/JaMUKJYDNybfg//mXuaoJ7yawGapKy+AQNArDhaHgeaTsi5kyl",
-	"DuAyg8FwAqH4eIG4v9lIxzS3LbvIgifLOh8Xu7JyeylzwZPLV2S3vb/faBMaTse00SG+DJhLkukUCnYU",
-	"2J25z3UKH+u4zpTG2sxxes7/9+dR44+3Hzuf/o9Ts4YcADdefwbqzR/F8yg811nzuU7dc5U7zZGWQfus",
-	"2d7vEviRCPDeuqm73adRxFlUAm17vwDNfv9ff7YbB2//bDUO3n7cd9vdesDmUae03JW7jNiIIyMr2ZIx",
-	"eExA6xM+0zwUcGjuakM5QuvZYJUmcaUNovJ2aqD1KS9C/8zhRO6M7Zm5iO2FDWao/DZ9txy8Y37spEVo",
-	"OS/tUu6Qo/2IUYXBFG2fagV2zIzQ0PZHs0qI9omqWjF3ScR8GQWZBW7d+17qdPMIu2EiLkFsrx5iNfuM",
-	"4nonu0/DED7l0yjW58d9FhAap34xn8Y0lCP8RTXJSy6YIteMTfVK+wIzM7ggszH3x9Zpr8hMHzpGiWgQ",
-	"sKDZFyX2+betzHm7oPRpdflLhTunMKjjs91O+4nhrqGc1XPX3SI/pY0Pbz/u1pO9ge/H7B/LZLhGmZNY",
-	"C/FMF4giOgctoLj7OrxSyYTIIfGKR+kdkpjegmPZBuTRsa0xBLDOusedYvhsv+ssV4gL0K/SGLrR0Q2v",
-	"+YZ1yx4SkYQh4UPCbWL7mKrC1/VbGzEHPlOKB+ln0XGAyr1WYF6JcG7/Xs7L8BjK0MwF4/N7eruAquGI",
-	"qiFeYffKBQR84kI8zdI2kEtJq/nWq+JKFFRebhkSXrYs8pjY13t3wC9RVScWiPccIGpZroF+InjuCBav",
-	"pl23mmk+dlpCy8qKMqguMzsPDlZ9FA5k1edKWJ4PtOrnDSALYHLzAcvSiS5D/KMg2ERo3w8fK6i37AhW",
-	"aFH5AykiyGvBY/QNB4H+T5FwgZy3KP53LMNA5aK522U02ux4l5xbutxlh/EaeNUm55FBYbcC3MUQ0iSk",
-	"9/9Igclnb3zQzS/fcFrAurHa+K2lCVfAXs2iXaYj2Ns+1WYCrvVkCfDl1yyHvy0grskdKZcR513TsYSY",
-	"MI8mJdn39cuJvycNf+8p8V/XU2Jh9u1n6ijxbdfflllyypSW8VOsnSjuaKmH1txW5r/4sew1tfzX8JUq",
-	"5z2CSPYjpTWWIQ9Zk3iRDJlHuCIeJKZ46KzV/+Qqjmgso4pbdXW68hIGVEFkvgH3q0f6RR5YvTVIUDXg",
-	"WCNvt+oAyDb7cS2Tc4WJmcIm9za8UvTJ7q3zqqUO2JVP8zq9eOVTyxy3Kx/ewLEqI7D8axyqZaN+tYN1",
-	"5boQUz46TGj18888ygApOG/XeEnBv/EAqFL2RgQpYbmL3Kywj7wysspD8WOhLGCD0Ms59a/piJGsroBw",
-	"QSZaLZuwOGIqPUHjXjZpmk1yIgjtC8/kFqNR4rl4qx8yGkGa3ORQv48Se98xbMnexxX6NiHbgCoSMnrD",
-	"xQgeJDKJK77MTQoeKvhVYAjZmz4uzx9vrUohz6/j/u9KN3HfV5XQLl1j9gk3A0IdTj3nLAzSXL+q3wtS",
-	"ZzHVyqS1ZcnBJVFj06VLClPTakeV7GlMD86FrSoM3byyziaBn1xICyaBjGMWkCmNx4QLY+dDKtOWt2A1",
-	"3jamoaaJzdoAppNKuG1vv4Z5pPuoukYxJxpjFxB25XE1LrNGYEbvO/tQ7cmhHXAHu3mdYtPKUZQfqg9/",
-	"QFztkSL2biMh6kJTq+oZ8vAofXwJOPJ6fo3jGhIENXaMpAwUGdMbZhsDADYbkVK0srJ/v82XSxRvqiDJ",
-	"z4yGenNVtW4ayQF7pAgVaoawyTs1rB4vr6uHoBbszJPXHqbQjuGr83Jco7MKwubNdZA9ETdMxDKaHwXv",
-	"EhVbhXij0P+EioSGBCq2TLSgSTxrHB7DBVBsMW0EnAzAI0y6fKvXF1OpOFTx0SBQ5lVblHgRg397LqHE",
-	"6gL6apxEwtt2iWAjqp/ri4hN5A10RCVbVGgl2m7IM3lNFKOqLgnoREtMGZFQKrVdkVFCxpCe+arRbnU7",
-	"JGI+4zcsb/HippxeJ3PqmpVWzxXfVhvMtDHrkAUjFukNT5PIH1Nl4pquXTOJGGR3+FjWsyKuWV3nUt/p",
-	"lgU+sE2EI9mykN0+NNGe1nK/IUq0vEhrpJeqQhKvZHqehZ5W81JE1FisDzqHuQswvLRfc/tShF8EGkz6",
-	"VUkYEzkk1OBitqoSSd/BbWJLG7sdMMiFon5sMgUWWXTtzHkFVlq7tffEcZcg6j28OXncTtFOv8i4TBZW",
-	"a5psQNxXiSg2CglU0NlAbHnpmzkoIHWIYCInqkXapeGr0pkscw6k2HSVe2ZpXMdgef4bS9H0qriYqhLH",
-	"7Z2WizCtAjWJp2jIPPiLM0V8OWFYwWoDx1pGBX3hRSxkVOVuxbvSfsIyyiUABixSZGsg43FaIpQmNgRa",
-	"YfNyKONtH+Y5eJEliyDl431hP00jZsRJNQnin0oan9/RcTf/gpVbZWFTtspqorp3CLguYseXqDMgMWtL",
-	"NNGia7lMqpJ04bAWVglrFNYi2ZCOQdEidZg0CKhGmfFKkkldrkOVnWFweBkzu/zldVrSiBQNmZ+ziMcx",
-	"EzUfreeZCxK06xhnBD0LLPvkyvCRO7DPkmjXwARRDoCEf91L1vMiEdtYeb0KUIBDEQ8MhuedNOty4pdc",
-	"xbXKP6iVw3qezJnS+uqMqRizvUqaRBbD+ceyureuk7VKMP0sy+xvs9yregEM1HGCz+dTJdO0rPwqFiSe",
-	"QMcHo5/r2+FwM1+aST+EDCnb26HcbWEFI1iQ5JRbWx0+vnjzSy3qJYOQ+2BiadP8ms3J1sXzY/Jkr/1k",
-	"u0k0p7f3ZL0vQN4CI4Wf1NhYyhlS0nDk9Jxnl529faCUG41oDfzrGpDwid+m3WGHHQx2Nf5cQ/Ts2bHj",
-	"OomC3fKR4zq3Ts8ZPt199WL3x87t8/YPo6c3yeAgfsnao59PP/znyT57epWog+T855uL/zx77biOfs3t",
-	"X8+ffbhIDia7+z+/PPsrTtj+3sHLs+lvb/anx/PLmF///u6Xkzcne7RVlaOw9IwN2T08C368PKrhMmZ3",
-	"2QN2m8+Czt5e+6D2kWteI09+YXPCg0N0gZlaY++aBx7BAhrNIWJbzAsGqz41VfajdJ7WfbAuz0N/UN95",
-	"SLxnxxg3gt1qLFB51wccy6tfzmv3AseVY9t8VHvbbfX7P1DF9rtJFDaY8GXAAnJLfCmjgAuoFDdUZABp",
-	"0fCazbfX2vN8nS/OC18EOOjdEynCtT5TIsZrSLDSGKF3jAftAkohoBZQ5mUdaULrhDdsQPQ5XbIy39fL",
-	"BLb/N6K1txVqw12sybU1Dysw6U6FR5fPQ7++Dugv5YiLO/hJFwdGp1SpmYygOZmMIubHjbGMFGsMILw1",
-	"r3Ka9QOJVV05/Vju6fRi1V29iWPVLiJ9XR380laCJaw1c2Wa5CRW0EdVYXKQjGmIcmMYyQ9MoJbKwTNu",
-	"Uon0faCe9wWq7YcgY+YkpFq5tKq8IjTL5s91jNhSjPWF99OzK7Jz095Bm3Pno+mq82kHsvuVt90kp1Iw",
-	"0+IFGMyECxlhsqgc9oVn83y8JvGKeUqeCVzlcqvxh0zptmZyX9iCqjENiJCCNfuiLx4/vsx3tXj8mGx5",
-	"6Gf1yA7xClkpcKWS8ONt9/qiQc4N0LKM7h7xTJ4Hvir375xb2mvC0yZRSyU+lqZvXUJ2BJmxwVjK6239",
-	"MixaS99HeelhbAxT82SupkLvAGJE3qE1GFChD+BV6YwiMhvzkJFEQBvyrQHWKMuZAG+mmV2FbUKSWE5o",
-	"zH0ahnOAe1+QQvbZjItAzlxiWkWRNhnLJHKJRmimqgu0kDrUL1q6yME8m6OFJo/5pmvLVC1iFD7iVl/s",
-	"VnLmbNoR2fLsP71t+H7at73w/a2sYbsRV70UWyzk079gBeB58YpxE2OuphlOeMLYNFmRLQP2IaiuerfQ",
-	"0dU1p2VWQNJGr+kmtvX3DMWWkTqW+lK5NaynX5TtHJZFgwDOVmY/YJGDa2ph0Jq37RW8LHHJA2LLgwO2",
-	"mTt3YEVc0NCY7ri4JrlKOYoyrx/JvhhQ/3pGo0AdEirmaMbnmQ8U8g6zwkqv2zrwKr6o70mP35Mevyc9",
-	"/hckPT5MxvfDe3S/aDVcnlGsdugWWMSy8rKI65VhdjkLiHlubhysiYh5qG8Vdy0xq66syKk+blrWlKr5",
-	"df4iBNEjReCuTI00Ewmo1Y4Lu1nbTBjWJUAsw75qxsSd4wCbOeSwF6ephpxwYb1wVR9cgR2WgfpzMqGi",
-	"MaS+1s0RhjYfUXNziAmUYJwaIC6IbpnEZESnqiZbIof4mgvbHMUFJeBl1lx3/kZ1LkxfIzxwiRQ+I4b+",
-	"K+lHe+sEU4qcfq1c5ezES9Kgbul0YhMMUGtVkgxpZAMsEwkF6VQUlbLNawJzUmghU8hoJVUJHoz471p1",
-	"UxFOG7MNtdbRAd1kB7d+3XBsirzUo0oJ8R2OKROmG+9z2Xq9wn7Iv4j9DvkXKcCXNEiBTXuH2KoRkdT0",
-	"wLrLvtbPcCvntxkiLqBkOd9tJfp9iZTkPEMtSO0sW9ngYpmt1AkYd2HVdYojZdooi9gCTpSZUaF6u0yd",
-	"blnZqvLhypnmeUxRDdkkDxvo8NmNyYOrplvUeazkUFvzJmMrbcBmO1MgzJnCCGtfoL+Bx03iIVojoluP",
-	"lEF1Lm5keMMCbBUHcNQGbl94KOQ8N7XH/+IAk7/MJo2JDG6eQ9OK0/B28258T9FEN3/+ZZw821nef9n4",
-	"pX4sc2U4rpPbhe3yv8QebffaYI+uaQvudlppiBMVd9tee207ccEsr8y+SP1jmfyHe6ohJdx6Tb8z4lNw",
-	"GvD4kHhqrmI2yXyMpgMhjxULh2RrCBk1AE/TW2tuUMh4zWCH2/nATaUMwnXwI7APOIe6WE3hZFYw9AUs",
-	"LMdDH96M+ZpqbX1a5hHB7jMmE5JGkIZq3E22h7C+wQXvtSaZ3AVNPEnEiEntrs3VXCkqZNbNfpWtdT/l",
-	"8E6KSTm7A7lRRmUlZgQ/8PzvyGA0T87Nx86TfWXGlH3k7fpS8CTIJ4BsIPOQwouUs2aiSCY5VqWHWGGh",
-	"rUUIZrhEhsHqvJD/Is778JkiOcH+j84PyQzwWv0FbSxtKLg2gldqJvQwHW6+2ASqTbvcFN/y5TrdPFgT",
-	"mvv3namCsg7Hs6Y767eb2qxZSqHJTWlJmza6AbRfxXgxyLZWFt5nYkD/BbxnSYWWaW5o/XX5QPeW9d2V",
-	"Jxduu4UIdl9AvNQlsSSDtL5L35SLEW7lLmehQmPJWMUljSoUpFBeDGYaSqE2LHuyQlfnWU+B6sEVvYNZ",
-	"axV7XthXoWAfoDWJ3sXmO0U884h5VWlm0bfTmqGS015Y10rgPFIWGLjKJvmJ32gDCuLjttlTzukuZ8I8",
-	"YR2XoRxVyzPrZmDVenjLbto6fm72nMuYW2SIVVkgPlvn1ChAqo7Gzss6/yIqm5jsmAKVCRmTOYsh4g+U",
-	"RTm4EozZ7/ZFXUjfzQf0t6hmMUPC4+2FFIV6Xqrq51T6mlmyReLCR6uUZRol12UqXTw/JgfdvSfEdJAm",
-	"2C66SU7ZZABZFaY0lGpCk4rBICEWwMgUOp0yGh0SPhLo62blXkdfaLoUFyrWDMfpOTs37R2fRvGO5buf",
-	"f/JUkV7tlmtroLN5L5h4xRWRvnHmMdf0mB4nEyqa5AyI0Zciphw6E5ixLfiBcnCm06pVnixgF5aKqwVF",
-	"7G4WI7KoAWln2R3WZG867npSPFdTv1qUZ0daCdNCn/Qhh/TgAgDJVqISyMHJT9GZ0nhc7FqXRLyRJuaX",
-	"wdh9WtuQOEWij8vGhgWaxJW0WXXebw2DPI2TwCN2cJtJZt62A254XJhrs0Ze76KCZ72Yn6+uzo3nFCLZ",
-	"y2tP94pN6xaUnCI1VLVDNZZRTMxIURtSueYi0P+2eLOVztQA8Qz5jLlDg1JRT3/U264idc3mrR9lCVpU",
-	"FnFIvBzVehly5wCFE4g4TNe6F76Uq/TRmYJAdJeVlOfGtJYhnXVIhluaBBR+TCety+EkuRTOvvB8qXIm",
-	"AvhXQR9QYy3/oZp5woWqlg5+HwP7fQxsZQxsRUdNseTj5vG9Wmyqcy4bAiRbfWdGVd/ZNia25p1jOSN+",
-	"JJViAZFJXGi9tNTmXsN3XyCdBYKdIt3pe212tJya2qESjR0SOlAMY0nIDaVgMBl2pRflawQavmi+VOED",
-	"lcG6IdWcjt3Gh2bgZW5yJUzcrDT736vXioocZJnOkustdfcsIMNJKvCDVhqvL14q1/SwN1Gvid4nPFXQ",
-	"rfLyaC2tJVOx9hY3Nss0rpRnlRf6XHMsDOXTyB/zGxYcpv/KmvFrUTSGSY5YB5/i9iCJrXzJDn0gZcio",
-	"wC9n3PFjze81rLI6GQI6GMCIpgEL5Qx1w5DdsBD7gCjosSVndyjLfbCm3IpBZB75lmvltqWwRyonwu/Q",
-	"rbu2NhoBc80YlGroNx/q/3+f1JVfl4am0MaHVuPgbfbP5l+Ntx9b7v4C6l3QawI7pqSz2YiQsybBIlmj",
-	"hcTjSCYjjP2XC4BXntcCvC5k5oyKvsYCh1hKOJ0a0+ShE1JKArZygrbOxihFXJCRvnOhjKtAaJXYqIsF",
-	"FhzM+QWVeqrXSe9CfkqqG5hzSPlh1tGjSt85blRgD5ukoxSa7m3cmUmw2Z107XuqzyVd4wAufkWF+e+j",
-	"x95LSV05qOp+KqpLhKbPMJwTOpA3jOQGRiyInZV6Q63unXh3NfUQmTC4m8r24MZrqxWgRR0SKtIWIPPn",
-	"1yk/o3ZYUKDMLgscd6HOk95uiGptHcg8piluk/5iG6k5K4ijqPQ8ACavrcdYbzDqM2QLKs6y/jLbX0zD",
-	"ORE85raPX27QlhEWppMJxbJduGnThnCtu+g1Kw5uiZYDMeX3CTO/aySuqikr179qvGip1eLCuS0I9SUy",
-	"flXw2pooi9vGfINuru/Oqjs4qz5D9pN1yv6j0w8Knaw3VJbzsSRJbN8CGpOQ6X1IwZrkyLi88DatSIds",
-	"GGuWGI/ZXF847AtPb82zDbQpsTvFx5rEw3Z46OuJyZhFrEe4HbOGtmRfLDUmK/7tOhrHlL08Gdgm2jlc",
-	"7kAG1YSLPHzad1c67+on3Vjg3sXjubEOuMZHcjrh30qxK6TEAUF41hmm8pO0XOLpvXso8iPor/uA/q9/",
-	"trp3qlU7FdP5F1TurDpVXMkFg/QqPNoZjGcPOea+/U30rjXcPxV5gN0v7tAcqJBXjQI/HWNrwuQs+Gsw",
-	"/yuty6iWihRLLxbWXcbSlBEcEjnhsQmjm8oCcD7HY6hFM4k7NmumSY5M+kiuMJM0SLG/xh0csIum755T",
-	"iEvF0ha7otgrFkHka1aCBEe7a014GNEkSELb6LEOgm/XGs97wUZcxSx60I5P67Y3WNkZatEEnMUdo2oG",
-	"9sEkfbgBOu1ELEAPQsOnynRXynzfdygl/zqzwvONrkoWjtWx2i0o8KR+zKKi02bNhlj3miD+EAPDVzXg",
-	"WjAupk6XvZLXTFyYXJvarDfq+0wp7CKYquPeURKPZcQ/QHZTj/zAaMQi23mw3NwR3gBf0hg0fzEe/OTz",
-	"V/zF89cfTtpn/ESdTOLpH8cn+yfvgnenb561/nj3Inz15uTDH8cn6kRc7Pn6t+vpb/85fnHQZPMXH4I3",
-	"J/wVP+n88e45P+2czv+4bHV/v7q4fnl1EZ51TuJXb05vf79szf/48Sw8++n39u9Xf/Czzil/efxiPujc",
-	"hifvJP999z8fgp8O4j9+O+HDX5t+JxSDyfNW8NuLENY/5RFTJ8Lp7e5jw49rJq4QfrjdusK93E7rqO7F",
-	"m6sSAnRbB3XjQXKfr3h3mC9FoLLWFeZszCPLIxzt+pLqdGtZmqnZ48o00/ye86/K76GKeVqXYX4S8Xh+",
-	"qfVI0/oEvqlxK/vrud3LizdXFc9ABT8jOSHe+atLbOpGk3i8A5zOcwkYVVT1RT3ykn7Sau368B74J/N6",
-	"hArT4vLFmyvTqUklA0hUlSGDPFauFDQdTyB/ldNY/4fdTk1LqkJLTpfcsIgPORhq+nW2AV1zxsKwAQOT",
-	"dt7NrlXznZLCa5Ijonw5hUgKFUSjGqz5kSLmCCZMxH2h1VMjJrXOBZOzoUubmfG2fUiENK+aMCoUdKWC",
-	"9EQEHNp6oNGDPo1nn57aOI6nzqdPkGo4lGgLiphi9pVxbIADBcLxMeWCRdqQTqLQPK16OzsjHo+TgRaG",
-	"O3Az/n/FOnGOiC8nExb5jBydn/RsOpebWaguzNJWLuEBm0wlJLrbypF8LntfFPK9IQwI/c/gnlxfwDFX",
-	"+F5sIzbhwhTiQ6s1aGCPCohqkqsxVySQfgK/mTQEDQ8tUnppKS62Chkxoc+MBYia3LzMZIYyZVL8bFIk",
-	"HVEulFbPoCHZ//wPOZawaW1e9UWDPH4MbT5h/T6dsPCYKutRaD5+bPNvyUAG0Oje99nUprOnroe+IDY1",
-	"GfJBNJpUlZseQYNt+xBrhgE77cwkGREKXepgpw05EywgWsqpxB+D91ZAYxKKNeUuTLiA7EFI2435hKmY",
-	"TqYuZMrqN3ndVgu7yT1+nHZc1G9BPmUGlJi0ydo0gMePsajBS5TpYOfrQ9/uGSBjpjpOo8J3e6CretpU",
-	"UQxmNxGmWSsXxLOd4wS7jU1XOSpIGnPJwpiYD8lFLgBDtmAN2zBbyuixUJsPad/6bWeSDENJYy5Gjank",
-	"IjbqgTKJ4ppAcY6aWXUoZ8pA5+RH9ArJKdXWHvJlpXdvU733uzkVZ7tJfpSg2E9ppJiZmRbpVVClkgkj",
-	"lKDAOCTGb2Lu0VgDiVfvExryeG6+f6UP7/FjWMPF82Oyu7t7oPf/+uqYbHl1rkbTmPDxY8hots96dIqq",
-	"O5dix+Se/gsYH/aUPujuPdm2XQjnU4Zn6kFuqGaypgefSzxM8045bpqBDM0DMW84SxqGto3V1GwFQ2o8",
-	"TALvkT8/Gkw3CfWf3gI79vZubz1MfkUPGsGccCUnDC0ozA7vIROGrHTo96HI5a8vXRJEXF+L2W2MlKBi",
-	"6l9DLxBmYPSSq1iDKKbXjHj/G/IJj//tka12s6k14LRNZaeVby54Q8PEdDsFSoKOigAPYRHF+190qv5b",
-	"o+yUW56Ebhh2w2WiwJH6SBEvc4Fim0v0PMKwKeJ97KM533d65M9ms/nWJf2c01Rf7jvNZrPvkP8fHJOf",
-	"PNeeDbgt4RxznzBCKZedRoZJBPsCzy45sv5gm4urH+BiNEzCtFNlljnNQ+g6DgeDDiZomWDg+4MM5kTx",
-	"D+zx4x6hWGEh9aG0ySn/oaY1Y3vXs+06sQFtxGhg+bPWJTR/RjSGXWoZrPrikomALNU1cqqT0TisYMq0",
-	"mb6oVWea5ArbemtCSlWUdPYV9EPlyvaEcI2ygeVflE8U6jFkKx12hXU6OBx2y7OXscumUSK0eqOVnb5Y",
-	"T9s5RG1njtwkPaOsL7ciNF6hAWkoNzS3BIig3BG2GqYwM0Ywl+gD0CceM18Lt1Rf6mmaaKN0OcrrPWkL",
-	"L1sEAe8CJQp7mTYA29IXQTfYbmvXvEog7ZkZu1on0UtK+4QhveR6fHY9l7Bb6sfhXEsGPtQIFXDoWqoZ",
-	"NLvlKnaJkig+DQOJ2A2jIfQMhs9pXmPTYEETVDLRyhI8rQBkJ6ZgJlVTStqj1b3zaiRZoEX2BQRjQXvs",
-	"ES/T0XvkT4DRW4gyZOA6LN301jN6CKidRvkx8E8RUGWqF4xKA+K6oDEjwABVX1ywKUNNCutvgBCUa13I",
-	"RDEaQSP8Le/9v71teF9uCFFk3gRNeo/sv1PNa8RiRbxu58DQoHfB4mjegDETHtlCZ6YyplcsyYymhWkh",
-	"95mxno0ufHpyVdF+5ZQJPKimjEY75iG1o+/NykaMGp1XgB3XuWGRQt243Ww1YQiBfh2dcqfn7DZbTWzu",
-	"GY/BiqqnJf3LaFFZZJ4mgW0ays0bV8pMyiz3me+L/ASIc67F2ZjBaAjUq5An5McU4Nkjl9DS5hpbRS+Z",
-	"HpENjtCfVVBSF8mYxkzbB/6YGb07dvtCH/yQxf4Y1G2tUWPys2WriOeWV81lQgLUjzTE8EhTWoFSuJ9Y",
-	"/GJ2jQVy6CkBOHdaLWsK2XmGOYXGwvwf0IIfIz1rdNu/RCOxNpobaRZTHR+imhqbuwjKutenIN/5gaZO",
-	"9k+us7fOIyemENBU0uW8Dlh7b6qx9CoBNdA8N7IcqGFLb2vbySLtWgg7b/WrdnBQ5oeFlHUE/F8Rr9Nq",
-	"eaYHtgl6AVlxRZIp8CmQ02IE9WhNchKTQDIM3MZSG1T6qYDGdEAVO9Tyhng7WguZf/CMT45ClKWCt2aC",
-	"6H0xtzRRdD2EMN9egBIFIHwjSPCS3zChFwXjVXOHnikA5ugR+GufvCmgs4WaxKcCTWet+Q+H3MfCP3vE",
-	"Rsn0x3QQMpRk3l5rNxfSQyWBhJIGZEBD/dKIqFhOFYlkAo0NYmmCqBWkuNCL/9ZwAhYFZloeLl8SMfRT",
-	"u0tgkDdRS7Ao1G6njdiQggFVmneprt5r7WaKwaV562uRVgcsrLJe7yxsrXvNYZzZdZfayJWRNBEZmjaX",
-	"kpY+Xr4ebWlLR+uB1ZkcpmsGDPZM9QOQqHX7zG4x7YKx4dNU1iXAXYArMJvWARox2gB2WoICFbFmHkJf",
-	"5AYiuDUzOHqkPFlAVa5b/YfimISt+jkJLsm10HIBv/IjNAOYhkIFGeQ6iYKbAJ0T2mTQ55abN1DkDqbz",
-	"HTaRSVFWm8ybMYc154Ovh6ilMeWfiiEIE/i/OzPDRIG0IcuCxdibd9LxGqbTztrbsPfXisP0+2Ygzh35",
-	"XrfVXv3Ia0GNV4IF+NDu6oeey2gABWv4RHf1E2cyfi4TYT5xsPqBYymGIcfAZLe9xprO6VxLwCspX9Jo",
-	"xB5GIyiGof40nTDffiqws1MaXacN9rRdZBhAXlE0zy1naUjZn4ej4VAWSrJun2n1mHFK5xkc1NjB5JYt",
-	"Ifui0DW2l88RgdfB9KVSsggM9uYC+FaTXI1ZX9iOylQUhq8szSY5xHbglk25yGKVtK45aP+SAR/s1Rm1",
-	"41fskBmuCA1RhulNzW0ER5uQrwROMlKqPCmGjCI5U7a1bWEOzYD5csJUfeua4jSaw9Q5jW+qDmUigewL",
-	"4N6Qj+kaeJqpPzhifgvDUwQnlrKAjKQMbOxKZNEwaLILE45z88O3m+TIJs2Yww6YDx28EY4m8kUh/FJq",
-	"y4v9IuEI0w40cooBojqpgah2b6Fxp3yo9XhvMUfrkxEh95IYKRZc2A5DqyTHefmJB5UghhWlg8nxSL8L",
-	"ki8oSFILYvlTRpXPa/J3kUGIRSkjXCJ60rgB4G2ttHh2azPDqUkLA5Zkc4qw3VIp22KLkhdvrrZtVtCi",
-	"zIo0LYgcmX5O6VtNgMoGl+G7fTFicRbNAc89mLvQthxDUPWOcVyf5iF9YZzhpOA1hjCfzWGCt2c7NZ3g",
-	"Ts7B3xjRmPWFdRJvpaPhWmTKIjLhIokZxALqHcbNvjgCVzY2iBMYZ4+lrOOeMFvyPnzzfkMm12M9hQGY",
-	"D62B/02yxF4ev5j6u6d6UR/oTwezEz7jv//2n2t9n98Z3/jH7bH/0zXc9/tvv/JX757tnn3wu69+vN49",
-	"/XCkTib/6epFnl75u2cfRnunH04/nP7cumPq2XrnVkzwqxEdL+VoBOV3X1ZS3JErdztrsP8rKU+pmJs1",
-	"qs/hKESq1nxDM6sSY6z3FltGHJnc4sW8GMvwteaehmcNX0OVDJkWV4vydk2tZ18srAeA16RcGJPFaH2C",
-	"bF9gMjQyrMwxjYytR3wahvUpd5A6U68uGgh8Fp73JdKs11U6i1nka7HN9mZwWKO6chNQ8Q2mNC4Aay3M",
-	"XCeS4MbMjZhYXaC4LqCPU3ugXjU21ANWYjol667c7m/jyCgpi4iLNUxlIbvyaWS4U8jqplhcMDRUzdhl",
-	"LliWUaTZQpYVAWkxYKOihxVbUvngJ3im/20s+uy69Z7ri3pz1UDGcchodKyXeF/Vo1J+nOvOXZqQ1VqM",
-	"tu3eLg5BXR9t9eIXoKyGBGcBwuhLSuYHd6CVrBY4bjucMY978OfbT259RO0ihz0F3GqSZ4B+iWIRGVOV",
-	"JthIwQ41tmtkMnPCIZjKIPsTMM2MUfLSI+1BuprXJC81Mk9NKxszedmiQl9oC0HDJYnzSXQ2yJ21n9SP",
-	"H2aZycOIsQ8mC5RIEUvMyEKHb33ewb3x21TWIiEv9U4gNmpxMcWZAEvvhmM0CPwQ+P6Pw/OrMqJWUT3H",
-	"ZnfS+sh6lfAoCBTx0hkS2AjWZj7ZRuX5rx0SPsxX2BKu+sI6RHk6HTXGmJ59MSZyBViAB45VzdWb5Ciz",
-	"0WWk8b/Yz874aruQIgtyYCxDVClN6+keDiLHLHN4c1/MZBIGmObKY62N6htTt6/J30KfhJDgem4SbG2C",
-	"sqEvIgbBYpPvyOzGYT1AdUYh1t8oDiCpobajINAIeoLjru6smN5vJslGtKSXehQED65XbsozHoQBWFTS",
-	"OhqgIA6Vs+7nrKL4i3OK/6JgV4mHHQVBHZtZi5ftfEwp4dM6SmSOVz1Sy5RJzWPSJWkWZTTFHFPL+FGN",
-	"7ak/VyD0z6I63muqUbkNzGeYc/Tp7YI550vU272HU2/NV/4GxPy5aQwR0iqqGmnqdOLNgsPnKb5AeDiJ",
-	"66pITVe7VPTLYR0NplSVN+e22s3mwcH2JpR4iP0GzF5xMBjkMf747OWzq2c1lHqJ2q8m01+z+RZ3lsv3",
-	"EbKm1c9nSTz50nL270N536pUvGRxnlwfKZKbv7JALBq9c7GCf1Vv3RIusPDQRHe1Tmy8w1Kw+jJXiHBx",
-	"Td6auTfJsZn/BNSNN5ZmQWF1UDb/KVFcjNIEiGZ+WJCZ9YvLMSkRmHMxGzNhX0IiNpVRrNI0i3yjqRkb",
-	"jKW8hiKPx4+h1+aYTqdMqMePIQlF7yzNMoQByNTHgKJlK4Y7KUwNSbPLs9azZuagBOhBg1oz9d1WIQms",
-	"wMtN/O8LZY0LtBeyCRzACbcw6Igdsz+wSGJi7iziccyE0Y76otxGi1BFPEVD5hEm4ogzKCE2CcGlSf6p",
-	"d7IvtiYsphoIxDO5QqakJc9ZjZPIQBKUDagDNeFKdYizv0ZJBBmaPeLZodpQstNu/T9EDvuiODbdc0kk",
-	"cZDzmIZDkkwPiVeYwG0ebrWgHquV5jf3hX0RJIxATV2r1WodEq84bV3/3Drsi3wW0L/JnYe3m/2f2GJw",
-	"f958/BhCHF7uWuMXNrehaEyBQUbeS4u0Ce2LYcTUmERUBHICNSxblLx+ffIjuenCHKaA0XAbgsDTJPLH",
-	"GkNpHOuDcE0mP55RX0B8Wb8hV4ISsTgCXyeIS/OgydnAqmiZmMJQweKZjK77At2fWPaikQ9TuzNOgUH0",
-	"SNPcBAZRMYzWd7pkLJMIq4afQ898W+xkqgyv2bxHvE6r7aWYlVIKPHVlw+SwDesG0xfALIONmbn1WF2u",
-	"PzKmigy5gGqdHlR6YhJ8oUYTn1e5x0xkfwt+NkPO9b/1Gwpkst0kZ9KUYuXYokiv4fh+AAlQ7IQGrLqd",
-	"rBxjWIANhNV4GJIBw/bzUKbAoEZvy5cps9FHyZkpCKxNAjjE405TcmhMJlAAR2whWZOcDAsVIWMqghDx",
-	"o7yugLPANYk9cQRvMVBWOY6sV8EFgXxwsttKP1TdPqJAwIfQhxknjUFCQweyFxAl0/Jir3t765Gtgote",
-	"82qVDIfcxxl6mntuu2TIb5EAYFY5EkUMQQDALov0ZgH60jWbGxJ+bpI0NP0eFb8FRDHhMEBR/zGh4VBG",
-	"E30wFSp3jdrZ8gDCehvAwrWNpWznWSMkc36HnGPLTs/P3BFuPv8kdVIJOrHHlbayA5lkPFapB2tLSIvV",
-	"aUQE5U1i3dLbTXKcr1fM8k80u0mjNrlkFMxG0VS+PBelGjux+kjFsqi04gDZ38j6WGjk4Tg/ynAyriq8",
-	"ECyEzt5evg2BiyWkQQ33WsS58n2EnKesNdyne51G128PGt1hmzUO6JMnjd1hJzjw9wdt1upqA1yvG7m8",
-	"k5rbJQRxymp8XrEuD2Vc2nFKa4Z3NkmsVDsKgogptAZAAXVeShFAO1eQcqB1/vTDBrFtje1tp+e0O+Qy",
-	"Ji/ohKlHily+T2i0LEarVVMaHssACk7etH8n3Rc/b2J3GLT6rJn6EZuGdHWAIluLSsL4TpswD9Y0qME1",
-	"mCHrjEYh14RtpV6pF02WylbRRjTya8Zb9XXmheIjLJLc3IdrpuZ/RVBliamakeJ6YNea9Ra133sH5u9k",
-	"kx5sXvCF7ZDF85CPxvBMzjS04hVVCC7IEO4iW4AJOba87bgO9OwolI8dFVU04K0lpFmooFh1I6QxtmBb",
-	"q97suDDN8yCrN0v90/VFZjh2MpX+l7bZewaLk4pyULvl6m0gA6xYXsfdSbbyrs3tHmlDx2SXdEiaNt68",
-	"23jTDQDyEHV3zzgmsqK64lMoEcjXcpGtqs4FqgxoXIUYilFltGZg++NkHR7snaaMQ6sqfYG6SnBoumwY",
-	"vlZGyYXMjCttQhfwvpdXmmwjnIJ24trcEGsXWcspbYllNbEReixpqhJj74skNNE8lPlAnLkP1HQYjZhC",
-	"F0g4t40B6rd4zczsXbObQ1LbBsI2h7GbKKgt7TxWLO5Gi4meSycAfLpX2mRnHeZoeAkdhOwZOrS+cMrl",
-	"50qgL3nwzrUcyrxquThTMbRlteTUj4c9SVcmqEwjOdTWZdqtzKrumrCCCRfbSBf5ZHo07fVftTXbp+z+",
-	"sapvNFUQW8h/zfzA1OVqDu6fm4hiNrgw5Q/rExciOfQmM00UXW27a6YJqIE9ugyeK5ZNq2M8Ipg3oh86",
-	"JFT0BVYdwl128OEjzLOa0Lnp30UGc5L2oToJvCb5Qcbj3A19oe8wdXa1dRVcxa9wPyvMXCi8Nq0h7axx",
-	"fHHTWpTvE0wJtt0uUUPYqHDLzNL/9MmtZvdArYiGmJmDahZjFGbbzsuCo2gYr0mDddvI4OssMIH3u6ss",
-	"YHdlOPIln3BNHytvNEM30Ki+D6vLovADDmMkv3UTe/GYnE6vhWmlNWNycse3NhoELOQ3LMIvIesteNNB",
-	"+VgiB8qlrHoxWUsCKxf2ggP/Cduljc6gPWx0/f2g8ZS1aOPJcHew57eDA9ahD5Ut8eC5ETBZoDDVo7PX",
-	"amn8La+y3cmvkkV0wn0ySUYu2d1rkUlYWp/fZU9pZ7DfaA93g0aX7vmNA31OnaA73KdP/RZrDwrra9v1",
-	"nb7+qXH87KKxu9eqWZ5ehiYa4Bppy4VXFz82Wine5W1tWMyU/7V7/v7iqXp5HZzMfk6e8NsWHfjtzm43",
-	"uz894ymDsmtQQnIF04AtafMLi1B/F8dWtlILSMA6Vd10KVVmH2famgAV/O06+RuePIUrpS4YCJ1Feg1S",
-	"envhYKYNRA0M+ar1XNkxXyhg/lGKjt602Ve+vQxeKGk4WQeGlQq9FDZFmxynzQp9KqBBzmItB+MmlkM/",
-	"UllbSNMIMt8AMuv+2CRGGUi/gCFo0xWkxjLIyu6/UgMUN6WTlQXweN/Dl73/d6eQ/YQliOUq8BTz3Tv3",
-	"FllAMzvYc+hzdC05hjfnQ5roHwoZVTAWysTvyJZJr/DMb2l6xXazLwAxZgKCv3PTISnfgM9kwaSuVIPA",
-	"h5ilro2TCZ1DJyX9IIRBs14jJsttzmKSa8WE/W9zrVbQkS+yviNpf5ViE5YmwT1D3JcWGgHBcjBn3y4m",
-	"7RBkIqKpzeXnX5Itw823ezpaxZXWb/mBa753y4+0vwe8iWGGATYJUPwDGuLr5rzpBT1oh48U4mvk55k7",
-	"H5S1lU78e9I7+8b9iseWXyzmxYs4KnTcUUub9MK9j3K9eyA1DipqlEtkGKTOmB5h1B9jFx/Ix5lBwQ1m",
-	"2WlmNRtLzT70ZQJpGgHhJoEpzn0JFWGmUid8sy8gxHXDFR/wkMeQxIMdvGt2tdwt8+zGzKzdTIZ8TW8C",
-	"9WOtkOe9lIWmRaj2r2HKr2lG77bbjusIGaduUgPa9U3sxYZcjZljfDsmbqxhbHes5grrJTbeb3uj/Xa+",
-	"yn7xmb84YMRfZj/F/YOs3nj/7V57o/PutB58/5QHhc1jjKe0fx48gNUJBL2m6YnMSf13K+5HImW1ZgLR",
-	"Z1Hf7UTrFW59CoNb0wHgFf9+qegTE61NZTWOE2oSzw7xzRq+m3rsQ+K9zy4KOmEuya0Cs+Yuf3mNTeZ9",
-	"qliDC8VAwN1A8TV6nE0cwA758OVkwAWD/EE7JgI0dMag1d8b0y0PtXozRSLbQagkxKXnfeEVR/l6h/lJ",
-	"E+l7Y6R1vUoh0+FZl7nZA962mVVkhzlRMmVRwyTSnZzDQBpaSOODPL6+WJHIh8FqrG4FkZ1MF8nXc3vi",
-	"6wQ+UmjY0Ic9Q7IFZ4eHtl0MOmSj32vjCnaU84KowupRjtUgyXEFJQDoetW12EQuf3ldXHPcgInuC9b8",
-	"ftFiO2st9hvWWr7Fif3F+dJjuPV0gmN+QwC0/mtXL2fGA/yrs9f69H3W/51m/ZcGI3c6rbK4d9j8xbuT",
-	"d5Kfvjuan/HW7OyyNTt7/uvt6Y/y9uxKfjh9LqGzmb7n1ZuT+R/vLt6dvnnNh79u1HJcw3u1jmAP5s76",
-	"wVfrE1aR+O7HGjd1SdYWCsegewjK/RXtwWwWV76Nb5N46jrxbBOwxTPB0UvGBY85DYkHmOYVesNyO7Wg",
-	"WtEEU9bwkb7IlWgd5qodXOOpsynwxlUOvq/8WKuUCHMV4zvpRz03P8VHBNYrgi3jm33xasJjnPaE3ioz",
-	"5BAbS6Bn3tZDwWQrO7bPjgn0KkTskXYLhl0h/XsE6F9fsAzAw9mI27WeMTgeg+n38Y1tzLYL+ovTO4CL",
-	"X5FR/334Z4U5bsjQ8Mw/UyMOY42uDK4YjPu06eLX6cjxdZKzN+8m/M/qMo9olTH6WjFRMvLW7bthzLli",
-	"OnDdwAtLxnYebJOcmdomrvoCXx9Ag16TtGS9iBW5YZJ3h/qfUhsyKqbzvuAwShiaDFUaCwVc4UBUlc/S",
-	"NPOAs/xoqNDqY7EvlovBEDDKQ5VrvyUjnBtsRnZC5EczHb0UlI+aoSNgTEO6yoKwmLPcnI5cMOjFCRVj",
-	"ONf5/Ojq+GfT/z0DoWYJtV5Rcxx5sXGv2IVd+Eq2Yc36B2cfZdD90zqRfyEeYM5nBRNwV+cw2GOopbOt",
-	"Cplvp0FBoCubpwkDHKaxmdTYJFWfy2E6oSDncynWJ6RuFygHKPldXNsVfJHvBQZS5pwvdUkRD0ZHFuhf",
-	"S/renWq+vq+zbPlAnsIKNL5Xoxsa++Mae8nYH9kAdDI1NSDGwoGAd172HRI6gBvM/SiosF59TmhkBnbg",
-	"NGPihyCgKDSPhNn+8FgzNapSQdUXsEYzHxobX+XNolq52SSwA2jJAaZdLPtCk6JNMrJkNaYqnQB94DXJ",
-	"JYthElxZ/pAIpZXCZOwynybnmHVsxPk1Y1OjJEB7DQDBjEXMZidrcj/sCxStaixnaScBeILQGFoE1FEq",
-	"NtZ5CFupzizCCEre7EBDpGA7dFoba/ufsx2Q8eR8eX5jir/+qdL6H2cawHHd3TTIHCybZ3GVuO7SeXq0",
-	"4ARa7FLSIl+TBuR42S5ABddS2ctls6QREuC5MtPPoagRWn98YJHs9cVUmpABDYK0/4NgIwoXI9OBkGMR",
-	"Cy4Up0plHUrhob7Iuv/UDIpf3LWUhlkfYR71RZrPRiOWdhAazDNbpezowlF/Yxax+tal7xIVn6Qneg9G",
-	"irFn5/xVo93qdkjEfAZmRJaVjvB2ep1uGgcxrsD1/cDpUo/SgVWfpTv+HYoDrMeo24H8bYt9ywro2lle",
-	"BwQn2q29J2kYvw6U96hZyEMfTGkmfKZfZDLvFzrBTDUs7qt0bJufm1nGUlkCjiPrTM51OBibvj9aQ0Dm",
-	"YD0GhhkwEUfz7wLo2xZASLmZAHqk0iJ/K4gyEbOmKGrkCG55Llz20bIoKaYtlDxaYMX2henHtmXZ7bab",
-	"SyPeyvNdAtNvpzyyzT4SMaU86AtQjvE5VPJd4mXT94zfx4zlc3N15YjvECNh1B/3BSJ7TXaF1bt5ZO2A",
-	"BcH+lCiv8tD7O6XVrZEwZxnr01J+1AOw0kanxErXTbVag9lmhfwa5QC8/1gpcp/8sTocXh0lzskLztR3",
-	"B+PdGPkSZrqAmd/HTWMEgWkCqnZMYmXv4zqZcyy6qU9keil9GpKA3bBQ4uxuvJdseROtvkeJ8CCDKYlC",
-	"pwfZIL2dnXbnSbPVbDXbvaetpy3AYLPdqjmTzcByCcy3covdWm3PB6vLoNfyhkV8aHgguWZzKCg34U2o",
-	"vK/mOdncrSY5EuBxhXnekZwpVk4bOETnETUVY8BYXKt9YVtIdB7HYzZpFtKzwEJcUIlupVQqzhbHdOxE",
-	"BliHbeRuXVlc2buyT2doVP14oVOBnAnTbBpcXbhxuDBlEUx72W6S86zj6+IJLCQRMQ/rx7AUgBLFdYvK",
-	"Neat7cdL7XzdQjsrl3DbHycO5/nP2KYi1U+9KsTPeGSTQvOFh4qxrNzw0B69vkrDMPcZkz264IQbMm0y",
-	"QLL5+2QLE5InsH4sW1LbeYwF/lF9J2byk2kC3c+gv5+2xrGaQtu1ptIpe5Ml/5qXveQ3TDClTOEXDTj8",
-	"NY3kwEzv1BovGdBQ62kGXhLSLzWByihPY9nmNOv5vwEAAP//",
+	"7L17d9u20jf6VbD4vGfFzqYUSZadWF7Peo/rJq3TOEltZ2e3VU4IkZCEmAJUgrKspPnuZ2EGIMGLbrbT",
+	"tN35o40l8QIMBjODuf0+eaGcTKVgIlVe75PHbuhkGjP4+zgJx/yaRa8TGc3CVH+lZpMJTRZezzsWhJrf",
+	"yRQvIDtUESoIjSZcEMWYIjzd9XzvmsYzpm8PacpGEu6n0ylNWOz5MACasOP0dcJDdoIjEbM41j+pwreH",
+	"rZbvhQmjKYuOU6/ndVqdg0Zrv9HqXrZbvfZ+b6/1q37kLEmYCPV7ZiryfC9iKkz4NOVSeD3vR0avF3PG",
+	"R+OUyGREBQ9JKNNUCpIy1tTX8wkTikuRDYVHXs87HHSG3bDNGnvRPm10hweDxpPwcdRosfawQ/cG3XBf",
+	"v41P6EiT8Ld3vsfVcZjya+b1hjRWTH/xjNF0lrAo+yqW84tUhleX44SpsYwjr9du+Z6gE+b1vJOYKsVD",
+	"ctm4GPMk9ckgpuGVT84835s6xOnsa+qoq5nX8y4vfjw9v2x89+Knhr5M6ad7vZbvpXSkB+bhdD3fG1DF",
+	"Q+W9873ZNKrQtdO6bB32Wq1eC+iKNPshoRNDl8+ffe+EipDFMYteJRFLKlwi9bcktBeRARvKhJEpXUyY",
+	"SF3uGPA45mJ0HEUJU8CBIU/1U15IEcFgQzkTKTz4h+883xvyRKUvkUrHEfV8L6bZFy/kNYtpyPS3XLC2",
+	"1/PaHXKRkud0wtQDRS5+n9FE/zyVKqXxiYz0bRdv27+Q7vMfvc/LOa2TU6TCaeFMpXLCklPNLwfD9mAv",
+	"7LDGE9qNGl32eNA4DNu00Yn2WHe4Tw8Gj0PgzphfswTfhOwWcQWTNWvb8j02oTzWGyei/6/Zpc1QTjQZ",
+	"ZvGQx7Em50VK05nSgxHmWwYMqQezHx2Gj9kebXQG7WGjGx5EjSesRRuPh3uD/bAdHbKOJiFPmV7d3z4B",
+	"2S6lJg0OYr/V2pQrQR6cbrFlfp9RkcJqd5bw8EzwgizQ7P75ne8Bf72cTQaa97xX5983Wq1Wu7Onx4E8",
+	"dipS/X89mil/v/f69/Mn6sVVdDr/cfaY37ToIGx39rr59RkRp0xEXIw830vYcCYiFuXLocZ8OnVXDL74",
+	"S7GvHZEZdBuWT9nJZTtSy4fZIK0sdEpv8s++515wgN8kNLziYmSJj3SoEyO4adq4aVBmJGV9QkKapGTO",
+	"0zFJ55LoSauC7ijvtHth1LL4/AKs+9mvjrDdcUfIEjrhIZnMRj7Z22+RSVwaG17uji3ssie0MzhotId7",
+	"UaNL98PGoRYvnag7PKBPwhZrDwpja9uxnb35oXHy9Lyxt9/y9P4prf0BvGrZIrZ7e84ijll4JWfpOVOz",
+	"uLKcU829kRH/VESEp4q8dneku7rS6o6vpgTGUug7/tXtPn7cah1mMuSbcvi7Kofb7rv73mXV4elhfNNd",
+	"t9l1q3VaPulaqZZrtINOSaM9ftK5hUbTO739qx6XNWc15WKuF4KFCUtXL9t7BRe9//fN4S8ff+4MXnYn",
+	"Pz2evmjfZvkTec1BhHoqTfiUeZ+1iH46maaLpcpWsGuWkJkCMbBe0VaVRVFT2APBMytc6g4EZEq51Qrp",
+	"mKZkTBUxDPntMPBl5P03af+Pl/aUR+tEfc61+/pQv2e59u92cHG5+X7EvNf+9fDw8Pi4rVeju3/w+Imm",
+	"ca3Yd0mnZd1rmqScxvHi3JC+VuaZVTBiD844UjCi9xexa/ZN+H0Tft+E3+2En9mD7529VBKFxjn6TRre",
+	"qzR8fNne73X3c2mI9ne93VfwB8wpT7kY/aXcwN88AN/E4jcPwDcPwG08AFr4LQuTQvzPBklvFw7da32N",
+	"yOcnbwyXnk28niZOzMQoHetPe3o4cx7hp85+6/MtI6TeOE2nqvfoURiJphrLadSM2PUjQyz1KFVafDQG",
+	"8VVj0vwwHXmFkGqazL5uRLXd2T6mWlqxQky102mB32ZKEzphKUtgFU5miZKgUIur+WpKf58xEsLPZJjI",
+	"CUnHmtPYNZczRaZ0xB4oEgh2k+IzgiMiJzwlPCVDmcDVsI/hUr38RnV4PY8tnn84/SD52YfjxUvemr+8",
+	"aM1fPvv55ux7efPyUn48eyb5i5PnU33Nq7eni18/nH84e/uGD3/W66uH9/uMJQsvozoOU9MuHLMJ1dOZ",
+	"0JsXwFNeb7/d8b10MWXGgyVGsKle8AlPqzN/TUeMKP6R+aTdbLZbrSY5Fot0rE0KFitGuCKUBN1WKyjM",
+	"Si9X3dhieI07tIgNKUQ19C1DmUyoXkMu0r2O5+uB88lsAuLH9yZcmE/ZFLhI2YglMAcwh7QAL8/icszQ",
+	"HnqgCI/IjoT1PCJCprA0gaMdgt3i8myqrgUYyOk4n6s0w9F64fcZh22DG6l2YQ66MEH7sV23Sq9zjVk3",
+	"R7ObC7MsTWdTuVGdTq6t721Cn/WT1FQKhYkw39HonP0+Ywr9uxKjV71PWmrHPKR6qlpkDWI2+dcHpef9",
+	"KZ+bpkiKxpkmRoJPIpFkClZ6QtNwDOt9/PqU6KcnNEyBPEkiEzS2hpxpIZYbGr43YUrRkR74ZKZSMmCE",
+	"pmQiVUoODyGyZ94EpkOr/eOvv+z99OTnZ/vnnX8/fnn4n+fdk4Oz1uV3Xq49u6AieQorciquacwjYmee",
+	"kclK7IK01lNXjzjeA2o6I/3/SdjQ63n/8yjPNHqEv6pHr/FOpHmVcSytuCITGutdCCcIMqQ8VgTeBcTv",
+	"EUoGNCKZ2PT1FzJa9AX4mDlSmt3QMI0X4Ht5fvHqJQFNrB9YWgyeKoJDJDszcSXkXPSFTIhiyTVLGnIu",
+	"WERgSRThIoxnEYt29TtfvnlBwjHVC8gSwgWhYkFSdpPi1T6RSV9QksxiRtQsHBPMmGKTabpAnzxNSWji",
+	"qk0SIAcEJOYqVcAjcjhEE6cvzADmYyb0TwkjVP8nFs2+0EtwIsUw5uEtmFaZW7LbXYNG6ncR+6uJ2I9B",
+	"DSVMpERzE3PNnIz9QSWTkApN6ZEkAxbLOfnIEtkje5paoFV9TUExYqSx3/RuxcWHORdnNNiEfbMZAzfO",
+	"kEysfJCdCa61LvIOVySlV0zUzvc4y4wzROKKXPz0htA4YTRaEHajl/Xuk/w+G+oms8wnpqdptuxlQoXi",
+	"uPXc6boqChY23yo01qvH09qpg84j+XlGEyo7ckI6gGGDActzw+5OCSu0nOlsIbfep/ltIJHuVYhZ7lL5",
+	"lkmYkrMk1EZaYfeQHUqyZdJyBewTLT0IJfkg4Rl4w4SGYy7Kq7PbJC8lWkW4p6KmFgzPZDLgUcTEndUZ",
+	"V0ROWQK3EKN9UU5hEmgiY3bLVd3LVzUf7yaLOcyuvq8VTOUVE5qDkbkGsxQ0hJ4cmdAF0HvKEq2fcJNn",
+	"NAFy6xN8Imj8VAvzO5L8Qk4YLqjWgVobCiJnCVE8Yk3y80ymzHCW0ZwR6oeETWUCHjee3mpB9ou2Ac6I",
+	"XIBCJDizzXYa3nkva1NHDNgSMKom0WunrQCi6AJ2BVw7kQk7Ir8DqYKMDgFJJVGzqSYTrNpLmT6TMxHd",
+	"ccFQEGoOGeqn3XIzdHPav5QpwYFtQm8h0/fw4nsh+EuJVouVWyCRtDUFVpZW52KkNCGpsRJmiiVkB/MM",
+	"Iq40A864GrNoF2j8mi5iSaNLKV/QZMTu0bqGZdfKWUoS62ffjvBtRwqZwZJLKQkOd5MFmOJd71Mp38NA",
+	"7k0q2SnKa4YneX0eRk1BdtrkjH+3e6QP+nOKGkHbHEB1vWl5yN4Iek15TAfxfRDeeB+JTUTRI5vlbzgi",
+	"CUuTxS1Fj7MKZvDEHf0m6+CM5V5W4JhEbMpExES4IDtpDQV2SyTIdbFeEX1KGLGIpHMesh5SB1eRTnI2",
+	"3slMBfj6NGKTqUz1Oxs/sQX4cOxpYZfQoT50BOf6UY1j/SEgioVSRGBjjhmNjEPJuaR6Yn871nrN3Kg3",
+	"85zy1Kbtwzi5GBW9Ki49l/tKnhx0C96SVo23RBP6UsozKhbm4KnuypxSkok+hhmaKsOK+ryx13IJtL14",
+	"6Dimp36PHjbJxr0JWyY0Ze9hz7LonvhSP9KIAZmAnqPAiYpFZDZtElj8r8cse61Vfpq7c88bQWfpWCb8",
+	"I7ur7j62Bh+jiZax1gy0w7+lMm/nTFMY7IZiLL/hnlQ6TpKGIVPKTHJnwpXiYuTnfhefsJupnrXmqgGN",
+	"4gVRfCTA8SETMk+kGJFYjrggYcIiJlJOYwUK542YJlI/XYvBpyZQdveTR1kaarEKXA5Ck5KID4cMDlWu",
+	"VXDLnd5xrN/8vUS/95yZFMoNzN/81vdXbPE+wVvvyyQISiQJgCbW3bABbcgbxQglgs3JldEv+Mlc1fTy",
+	"YzHWCObxQhpFcCql8etEH4BSzlQWkCkLKQzvEYq3FwTEXzbyOHWmZQdZ8CzbYMBy17Izl7IkPb14Rfba",
+	"BweNNqHxdEwbHRLKiPlkNp1CAZ0CG9Z5Xafwso7vTWmqT1dez/v/fjtu/PruU+fz//FqxuAQcOvx56Te",
+	"/lZcj8J9nQ3v69TdV7nSLGmZtE+b7YMugR+JgGiKn4W/QpoknCUl0rYPCtTs9//1W7tx+O63VuPw3acD",
+	"v92tJ6zLOqXhrp1lwkbG+1Y65KbgAwKrUoTgrQYeWvj6ZJ/gcd9wld7iSh/IytOpodZnVw3/5vCEs8Z2",
+	"zXzk9sIEc1Z+lz1bDj6wMPWyolAnarJSOjh7P2FUYXBTH5y1gTxmRrno802zuhHtHVXTZOGThIUyiXLX",
+	"gPVlBpnTMSDsmom0RLH9eorVzDNJ64NeIY1jeFVIk1SvHw9ZBO594+kLaUpjOcJfVJO84IIpcsXYVI+0",
+	"LzBTigsyH/NwbF3Jisz1omPUlkYRi5p9URKff9tKuXdLShHXl6NVpHNGgzo52+20HxvpGst5vXTdK8pT",
+	"2vj47tNe/bY39P2U/7FKh2uWOU21Es8eRZOELsAKKM6+jq/UbELkkATFpQyOSEpvwLFuE2QwGqQ5pBBU",
+	"8orh7IOut9qoLlC/uscw9oSxKy03rKP5iIhZHBM+JNwWmoypKrxdP7WRcpAzpfisvhcdE3hA0AbMKxEv",
+	"7OfVsgyXoUxNJznGndO7JbsalqiaciHsXLmAgGtaiG/bvQ3bpWTV/NWrVEs7qDzcMiWCfFjkIbGPD27B",
+	"X6JqTixR7w4hakWuof5McGcJlo+mXTeaqZvLUGLLyohyqq46uh4ernspLMi615W43E180PcbQhbI5LsJ",
+	"A6UVXcX4x1G0jdK+Gz9WWG/VEqyxotwFKTLIG8FT9E1Hkf6nuHFhO+9Q/Hcs40g52RS7ZTbabnlXrFs2",
+	"3FWL8QZk1TbrkVNhr0Lc5RTSW0jP/4GCI5+98F4nv3rCWUH51mbjXy1tv0L2alb7KhvBXva5NjN3oztL",
+	"hC8/ZjX9bUF/TS5XuazfdX2nEqLcPJmUdN/XL+//lsT/rcfLf12Pl6XZ8F+ow8tfux6+LJIzobRKnmIt",
+	"U3FGKz205rKy/MWX5Y+plb9GrlQl7zFE0h8obbEMecyaJEhkzALCFQkg1SZAZ63+k6s0oalMKm7V9eUD",
+	"KwRQhZH5FtKvnumXeWD11CBh3JBjgzz6qgMgn+ynjY6ca46YGW2cp+E3RZ/s/iaPWumAXXs3r7OL1961",
+	"ynG79uYtHKsygZN/jUO1fKhf72BdOy7klE8eE9r8/M1lGdgK3rsNHlLwb9wDq5S9EVG2sfxlblaYh2uM",
+	"rPNQfF8o09ki9PKahld0xEhe50O4IBNtlk1YmjCVraBxL5v85yY5FYT2RWBy/fFQEvh4aRgzmkDi3+QI",
+	"0p6Jve4EpmSv4wp9m5DNQBWJGb3mYgQ3EjlLK77MbQqQKvxVEAj5kz6trudorSvpcMdx92dlk7jro0ps",
+	"l40xf4WfE6GOp55xFkdZkmLV7wX55pjqZfLt8gz8kqqx5Qolg6lpraNK9QLm3Tthq4pAN4+sO5OY3Hqq",
+	"CCWRTFMWkSlNx4QLc86HVKmdYMlogl1MrM2qB/QBmE4q4bb9gxrhkc2j6hrFwgOMXUDYlafVuMwGgRk9",
+	"7/xFtSuH54BbnJs3Kf6uLEX5pvrwB8TVHihirzYaoi40ta6+yKVH6eUryOHa+TWOa0hQ1NwxkjJSZEyv",
+	"mW3UAdxsVErxlJX//c4tXypeVGGSHxmN9eSqZt00kQP2QBEq1Bxp4zo1rB0vr6qLoJbMLJBXAeb8juGt",
+	"i3Jco7OOwubJdZQ9FWo2HPIQLPpUhlc2IUGzXBy/GsKhcqMMBv9TaUKFbMQqQ9nTIwqgkAoyYGRMIyLk",
+	"/Ii0sjKYvOZCywPTorjeh7XSKz3dvKatWTURasK7sDdZtGZ2VF2xSNvyq4e8you8arAXP71ZP9q1juZ8",
+	"Mr6zbFWGeVebpMIdJnoPJT8BMRkyPWM56L81F0vFCLtJ0VIhE6a3vOoLLZ1hrcFdaxnClJOMaVQpeyA7",
+	"QqLP6siUWYmoL+DdZCZSOQshJ7lsfTgs2fbz7CN3F2DNEhy+LONt4g4hO67rY7dH2iRmw9QnHZIRtwkF",
+	"jyqlItREfXTdfmSjeLdzwGyc9uQwa2dpAXRt+Y1DGJAPGxYFlBkCePBUXDORymRxHH2YqdSevrfKM5pQ",
+	"MaOxWSRkhiYJ7G47gS/gFI25bODRBIPEMFOr1xdTqTiU8NMoUuZRO5QECUPm9Qkl9uChv01niQh2fSLY",
+	"iOr7+iJhE3kN7dDJDhX6xG4nFJhETIopHD6J6ESb5zIhsVSqypJCppCM/qrRbnU1s4RMCzjHvYaT8nqd",
+	"fGObkVaVCD6tNnPCJsjELBqxRE94OkvCMVUmicK3YyYJg1SyEGt61yRRVMe5MlCzY4kPNhrSkexYyu4e",
+	"mdBya3WQAs1n135uZF9VxSh+kx8qLfX0mTJjRL1J9EI7Um+J+CzN11xer10Nwy8jDVY4qFmcEjkk1PBi",
+	"PqqS/XALEWH7GnQ74P0Tioa2KHCZ+6ide8rBJdRu7T/2/BWMegfXscvbGdvpBxn/7NJWDSZ9GedV2hRb",
+	"xR8r7GwotlrtmoWCrQ7pEiiJtrdKSmuyytLKuOnSuWelbrcC27l+JZteFgdTPTFye6WVIkyft5okUDRm",
+	"AXziTJFQThi2r7D6TaGCDhIWM6qcS/GqDExAJk5WcsQSRXYGMh1nFZZZFlWkT4eBwzLB7pErwYsiWUSZ",
+	"HO8L+2qaMKNOqhlX/9St8eW9qrdzZlq9VVY2ZRdQTQrJLbI7lonjC7QZTLk6F5B4olbrpOqWLizW0hYh",
+	"moW1SjZbx7BocXeYnCsovZvzSkZbXWJVVZxtdIbIT1uwo+GsNU94mjKxyWHI5btNBGcCDYus+OTKyJFb",
+	"iM+SatfEBFUOhIS/7qTreXET2/NSvQlQoEORDwyHux7hTSXxC67SWk8DmJXDepnMmdL26pypFFNLS5ZE",
+	"HjD+x4q6d76X90kyzazL4m+7RM96BQy74xTvd/OysxxQdxRLstyg3ZOxz/XlsLi5497kOkM6pm3sVG61",
+	"tEYQLMmodMZWx4/P3/5Uy3qzQcxDOGLpM/kVW5Cd82cn5PF++/Fuk2hJb6/JG1+BvgVBCj+psXHLOafz",
+	"eOT1vKcXnf0D2CnXmtEa+OkKmPBx2KbdYYcdDvY0/1xBqP7pied7MwWz5SPP9268njd8svfq+d73nZtn",
+	"7e9GT65ng8P0BWuPfjz7+O/HB+zJ5Uwdzl7/eH3+76dvPN/Tj7l5/+zpx/PZ4WTv4McXL9+nM3awf/ji",
+	"5fQ/bw+mJ4uLlF/98uGn07en+7RV1aMw9FwM2Tk8jb6/OK6RMmZ2+Q12mk+jzv5++7D2liteo09+YgvC",
+	"oyP0t5tWDcEVjwKCFX9aQqS25QEcWPWqqbLTtvOk7oV1SWX6hfrKIxI8PcEgNcxWc4Fy/aywLK9+el07",
+	"F1guR2zzUe1lN9X3f0cVO+jOkrjBRCgjFpEbEkqZRFxAow2ziwwhLRtescXuRnNebPLGReGNQAc9eyJF",
+	"vNFrSpvxCrI5NUfoGeNC+8BSSKglO/OibmtCG6S3bACFbBesLPf1MEHs/4322rvKbsNZbCi1tQwrCOlO",
+	"RUaX10M/vo7oL+SIi1sEZZZnYUypUnOZQGdSmSQsTBtjmSjWGEAsfVGVNJtnLVRt5exlzt3Zl9XY2DZR",
+	"HDuI7HF19Mv6CJe41oDKNclpqqCJusJMRJnSGPXGMJEfmUArlUMYzuQt6uvAPO8LNNuPQMcsSEy1cWlN",
+	"eUVoXjrkNNzZUYz1RfDD00vy6Lr9CM+cjz6ZlnqfH0EpkQp2m+RMCgbtGTgq4wkXMsHMdDnsi8AmFQZN",
+	"EhSTIgMTJXcKOfCH3Oi2x+S+sNWbGAgRrNkXffHw4YXbFOjhQ7IToL82II9IUEiBg28q2YXBbq8vGuS1",
+	"IVpePtIjgUkqw0c5fzsxsKAJd5usUDULQ8YiRXYuIBWLzNlgLOXVrn4YFgZnz6O8dDO2equ50yng0jOA",
+	"gHRwZA8MaNBH8KgMoJDMxzxmZCYAg2RngA0X5FyAN9MAV2KXpVkqJzTlIY3jBdC9L0gh1XXORSTnPjF9",
+	"IkmbjOUs8YlmaKaqA7SUOtIPWjnIwSIH0cQjj3mnb+vqLWMUXuJXH+xXEnRtjiPZCeyfwS68PwNtKbx/",
+	"J0drMeqql3GLpXz2CUYAnpegGKQ1x9UsnRJXGBETFNkxZB+C6apnC+3cfbNaZgQk6/KeTWJXv8/s2DJT",
+	"p1J/Ve4LH+gH5TOHYdEogrWV+Q9YUeWbwjs8zbMb5OEgz5IMYLO55IBpOusOoogLGpujOw6u6bQnU+bx",
+	"I9kXAxpezWkSqSNoG4gddBzhA50HhnkVd9BtHQYVX9S3DOtvGdbfMqz/CzKs76e85P49un9q6a0rKNY7",
+	"dAsiYlUta8JNi1MOLWfNfQvjYJ2JlMf6UnHbetbqyIqS6tO2NZSZmV/nL0ISPVAErsrNSANHRK11XJjN",
+	"xseEYV221Sruq6Zn3ToOsJ1DDhtxm9LrCRfWC1f1wRXEYZmoP84mVDSGNNS2OdLQJj9raQ4xgRKNswOI",
+	"D6pbzlIyolNVk5rlML6WwjYhekm/ibJorlt/YzoXoFcJj3wiRciI2f+VXMf9TYIpRUm/UWFEvuIlbVA3",
+	"dDqxCQZotSpJhjSxAZaJhO4XVBSNsu0LkB0ttFQo5HslMwnubfPftsSvopy2Fhtqo6WDfZMv3OZNCmyK",
+	"lnpQ6Vdwi2XKlenW81w13qAwH/IvYt9D/kUK9CUNUhDTwRF2ukUmNQ39bjOvzdNpy8m0ZhMXWLKcXLuW",
+	"/f6M+gdXoBa0dl4aYXixLFbqFIy/tMVDxiPlvVFWsQWeKAujQquI8u70y8ZWVQ5X1tSVMUUzZJuiD9iH",
+	"T69NHlw13aLOYyWH+jRvMraybpJuS2/oGQQR1r5AfwNPmyRAtkZGtx4pw+pcXMv4mkXY9xLoqA+4fRGg",
+	"kgv87Dz+ngNN3ptJmiMyuHmOTKNiI9vNs/E5xSO6+fjeOHl28yKjSsJmmEqn5s/3nFlYiJ8V59F2rw3n",
+	"0Q3PgnudVhbiRMPdYmtsfE5cAuSZny8y/1iu/+GaakgJp17ToJGEFJwGPD0igVqolE1yH6Npp8pTxeIh",
+	"2RlCRg3Q0zT8WxgWMl4zmOGuG7ip1Fz5Hr4E5gHrUBerKazMGoG+RIQ5MvT+jzFf06ytT8s8JtjqymRC",
+	"0gTSUI27ybZg1xf44L3WW8b5Qm+eWcKIqSOpzdVcqypkDmWz7qx1N+PwVoZJObsDpVG+y0rCCH7g7u8o",
+	"YLRMtj68QslHriayP+0t7zbXgqeRmwCyhc7DHV7cORsmiuSaY116iFUW+rQIwQyfyDhanxfyXyR57z9T",
+	"xFHs/+j8kPwAXmu/4BlLHxR8G8ErdS67n3Zafxr85LYttYpP+fPaat1bx6u7N7mqkrKOx/MOX5v3ttuu",
+	"M1Oho1ZpSNt21QK2Xyd4Mci2URbeFxJA/wWyZ0U5qOmkav11bqB7x/ruyrDFu34hgt0XEC/1SSrJICsm",
+	"1Rc5McId5+s8VGhOMtZwyaIKBS3kqsHcQikUouZ3VvbV67yBSXXhit7BvI+TXS9s4lI4H+BpEr2LzQ+K",
+	"BOYW86gSYOFfpw9MJae9MK61xHmgLDFwlE3yA7/WByiIj9vOco7TXc6FucM6LmM5qtaC1wFg1np4y27a",
+	"Onlu5uxkzC07iFVFIN5b59QoUKpuj70u2/zLdtnEZMcUdpmQKVmwFCL+sLMoB1eCOfb7fVEX0vfdgP4O",
+	"1SJmSHi6u3RHoZ2XmfqOSV8DJF/cXHhrdWflRdCVTKXzZyfksLv/2Fa4EqwibZLvEirCsd5fgX5g4Bvm",
+	"gC94GrMAwAIDvD5okjOsfrV5AWOqd6ZUDMABWQRIVHQ6ZTQhOxZbEEpgJvZGsO6DZTXcwe4R4SOBTnX9",
+	"3IWckUhCJeSVkPOKs+UrwVqWS2Jpkj6yOuCrQl4WxYqlTm1fiDmkEEFnCMgP44rI0PgcmW/67o9nEyqa",
+	"5CWwhSYg5dCtxWBv4QvKMaROq9bGszRf2j5DLWns4RcK64GDITsuv8J6Fpqev5mx4fQZWW9x5KtdiSYD",
+	"xsSQQxZzgYBkZ6ZmkCrkQqFNaToudvKcJbyR1Q+Uydh9sryKf1mozUFd26Gxkjb5L/hPw/BU4zQKiAWX",
+	"NTnXuxaNjKcFELIN0o+XNYHQg/nx8vK1cfBCwH11iex+sZHnkspY3ChVI1aNZZISAxtpIz9XXET6b8M3",
+	"fo5jBFYEpF06iwYVrSgLIc/S/L1bZfAaQljXT5UMpVH0AK/szfkpQVSFmWJN8pSGY6hCdLAZ9UD7wtAP",
+	"vNBGKuPAUz5hvb7oiz+yMRtInRXCItglf9gl+SN74B84DPJHX/zRaDQK/8HzjYzRV3ZbLfIHKQkq8gdZ",
+	"hZY7SBi9gozWWcyWQuWSOyLl1sPflsBvyS2wb/UZTBmoci2omgSp4kLhIGna5A/iIuqQP8jd4W1g2Hqa",
+	"NAxtoE+M1sHemDFmWJQ4wD3yB8nALM2qbQIuGUkQcfapGagfPrUL8zSogDjnAkofZk+m47ug9Zk3T1g6",
+	"ltF7PQAAGLWU3yd/kDP4DUZyjL+ZGUIvJsS69WF+eko5Ii4+84gEcJeLdYy/QBXKmGaztziq+OZD8gex",
+	"IL/mfUUoVVwC5ZRdW/1qvOlCYiaBmrKQD3kI5SrIdVX4VGJ3ZLWFiR1NtQkG+YMcY6uSQpeSHqIT8jTV",
+	"OwKhj83Bua6HDdkJsn4kEL9p7TbJ8SqDDvOr0aWh7WR1NUNz2XT3MNE156mFxipLZ59B0+aTziCIYa4o",
+	"LYDNrBFnUJMtXrIWQ3mVpxkZFXaT6e8gLhzkFC9D9LoUL6P+Gk5YiVwMzLdjztGQZm9P7DZciqcA+CmP",
+	"fwmW7QYXzYmL98OYj8YOW5Zxok4FeQaXAI2stC4i/FURnLgePo9jMmDgeUCHAIuWYgauQnarGXgOQwUj",
+	"73RqRo4IV4ao9SBT68GlevqaleBSZnQ2GmOSnXOC2pqAc5MFbcVLCXnSJknrF4ykjEpRTc1lGGsG5Ewt",
+	"bI0VtNvLIOvIXJNcM8uYxVM7MhetD6mlh1VB/sP1XQnDZ1dvg8WqIIjCm9t7SJAiJKkhya2gQTO1agxQ",
+	"Fr2fsIjT92je6Hfug4LNfidn+ndyqeVl/uIHihhkN5SkxqRAxcMcvGitkqepq89zQfQH2QdtWQP3CdQt",
+	"g29GNKUDqphPNoHi3IL69riFQ0Ljqwb8WA91JRrxUd6IsIJGbIGbl6AR65E4rowNDqP+xhCC/mZI2v5m",
+	"GMMrL6vaDquvD3Po/u16R/mbod/7WyLC+5sC+2WqYPNbHCxAfw2asCsaV19cwBb1twMpXsNBdSJiLdc5",
+	"eL2bIIS/u/1J3fduGnq7NK5pAoac3jen2eYooW668PIZ6rfvoT37UqbHGbee5CxZMbo83/ve4S3ztkuX",
+	"fxzFeSqeWRZxvv2JLTIwSaPszrOVPqcpe5GtZhk6W88qWxWQy5e4JkWg5NOMupW+mng5HvH9VU0gTWff",
+	"Oj9AjmkGlzQJRM2wJrOuEJI4dZB9EYRSOXE2sH3Aqa7Gci6wJdiEC1Xtv0NTNpJQE0KnU5qwGOpEJvrP",
+	"40IwcQ/cYxt0Qq+UJJVywBm9Xsyhmy6RyYgKHpJQpqmW+QxcLVGhQ/M2fYz5FpFpPqEjZG+7pcJINAvb",
+	"ClDjHqVqzJO0MYivGpPmhynUz3N1HKb8OouzcfWM0XQGDGGqkmM5B+6+HCdMjWUceb32bVGrlvfl8Hpt",
+	"qLKmI5gKEtLzvQFVPAQmXNsA3vdwNX5IKBRtd6rh95xLPm2fJFvLTXUZWkZIkZ2+N6eq7+2aOLVW6GM5",
+	"J2EitflO5CwtNEtfGbjeIAGusHWWuJ0p7jt9rS0xllPTgKO0x44IHSiGCZno8tIGHIsVW5uK8DWy9f7U",
+	"oqPCC8rvex1TLenYTXpkfFvWgZ4YW7gCz7lf77MvSpBVHnWnG/ztS2mMJKnQD/pRvjl/oXyDOmlSRyd6",
+	"nnBXwfPv6uyNfOp5AGB/ORRBHg/IZFZ5oM+0xMJ8eOsyOcqdJxl8plZFY3TAQTO5jLcHs9Tql3zRB1LG",
+	"jAp8cy4dP9X8XiMqq1iu0AYQToQDljkhYnbNYmymqaArvpzforfVvcHoKeMPget8q7ftDnugHBV+C3y9",
+	"2gZjSJgrxqDfgX7ykfEY1bQTK8Ec08bHVuPwXf5n833j3aeWf7Bk9y5p2IhtR/NTppDzJsFOU8YKSceJ",
+	"nI3QWVPuorV2vZbwdaG8ZVRM2ClIiJUbp1MTOLvvqo6Sgq2soG1WYYwiLshIX7lUx1UotE5t1CXUFrK0",
+	"3AGVUBDrtHehyCOzDcw6ZPIwb4tZ3d+ONCqIh21qOgowGVu3NxZsfitb+47mc8nWOIQvv6LB/PexY+9k",
+	"pK6Flr+bieoTofdnHC8IHchrRhyI1yUJqKUGy+vRTm5vph6hEIbgVPk8uPXYahVo0YaEti5LmPnL25Rf",
+	"0DosGFBmlgWJu9TmyS43m2pjG8jcpnfcNk26tzJz1myOotFzD5y8sR1TioDtQNuWvEnr7p9m4ZwKnnLb",
+	"DN+BxjfKwrQDpdj7Ci7atqt66zZ2zZqFW2HlQGL27zNmftdMXDVT1o5/zQTK4ChLkZaR6it0/LoMcHtE",
+	"Wd579S/o5vrmrLqFs+oLlBBZp+w/Ooe/gD23pbHsZjpKYpv/0ZTETM9DCtYkx8blhZdpQzpmw9Qk0i70",
+	"F0d9EeipBRbyjhI7U7ytSQKTD2LinmOWsB7hNm8Iz5J9sfIwWfFv1+1xrHtzt4GFvXN4uQNlSBMuXPq0",
+	"b2903tZPurXCvY3Hc2sbcIOXODbh38qwK9SVwYYIrDNMuSlGPgn03ANU+QmA1Nyj/+ufbe6dadNOpXTx",
+	"Jxp31pwqjuScQY0SLu18LGMsCyh4Zv/adtcG7p+KPsAWkrfosFsoTkaFj9mA0BHepMe9HyzeZ80Nqv0W",
+	"iv0LljYvSqXJIzsicsJTk+RtyvPB+YyJILb6xZaeNMmxqXtwuhuRBik2qbyFA9ZOtBK4oBCXSqXtGIVq",
+	"r9hJwG384KZSDBM6i2axRUuoo2Bt7VHNko64Sllyr22TN+0RuLa98jLM6uVtl6t8gcnCcAG0q01YhB6E",
+	"RkiVaVGc+75v0Y9tFbj0mk2/CiR6ncR1ukWXTjjWxmq38uzwotNmw67SrbtAU9cgUq9HoN6yi/USgOc6",
+	"W/ZSXjFxbipBakvHCinr1hwPjk3qCuTQ9ch3jCYsse37ywgJ8AR4k+agxfPx4IeQv+LPn735eNp+yU/V",
+	"6SSd/npyenD6Ifpw9vZp69cPz+NXb08//npyqk7F+X6of7ua/uffJ88Pm2zx/GP09pS/4qedXz8842ed",
+	"s8WvF63uL5fnVy8uz+OXndP01duzm18uWotfv38Zv/zhl/Yvl7/yl50z/uLk+WLQuYlPP0j+y96/P0Y/",
+	"HKa//ueUD39uhp1YDCbPWtF/nscw/ilPmDoVXm/vALtmXjFxifTD6dZ1v3FmWrfrnr+9LDFAt3VYB+jr",
+	"vL7i3cHUwLz/o1kbc8stEDudqeW1mmaOa2s13Tm7j3LnUOU8bcuwcJbwdHGh7UjTPxTeqXkr//TMzuX5",
+	"28uKZ6DCn4mckOD1qwvsjE5n6fgRSLrAJ3Cooqov6pmX9Get1l4Iz4E/WdAjVBiciOdvL027YzUbQPq6",
+	"jBkUg3KlALlrBsntnKb6H3YzNX2dC7gWPrlmCR9yOKjpx9ku7s05i+MGQJw/+jC/Us0PSoqgSY6JCuUU",
+	"IilU5EmrDxQxSzBhIkUkUqMmtc3FUyKw1XkArulg94gIaR41YVQoaO2M6eowYTzrgUUP9jSufaHy0Pv8",
+	"GQrhhhLPgiKlmH1lHBvgQIFwfEq5YIk+SM+S2KlbHPF0PBtoZYgZd/j/yunEOyahnExYEkLRZs+mc/n5",
+	"CdWHSh3lkyx7Ma/ZcQvC+6JQNA1hQGgiblLEM+fjmCt8LvbinnBhutlBAi+gwKEBoprkcswViWQ4g99M",
+	"GoKtLO05ybb6txETes1YhKzJzcNM3SJTpo4ry5ofUS6UNs+gq/f//A85kTBpfbzqiwZ5+BAKoWD8IZ2w",
+	"+ISqrCTp4cOsFmsgI0CLg+RmGzi2F/YFseW6kA+i2aRq3PQIHth2j7DwALjTLaKCVu8w04acC0g1LtRU",
+	"8cgnFBuz+QATCRVnkG+f8glTKZ1Mfajj1E8Kuq0WtmR/+DCDLdBPQTllUD5NUV9tGsDDh5hjH8yUaQMf",
+	"6kXf7RkiY7k34sfjswOwVS3EL5SdMC1auSCBbb8u2E1qWrNTQbKYSx7GhPCLviUPwJAdGMMuoMEbOxYa",
+	"3KVjNmnqp72UZBhLmnIxakwlF6kxD5QtnqZiMYfFMaOO5VwZ6px+j14hOaX6tIdyWenZ2xrlg65j4uw2",
+	"yfdYPz2liYL09wkUdRNClZpNGKEEFcYRMX4Tc43mGki8+n1GY54uzPsv9eI9fAhjOH92Qvb29g71/N9c",
+	"npCdoM7VaLr7P3wIWer23oBO0XTnUtjM23+B4ENgpsPu/uNd28ofitOBT7Be0c8a2fvEVqdbiVtMYMeq",
+	"1jyTHbAPqoXDCpBeTb1fj/z2yXC6qQT//C6wFZpQJjmmivAUtpLeFqb6Egart8GQ37CsWLNHBqUye2wR",
+	"AK492If6Mfo8ZayrDHsafSy7WhEE+zc3AWbto++OYGmTKiX891D8Q7U2tOtU5OLnFz6JEg51GOwmxT2o",
+	"UhpeQStPZlbnBVepXpyUXjES/F9I2v7fgOy0m01te2coE52Wiw2AZVZQjg17GAARYCWEZdHg/6I793/1",
+	"ZplyKw3RAcSuuZwpcOE+UCTIna+IUoE+TwCmJ8GnPjoS+l6P/NZsNt/5pO+4a/XXfa/ZbPY98ge4RD8H",
+	"vuUKcJgCBzmvMOrQyYsjw1kC8wKfMjm2nmibBaxv4GI0nMUZ0EReUcxjAA2DhUHXFnQ8NPT9Duou+Ef2",
+	"8GHP1rtCcQwUw9QgK7T3Aou2gfgxUCJjNIO2YrRmCE0diz4dy5ipvrhgIiIrrRzHaDO2jlWJuR3VF7WG",
+	"VJNcIiqX5t7MOMqgqwHOhCvb0tE3Zg52b6F8otCCIjsZVjW22QB7iuwE9msEyTDmizastJnVF5vZWUdo",
+	"Zy1QjmVrlMNqKULTNbaXpnJDy2mgCGo8rY3QanIhXwXz9c6GUsKUhVqtZpZaT++JNuq1Y9fiyjpw2+YA",
+	"8Cww3xCKpAHclj0IwFy6rT3zKKdW9oHCumWZ5G2+cb84EB3dwM/KqbXkGmqGijgIHiy15ir1iZKouI0A",
+	"Sdg1ozFA/sDrtKyxCbhgg5rSXiyrBZKdmkYSmYFUslut1e8asGSJ/doXEAYGu7VHgvx00CO/AY3eQXwj",
+	"J9dR6aJ3gS3v0vLKmF22+tpymsqNPkA6h811ntXNqb44Z1OGNhyWVMFGUH5WH6sYTQDHbif4/X+DXXie",
+	"gyGcmCcBxs6x/Tuz+UYsVSTodg7NHiwWgu2gG9XUg2k1NqdZX5mYh8yc240VfnZ6WbG75ZQJXKimTEaP",
+	"zE3qkb42b6dgDHjX9PZ875olCq3ydrPVBAxB/Tg65V7P22u2mojNkY7h/Fa/l/Qvo2Vdjdw9CWLT7Fz3",
+	"WKd8zAcow8T1hQvg+JprdTZmUNaJFh3KBBdlENcepYTWNleI9LQC/DHHfdSvVVANn8iUpkyfTMIxMxZ/",
+	"6veFXvghw44EaMtj2rUVq8jnVlbVdrbJ9gp0j/mBpc/nV9hTBn00QOdOq2UPYaaXlmtKWZr/AxD00P7Z",
+	"ACzvAo+ntXFkqAGuon+qpubmLpKy7vEZyR99RzP3/mff29/kFlviZDrMOP4ObJ1nupToUQJroGPA6HLY",
+	"DTt6WrteHuPXShgrph6NGY3T8celO+sY5L8iQafVCgyElQm3wbbiisymIKdAT4sR9GlpklOndVIqZ6Z1",
+	"ki1rPYLa6eCRtkIWHwPjDaQQ36nw7Y8wxDtzbtYJVQIQ+GYMYd69hCUKRPiLMMELfs2EHpQ+BzFn0XMD",
+	"wCw9En/jlTddk2wDIxJSgYd2bfkPhzwsVi4bIzMc00HMUJMF+609J5iIRgKBiu8BjfVDE6JSOVUkkTPo",
+	"S5hKE76tMMW5HvxfjSdgUHBAdOnyZzKGvmtvBQ3cw3GJFoX2Z+4qmop6XMnmbbqS7bf2cuugpgR+o85k",
+	"bsXtxmtlW9nVLNZL0yhgUeqnUGbimcjZuLly6+nl55vtPX0S0nZiFXLTNMXUE8vtB9C4dfPMLzFoQNjP",
+	"eSrrUvPOwUmZg3GCxYxnBAuGqMCErIE77AsH79CvgdjskTJwoKp8b+0jiiiIO/UwiD5xOmT7wH5Zd1A8",
+	"mPSFFj4DBygE3AjovNBHCr1uDpxgUXqYxvbYIzbjZn2k3k54lHFOvPavh4eHx8ftVruz190/ePykuzmj",
+	"mkFl278YHDEpCbcXdpjCkPVbXTIYe/GjDD3TNNLdeBr2+lp1mb3f4N3eUi52W+31txRq4uGmvfU35ZXz",
+	"cEd3/R1ZfT3ccLj+hqzkXt/Q3mBM5cL4e7EYigGy3wzQxbvPBXF2RpOrrH++PjcZAeAakua+1SINd/aX",
+	"kWiIuUpJDuaR1bUZd7kr4KD6D4BZd4TsiwIoTM/NXoHHAbhyKY1lF9qnCZBbTXI5Zn1hAZOoKGCrrsxz",
+	"OcIeXVZM+ShilbSuu6xNk50SNd1t4AUWQ5YrQmPUYXpSCxtb0kfMVwKBipUqA8GSUSLnyiLXFGBmBwy6",
+	"BtZ3pi2CzR5lbnN8UhVzmUSyD+3BbJsypKcB9Z3Ia6bIDgbOSMLSWSJYBA2ObFRN5HE6wNDRlwSERh9m",
+	"KoV21U3oOwXpPGaxIxYCQBfS0cTkKASGSqg7CAfRLPYXmmLoqk5rIKvdWWncKlNrM9lbzB77bFTInTRG",
+	"xgXntoHwOs3xunzHvWoQI4qgzVGey/VNkfyJiiQ7Yay+y1j5rpF/Gx2EXJQJwhWqJ4srAN/WaounNzZn",
+	"nZqENRBJNtsJO7iV8kB2KHn+9nLX5isty/nIEpbIsemhmT3VBLBs2Bve2xcjljpd8rqtdgDHYUAlwxBV",
+	"veM87ynYF8ZZTgpeZQhA2uwqeHo+U9Po/fQ1+CMTmrK+sE7knQz5vQWtZCdczFIGsYJ6h3KzL47B1Y39",
+	"3wVmAKRS1knPF7Ayd5Cby5Mh1yY5bix6YJBfygL/m+SvvTh5Pg33zvSgPtIfDuenfM5/+c+/r/R1YWd8",
+	"HZ60x+EPV3DdL//5mb/68HTv5cew++r7q72zj8fqdPLvrh7k2WW49/LjaP/s49nHsx9bt0yK22zdiqmH",
+	"NarjhRyNoDDwz9UUt5TK3c4G4v9SyjMqFrZF45dwJOKu1nJDC6uSYKz3JltBnJis5+WyGBsEaMs9C98a",
+	"uYYmGQotaBZam1FsqlD7YmmlgmmmaaQwprHR+tTdvsA0bdPIMXNco2DrkZDGcX0yICT11JuLhgJfROb9",
+	"GQngmxqdxfz2jcRmezs6bFD3uQ2pIDh1MGwP9sIOazyh3ajRZY8HjcOwTRudaI91h/v0YPA4XE7WWpr5",
+	"XiLBw+kgSK4vndyU0CfZeaDeNLbtvPUpMQPBvq20+9s4MkrGIvJijVBZKq5CmhjpFLM6kMpzhgdVTPyD",
+	"ptdZxpEWC3nWBKTNwBkVPax5I/gmear/Nid6p0G8ca7rL/XkqoGOk5jR5EQP8a6mR6Uw2gHfKgFgt5az",
+	"bbu31+q1tmJbPfglLKspwVmENPozNfO9O9BKpxZYbsMiict78PHdZ78+4nbucE+Bt5rkKbAfNLQfU+Xi",
+	"GRxpbtfMBOeFvoBgK4O8VOA0g5IcZEvag3S2oEleaGaemiY7IsIDg2GFvtAnBE2XWeom2dkgeN4YU99+",
+	"lOdMDxPGPpr8VCJFKjFjCx2+9XkJd+ZvU/OLG3mldwK5UauLKUL+rbwaltEw8H3w+z+Ozy/LjFpldUfM",
+	"PsoqN+tNwuMoUiTIICIRQMVmRlkcMvdtR4QPC/ACXPWFdYjaNm80STGmZx+MiV4RlgaCYxXBAY7zM7pM",
+	"NP8XO+0ZX20XailAD4xljCalQXOCIg+b/w5P7ou5nMURpsHyVFuj+sLM7Wvyu9AnYTpoNw3GAuqGvkgY",
+	"BJNNPiSzE4fxwK4zBjHAEBQgR2p223EUaQY9RTTrWxumd4Mc3Wov6aEeR9G925Xbyox7EQAFGAzNgk4X",
+	"de7WOv/pkuK/KNhVkmHHUVQnZjaSZY8+ZTvh8yZGpCOrHqhVxqSWMdmQHBwjR6jl8qjm7KlfV9joX8R0",
+	"vBNocblBzReAMf5ctW1xgCvM2/37M2/NW/4Gm/lL7zFkSGuoaqaps4m3Cw6/zvgFwsOztK6+1fTby1S/",
+	"HNbtwWxXuce5nXazeXi4u81OPMJOCGauiPsNeY7fP33x9PJpzU69QOtXb9Ofc8jIW+vluyhZ04ToiySe",
+	"/Nl69u+z8/6qWvGCpe52faCIA2m6RC0au3O5gX9Zf7olXGBJpInuapvYeIelYPUFuBDh4np7a+HeBMg0",
+	"nkwKaDlFqGesHsrhnWeKi1GWANF0sYCDIwc626REYM7FfMyEfQhJ2FQmqcrSLNwWWHM2GEt5BUUgDx9C",
+	"F9AxnU6ZUA8fQhKKnlmWZQioLDTEgKIVK0Y6KUwNybLP86a4w0R+ZAIO2QZ4CkecVSkJrNDT32FNqN8X",
+	"yh4u8LyQI1eCJDRgedjL+yNLJCbuzhOepkwY66gvyg2+CFUkUBTQJEWacAbFzSZhuLhuPPNO9sXOhKVU",
+	"E4EEJlfIlLy4ktU4iQwlwdiAClUTrlRHCO09miWQodkjQUpvcryNduv/IXLYF0HBEAh8kkhITyBjGg/J",
+	"bHpEML+Ri5F7c6sF9VqtLP+5L+yDMkAq6P9zRIKIqzBPJwJEu6O+cLOA/pcURkH+RexYyb9I4fWkQYqP",
+	"M/N3wFWaDx8uwS/DUDSmwKAg72Xl44T2xTBhakwSKiI5gRqXHUrevDn9nlx39U08YjTehSDwdJaEY82h",
+	"NE31Qvgm0x/XqC8gvqyf4JSoZJBjoC7NjSZnA+u15cwUjgqWzmVy1Rfo/sSyGARyLB74MYie6D2H6M8G",
+	"Dq3TJWM5S7Ce+Rl08y/g0FE9uB4JOq12kHFWtlPgrksbJodpWDeY/gKOZTAxH9vwY927fsmYKjLkAqp5",
+	"elAJiknyhRpOvF85t5nI/g78bED5EJeVFLfJbhNQL6FUyxGLIvsuHAM8miYJ7NgJjVh1Onm5xrBAm2UY",
+	"fHocO6HMhI1eSs5MwWBtEsBRAXkMERKhQI7kwGOnw0LFyJiKKEb+KI8r4izyTWJPmsBTDJWVI5H1KLgg",
+	"dKD5aK+Vvag6/TJ8H8L2Bd1OB7IXkCWz8uOge3MTkJ2Ci17Lagf+EqTnrk+G/AY3AJZww6ZIIQgA3GWZ",
+	"3gzAIASaLfzMJGno/XtcfBdsCoPlqj9kaK59UdnlvjE7WwFQWE8DRLg+YykHflMrScfv4Di2cM24447w",
+	"3fyTzEkl6MQuV9ZkD3SSKMBpKrIjpOXqLCKC+mZm3dK7TXLi1jPm+ScAX2yjNk4yCmaj6F2+OhelGjux",
+	"9kjlZFFpEgK6v5F32NDMwxGO20gyriqyEE4Inf19t0GCjyWmUY30Wia53A5H3hPWGh7Q/U6jG7YHje6w",
+	"zRqH9PHjxt6wEx2GB4M2a3X1AVyPG6W8lx23Swzilc1417AuNKXaX9MLS1uGtz6SWK12HEUJU3gaAAPU",
+	"eyFFBI1mQcuB1fnDd1vEtjW3t72e1+6Qi5Q8pxOmHihy8fuMJqtitNo0pfGJjKAW5W37F9J9/uM25w7D",
+	"Vl80Uz9h05iuD1DkY1GzOL3VJMyNNa1zcAzghReE0STmemNbrVfqkrMC8FUzvxa8VV+nqxQfYBHl9j5c",
+	"6BMZfU1S5YmpWpDieGDWWvQWrd87B+ZvdSY93L4gDBs1W1A/vY/zo6FVr2hCcEEQHZLsACc4YnnX8z3o",
+	"6VEoL6tABXNFSkyz1ECx5kZMU2wOt1Ep2olTitZtHealaEsRjTcqSKvHyMTeVmUwxQIFTysmBVgdy3Cv",
+	"C2TM02m1pM6IWvNIrWWs4t/EoUp2XOfpbo+0oVu0TzokS0xverdy1G5cMJi9aJlLd9lCVjDKN1vBKtjq",
+	"Z3BEFqAqC2u3EUJzLd+vvBMtDPz1aBlq86aU/H4ZmUqA0xvRqAzR+rkoOqlYvBou9ddaIbqMtb3P/ob1",
+	"m+9qBO9TjinRZSz6vM5sp2q9W0z6vqgDpdc2pu0BlfcSsVeagiBt9PaFAZE/Mv1cjIbcAge9L0oStOea",
+	"37blUsHO9W2WkT1h2zN4ESydm14gcB4zP2GXlVls4sJoPYKYd15Q00U3YQqdafHCtqCon+IVyu1sNkek",
+	"tuGIbUNkJ1EwgNsuay3vuIwpwytRLj7fKQG3s4maNVpJC+On6Br9k5N3v1QpRskX/FpbNLl/1olYFoOk",
+	"9ryVeYSx7+7aVKdpIoc8ZnlHPnsI1BsrmnCxi/vCLctAJ5H+VNsd4IzdPer5F006RZiEr5lpmjnvzcL9",
+	"c1OazASXJo9ipetSJocueKZRqE8Em2uhCayB3eAMnyuWIzIynhDMQNI3HREq+gLrV+EqC+75ADP2JnRh",
+	"OsWRwYJkHc9Oo6BJvpPp2LmgL/QVpmKztkKHq/QVzmeNwwRK+E37U26adOGDm9Y38fsMk8ttR1c0RrYq",
+	"AcQiUr141TwxqDrSFDNYv2Yw5uhlG8dZchRdLBvuwbpp5PT1ljhTDrrrfCn+2sA2YKJ7G1xogGXQPXMX",
+	"UZfncww4QKX+1Z01y6GgOr0WJijXQEE5y7cxG0Qs5tcswTeh6C3EZcD4WKEHykXRejB5cwurF/ajw/Ax",
+	"26ONzqA9bHTDg6jxhLVo4/Fwb7AftqND1qH3lXdz71k2gJ5RQK7p7Ldamn/Lo2x33FGyhE54SCazkU/2",
+	"9ltkEpfGF3bZE9oZHDTaw72o0aX7YeNQr1Mn6g4P6JOwxdqDwvjadnxnb35onDw9b+ztt2qGp4ehNw1I",
+	"jax5x6vz7xutjO9crw0MZsrf773+/fyJenEVnc5/nD3mNy06CNudvW5+fbbGUwYF/GCEOKX3wC1ZGxXL",
+	"UH8XF2k+UktI4DpVnXQp6eoAcZtNqBM++557weMn8E2pnwpSZ5ldgzu9vRR8bAtVA0B2tT5QC2WHCuYf",
+	"ZejoSZt5uY2K8IuShZP38lhr0Ethk/3JSdYWM6QCWi0tt3IwAmcl9AOVNyA1LUfdVqN5n9EmMcZA9gZM",
+	"ZjD9ZWpOBnkDh6/USsfP9snaVgp43f03UPjvTkb8AYtZy/0EMs73b92lZsmeeYTdq75E/5sTeLIbHEf/",
+	"UMyoAugzZf3LJlEnML9liTq7zb4AxpgLSCNYmF5bbqtH4zXMnPKGgY+w3kEfTiZ0AT259I0QUM+71ph8",
+	"yQVLidPUCzstO017MCQk8g42WaeeYjufJsE5QwYBLbSUguFg9YcdTNZrysTWszNX6D4kH4bvNg47XieV",
+	"Nm8eg2O+c/OYrFMMPIlhrgq2m1D8Ix7EN82e1AO6114xGcU3yPQ0V96raCut+LfyCfYX9yueWHmxXBYv",
+	"k6jQu0mtbAcN1z5wukBBkiXUZimfyDjKnDE9wmg4xn5QkNk1h9ItzNfUwmo+llp86K8RsyEi3KTCpc6b",
+	"0BBmKnPCN/sCgqXXXPEBj3kK6WDYK75mVqvdMk+vDS7zdjrka3oTaJhqg9z1UhbaX6HZv8FRfsNj9F67",
+	"7fmekGnmJjWk3fyIvfwgV3PMMb4dk4GgaWxnrBYKK2+2nm97q/l2vsp8TUSQA0e8N/Mpzh909dbzb/fa",
+	"W613p3Xv86c8KkweYzyl+fPoHk6dsKE3PHqicFL/3Yb7schErUHZ+iLmu0VtX+PWpwBOnIHcV/z7pfJh",
+	"TNk3NfoI1dMkgQWqzqEFTGX/EQl+z78UdMJ84owC8y8vfnqDcAYhVazBhWKg4K6hjB89ziYOYOFkQjkZ",
+	"cMEgE9UCkoCFzhg0jXxr+i6iVW/wSvIZxEpCXHrRF0ERrjo4cjFNsuemuNf1KIXMAOIuHJSLYNfgcVnA",
+	"MkqmLGmYlMzT1wC6RAsJoZAR2hdrUkIxWI110qCyZ9Nl+vW1XfFNAh8ZNWzow64h2YG1w0XbLQYd6HRK",
+	"ExYviytYuPIlUYX1cKXVIMlJhSWA6HrUtdxELn56Uxxz2lBjDhHeujH/vmywnY0G+xe2WnLweGfZamHg",
+	"98D/uUGguBKKKK7Vj4xeLxBumshkRAUPSSjTVAqSMui4XsRQH8OlZxOEso6B0PrTnh7OnEf4qbPf+mwU",
+	"5Yaefj6hIwbS1OYDhZFoFnKCgPUfpcAZjUF81Zg0P0xH3jsXrh2TjV14dYNtXIOo3r5tufCS3DDItWuD",
+	"N9mmJQAhPd8bUMVDpYe6NlReAv/udFplde+xxfMPpx8kP/twvHjJW/OXF635y2c/35x9L29eXsqPZ88k",
+	"9MjT17x6e7r49cP5h7O3b/jw562a12t6r7cR7MLc2j74ah3nKhrf/1Tjpi7p2kIJIvShQb2/ptGczeJy",
+	"G0I3SaCuZoFtJ7cc9x69ZFzwlNOYBMBpQaHLMLf4GNXaOEASxFv6win2O3LqZnzjqbPFFMZVDr4vF0At",
+	"24RO74FH2UsD38WLEpH1iiD4QLMvXk14irhi6K0yQJ7YogQ987ayDjDULDSlhcIMKps4IO0WwKrh/g8I",
+	"7H/9hRUAAeJ/7tZ6xmB5DKffxTe2tdgu2C9e7xC+/IqC+u8jPyvCcUuBhmv+hVq6mNPo2uCK4bjP2w5+",
+	"k94uXyfNf/u+1P8svAJkq1zQ16qJ0iFv0w4u5jhXTAeug06x29hiHjfJS1Mlx1Vf4OMjaPVskpasF7Gi",
+	"N0zy7lD/KfVBRqV00Rcc4LKhXVWlRVXEFYL+KjdL02Be5/nRUOvXx7JxLDwEuDnKY+U0cpMJYmMbcFiI",
+	"/Giho4eC+lELdCSMaW1YGRCWBZfbHJJzBl1dofYQsctfH1+e/GiQBHISapFQ6xU1y+GqjTvFLuzA14oN",
+	"e6y/d/FRJt0/raf9nyQDzPqsEQL++hwGuwy1+2ynss13s6Ag7CubpwlQINPUYII2SdXncpRhXTg+l2J9",
+	"QuZ2gXKAkt/Ft/3ll/leAPrUcb7UJUXc2z6yRP9a2vf2u+br+zrLJx/IU1jDxndqmUTTcFxzXjLnjxzk",
+	"n0xNDYg54UDA29V9R4QO4AJzPSoq7HywIDQx0C+Im03CGBQUhTakdBCb1zSzQ1WmqPoCxmiQyLGFmnss",
+	"qtWbTQIzgOYucLRLZV/orWiTjOy2Atx1gzV+GDTJBUsBc7Csf0iC2kphMnZZTpPXmHVs1PkVY1NjJECj",
+	"FiDBnCXMZifr7X7UF6ha1VjOs54UcAehKTSbqNup2KLpPs5KdccijKC4xw48iBTODp3W1tb+l2wsZTw5",
+	"f768McVf/1Rt/Y87GsBy3f5okDtYts/iKkndlciMtOAEWu5S0ipfbw3I8bL9pAqupbKXy2ZJIyXAc2Vw",
+	"9qGoEZrIfGSJ7PXFVJqQAY2irJOIYCMKXyamlyXHIhYcKOKT5b1u4aa+yPtIWVwz5SDJL+1/S+O8IzVP",
+	"+iLLZ6MJy3pRDRb5WaXs6PJNzWzC6pvgfpip9DRb0TsIUow9e69fNdqtbockLGRwjMiz0pHeXq/TzeIg",
+	"xhW4uR84G+pxBn32RXAWblEcYD1G3Q7kb1vuW1VA187zOiA40W7tP87C+HWkvEPNgkt9OEozETL9IJN5",
+	"v9QJZqphcV6lZdt+3cwwVuoScBxZZ7LTK2NsOkhpCwGFg/UYGGHARJosvimgv7YCwp2bK6AHRrA6iihX",
+	"MRuqooaz4VbnwuUvLauSYtpCyaMFp9i+MJ39dqy43fWdNOIdV+4SwFGe8sS2jZmJKeVRX4BxjPehke+T",
+	"IMdxNH4fA/DoO3XlyO8QI2E0HPcFMntNdoW1u3lizwFLgv3Zprx0qfd3SqvbIGHOCtYnpfyoexCljU5J",
+	"lG6aarWBsM0L+TXLAXn/sVrkLvljdTy8Pkrs6AvO1DcH4+0E+QphukSY38VNYxSBaSerHpnEyt6nTTLn",
+	"WHJdn8j0QoY0JhG7ZrFEFHi8luwEE22+JzMRQAbTLIlNd5jeo0ftzuNmq9lqtntPWk9awMFmutXjTI6m",
+	"5hNASvOLfX9tzwdry6DX8polfGhkILliCygoN+FNqLyv5jnZ3K0mORbgcQVk+ETOFSunDRyh84iaijEQ",
+	"LL61vrDBKDqP0zGbNAvpWXBCXFKJbrVUps6Wx3QstgeMw0ICWFcWV/aq/NU5G1VfXuhUIOfCtC0HVxdO",
+	"HL6YsgRwg3ab5HXeO3g5lg+ZiZTH9YA+BaIkad2gnBbPtZ2dqUVqLjRG80nWTCuNF+5rbFOR6qteFeJn",
+	"PLFJoW7hoWIsLzc8skuvv6Vx7LzGZI8uWeGGzJoMkMygUGQHE5InMH4sW1K7LseC/Kg+EzP5yXQGffSg",
+	"U6Q+jWM1hT7Xmkqn/El2+9c87AW/ZoIpZQq/aMTh0zSRA4MDqy1eMqCxttMMvSSkX+oNKhN3j+WT06Ln",
+	"/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -178,6 +178,22 @@ func (a *api) send(t *testing.T, req *http.Request) *resp {
 	return r
 }
 
+// sendUnchecked sends a request the spec cannot describe (an invented
+// method, say) and returns the response unvalidated.
+func (a *api) sendUnchecked(t *testing.T, req *http.Request) *resp {
+	t.Helper()
+	res, err := a.client.Do(req)
+	if err != nil {
+		t.Fatalf("%.20s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return &resp{status: res.StatusCode, header: res.Header, body: body}
+}
+
 // roundTrip sends req, reads the response and checks it against the spec
 // (a mismatch is a t.Errorf). It is safe to call from any goroutine.
 func (a *api) roundTrip(t *testing.T, req *http.Request) (*resp, error) {
@@ -389,7 +405,23 @@ func expectProblem(t *testing.T, r *resp, status int) apiProblem {
 	if p.RequestID != "" && p.RequestID != r.header.Get("X-Request-Id") {
 		t.Errorf("problem requestId %q differs from X-Request-Id %q", p.RequestID, r.header.Get("X-Request-Id"))
 	}
+	checkProblemKind(t, p.Type, p.Title, p.Status)
 	return p
+}
+
+// checkProblemKind fails unless the problem's type is in the server's
+// table with that title and status: one title and status per type.
+func checkProblemKind(t *testing.T, typ, title string, status int) {
+	t.Helper()
+	code, ok := strings.CutPrefix(typ, handlers.ProblemTypeBase)
+	kind, known := handlers.ProblemKinds()[code]
+	if !ok || !known {
+		t.Errorf("problem type %q is not in the problem table", typ)
+		return
+	}
+	if title != kind.Title || status != kind.Status {
+		t.Errorf("problem %s: title %q, status %d; the table says %q, %d", code, title, status, kind.Title, kind.Status)
+	}
 }
 
 // productCount counts every product row, archived ones included.

@@ -2,15 +2,25 @@ package handlers_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/handlers"
 )
 
 func TestOperations(t *testing.T) {
@@ -156,7 +166,7 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 	productJSON := `{"id":"p1","sku":"A-1","name":"n","description":"","priceCents":1,"compareAtPriceCents":null,
 		"currency":"usd","category":null,"tags":[],"images":[],"stock":0,"lowStockThreshold":0,"isActive":true,
 		"isFeatured":false,"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}`
-	problemJSON := `{"type":"x","title":"Too Many Requests","status":429}`
+	problemJSON := `{"type":"https://shopd.dev/problems/rate_limited","title":"Too Many Requests","status":429}`
 	problemCT := http.Header{"Content-Type": {"application/problem+json"}}
 	jsonCT := http.Header{"Content-Type": {"application/json"}}
 	cases := []struct {
@@ -176,6 +186,7 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 		{"429 without Retry-After", http.MethodPost, "/v1/auth/login", 429, problemCT, problemJSON, false},
 		{"429 with Retry-After", http.MethodPost, "/v1/auth/login", 429,
 			http.Header{"Content-Type": {"application/problem+json"}, "Retry-After": {"7"}}, problemJSON, true},
+		{"unlisted problem type", http.MethodGet, "/v1/products/p1", 404, problemCT, `{"type":"about:blank","title":"Not Found","status":404}`, false},
 		{"not in the spec", http.MethodGet, "/v1/nowhere", 200, jsonCT, `{}`, false},
 		{"outside the spec", http.MethodGet, "/metrics", 200, http.Header{"Content-Type": {"text/plain"}}, "x 1", true},
 	}
@@ -189,6 +200,381 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 			}
 			if !tc.ok && err == nil {
 				t.Error("drift not reported")
+			}
+		})
+	}
+}
+
+// metricsSeries fetches /metrics and returns its series (name and labels,
+// without values) and the body's size.
+func metricsSeries(t *testing.T, a *api) (map[string]bool, int) {
+	t.Helper()
+	r := a.do(t, http.MethodGet, "/metrics", "", nil).want(t, http.StatusOK)
+	series := map[string]bool{}
+	for _, l := range strings.Split(string(r.body), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		series[l[:strings.LastIndexByte(l, ' ')]] = true
+	}
+	return series, len(r.body)
+}
+
+// TestMetricsLabelsAreBounded: invented HTTP methods and unmatched paths
+// fold into one label value each, so no request adds a series.
+func TestMetricsLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	// Only the HTTP metrics: the runtime collectors' values change size.
+	a := setup(t, func(c *handlers.Config) { c.Registry = prometheus.NewRegistry() })
+	probe := func(method, path string) {
+		req, err := http.NewRequest(method, a.URL+path, nil)
+		if err != nil {
+			t.Fatalf("new %.20s request: %v", method, err)
+		}
+		a.sendUnchecked(t, req)
+	}
+	// Every series this test can create exists before the baseline.
+	probe("PROBE", "/v1/products")
+	probe("PROBE", "/nowhere")
+	probe(http.MethodGet, "/nowhere")
+	metricsSeries(t, a)
+	before, size := metricsSeries(t, a)
+
+	for i := range 1000 {
+		method := fmt.Sprintf("PROBE%04d", i)
+		if i%100 == 0 { // some long ones too: 100 KB method names
+			method += strings.Repeat("X", 100<<10)
+		}
+		probe(method, "/v1/products")
+		if i%10 == 0 {
+			probe(method, fmt.Sprintf("/nowhere/%d", i))
+			probe(http.MethodGet, fmt.Sprintf("/nowhere/%d", i))
+		}
+	}
+	after, sizeAfter := metricsSeries(t, a)
+	t.Logf("/metrics: %d bytes before, %d bytes after 1,000 invented methods", size, sizeAfter)
+	if !maps.Equal(before, after) {
+		var added []string
+		for s := range after {
+			if !before[s] {
+				added = append(added, s)
+			}
+		}
+		t.Errorf("%d new series, e.g. %.200q", len(added), added[0])
+	}
+	// Only the counts' digits may grow.
+	if sizeAfter > size+512 {
+		t.Errorf("/metrics grew from %d to %d bytes", size, sizeAfter)
+	}
+	if !before[`http_requests_total{method="OTHER",route="/v1/products",status="405"}`] ||
+		!before[`http_requests_total{method="GET",route="unmatched",status="404"}`] {
+		t.Errorf("expected series missing:\n%s", strings.Join(slices.Sorted(maps.Keys(before)), "\n"))
+	}
+}
+
+// TestMetricsToken: with METRICS_TOKEN set, /metrics answers only to it.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.MetricsToken = "metrics-secret" })
+	for _, tc := range []struct {
+		name, auth string
+		status     int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer metrics-secreT", http.StatusUnauthorized},
+		{"prefix of the token", "Bearer metrics-secre", http.StatusUnauthorized},
+		{"another scheme", "Basic bWV0cmljcy1zZWNyZXQ=", http.StatusUnauthorized},
+		{"right token", "Bearer metrics-secret", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := a.request(t, http.MethodGet, "/metrics", "", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			r := a.send(t, req)
+			if tc.status != http.StatusOK {
+				expectProblem(t, r, tc.status)
+				return
+			}
+			r.want(t, http.StatusOK)
+			if !strings.Contains(string(r.body), "http_requests_total") {
+				t.Errorf("/metrics lacks http_requests_total")
+			}
+		})
+	}
+	// Without a token configured it stays open (TestOperations).
+}
+
+// errorCodes is every code in error.go.
+var errorCodes = []string{
+	shopd.EInvalid, shopd.EUnauthorized, shopd.EForbidden, shopd.ENotFound, shopd.EConflict,
+	shopd.EInsufficientStock, shopd.EDuplicate, shopd.EInvalidTransition, shopd.EInFlight, shopd.EKeyReused,
+	shopd.EPaymentRefused, shopd.ERateLimited, shopd.EPayloadTooLarge, shopd.EUnsupportedMedia,
+	shopd.EUnavailable, shopd.EInternal,
+}
+
+// renderError is the response the server's error handler makes of err.
+func renderError(t *testing.T, err error) *resp {
+	t.Helper()
+	e := echo.New()
+	e.HTTPErrorHandler = handlers.ErrorHandler(slog.New(slog.DiscardHandler))
+	e.GET("/x", func(echo.Context) error { return err })
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
+	return &resp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// TestEveryErrorHasOneKind: every domain code and every bare status Echo
+// raises renders as its row of the problem table.
+func TestEveryErrorHasOneKind(t *testing.T) {
+	t.Parallel()
+	kinds := handlers.ProblemKinds()
+	type errCase struct {
+		name string
+		err  error
+		code string
+	}
+	var cases []errCase
+	for _, code := range errorCodes {
+		cases = append(cases, errCase{code, shopd.Errorf(code, "What happened."), code})
+	}
+	cases = append(cases,
+		errCase{"unknown code", shopd.Errorf("made_up", "x"), shopd.EInternal},
+		errCase{"plain error", errors.New("pq: something"), shopd.EInternal},
+		errCase{"echo 400", echo.ErrBadRequest, shopd.EInvalid},
+		errCase{"echo 401", echo.ErrUnauthorized, shopd.EUnauthorized},
+		errCase{"echo 403", echo.ErrForbidden, shopd.EForbidden},
+		errCase{"echo 404", echo.ErrNotFound, shopd.ENotFound},
+		errCase{"echo 405", echo.ErrMethodNotAllowed, "method_not_allowed"},
+		errCase{"echo 413", echo.ErrStatusRequestEntityTooLarge, shopd.EPayloadTooLarge},
+		errCase{"echo 415", echo.ErrUnsupportedMediaType, shopd.EUnsupportedMedia},
+		errCase{"echo 429", echo.ErrTooManyRequests, shopd.ERateLimited},
+		errCase{"echo 418", echo.NewHTTPError(http.StatusTeapot), shopd.EInvalid},
+		errCase{"echo 500", echo.ErrInternalServerError, shopd.EInternal},
+		errCase{"echo 503", echo.ErrServiceUnavailable, shopd.EInternal},
+	)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			kind, ok := kinds[tc.code]
+			if !ok {
+				t.Fatalf("code %q has no row in the problem table", tc.code)
+			}
+			p := expectProblem(t, renderError(t, tc.err), kind.Status)
+			if p.Type != handlers.ProblemTypeBase+tc.code {
+				t.Errorf("type %q, want %q", p.Type, handlers.ProblemTypeBase+tc.code)
+			}
+			if tc.code == shopd.EInternal && strings.Contains(string(p.Detail), "pq") {
+				t.Errorf("internal detail leaks: %q", p.Detail)
+			}
+		})
+	}
+}
+
+// TestInsufficientStockProblem: the shortage travels as the extension
+// members the spec's InsufficientStockProblem declares; other problems
+// carry none.
+func TestInsufficientStockProblem(t *testing.T) {
+	t.Parallel()
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := spec.Components.Schemas["InsufficientStockProblem"]
+	if schema == nil {
+		t.Fatal("the spec has no InsufficientStockProblem schema")
+	}
+	r := renderError(t, &shopd.Error{Code: shopd.EInsufficientStock, Message: "Only 0 of TEE-1 left.",
+		Shortage: &shopd.Shortage{ProductID: "p-1", SKU: "TEE-1", Requested: 2, Available: 0}})
+	expectProblem(t, r, http.StatusConflict)
+	var doc map[string]any
+	r.decode(t, &doc)
+	want := map[string]any{"productId": "p-1", "sku": "TEE-1", "requested": 2.0, "available": 0.0}
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %v, want %v", k, doc[k], v)
+		}
+	}
+	if err := schema.Value.VisitJSON(doc); err != nil {
+		t.Errorf("does not match InsufficientStockProblem: %v", err)
+	}
+
+	r = renderError(t, shopd.Errorf(shopd.EConflict, "Something else."))
+	var plain map[string]any
+	r.decode(t, &plain)
+	if _, ok := plain["productId"]; ok {
+		t.Errorf("a plain conflict carries extension members: %s", r.body)
+	}
+}
+
+// problemExample is one problem+json example in the spec and where.
+type problemExample struct {
+	where  string
+	status string // the response's status code; "" for components
+	value  map[string]any
+}
+
+// problemExamples collects every problem example in the spec: operation
+// responses, response components and schema examples.
+func problemExamples(t *testing.T, spec *openapi3.T) []problemExample {
+	t.Helper()
+	var out []problemExample
+	add := func(where, status string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Errorf("%s: example is %T, not an object", where, v)
+			return
+		}
+		out = append(out, problemExample{where, status, m})
+	}
+	fromResponse := func(where, status string, r *openapi3.ResponseRef) {
+		if r == nil || r.Value == nil || r.Value.Content == nil {
+			return
+		}
+		mt := r.Value.Content.Get("application/problem+json")
+		if mt == nil {
+			return
+		}
+		if mt.Example != nil {
+			add(where, status, mt.Example)
+		}
+		for name, ex := range mt.Examples {
+			add(where+" "+name, status, ex.Value.Value)
+		}
+	}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status, r := range op.Responses.Map() {
+				fromResponse(method+" "+path+" "+status, status, r)
+			}
+		}
+	}
+	for name, r := range spec.Components.Responses {
+		fromResponse("responses/"+name, "", r)
+	}
+	for _, name := range []string{"Problem", "InsufficientStockProblem"} {
+		if s := spec.Components.Schemas[name]; s != nil && s.Value.Example != nil {
+			add("schemas/"+name, "", s.Value.Example)
+		}
+	}
+	return out
+}
+
+// TestSpecProblemsMatchTheServer: the problem types the spec lists, with
+// their titles and statuses, and every problem example in it, are exactly
+// what the server's table sends.
+func TestSpecProblemsMatchTheServer(t *testing.T) {
+	t.Parallel()
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := handlers.ProblemKinds()
+	typ := spec.Components.Schemas["Problem"].Value.Properties["type"].Value
+
+	var listed []string
+	for _, v := range typ.Enum {
+		listed = append(listed, strings.TrimPrefix(fmt.Sprint(v), handlers.ProblemTypeBase))
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(listed)), slices.Sorted(maps.Keys(kinds))) {
+		t.Errorf("Problem.type lists %q; the server's table has %q", slices.Sorted(slices.Values(listed)), slices.Sorted(maps.Keys(kinds)))
+	}
+	for code, k := range kinds {
+		row := fmt.Sprintf("| `%s` | %d | %s |", code, k.Status, k.Title)
+		if !strings.Contains(typ.Description, row) {
+			t.Errorf("Problem.type's description lacks the row %q", row)
+		}
+	}
+
+	examples := problemExamples(t, spec)
+	seen := map[string]bool{}
+	for _, ex := range examples {
+		typ, _ := ex.value["type"].(string)
+		title, _ := ex.value["title"].(string)
+		status, _ := ex.value["status"].(float64)
+		if s, ok := ex.value["status"].(int); ok {
+			status = float64(s)
+		}
+		code := strings.TrimPrefix(typ, handlers.ProblemTypeBase)
+		k, ok := kinds[code]
+		switch {
+		case !ok || !strings.HasPrefix(typ, handlers.ProblemTypeBase):
+			t.Errorf("%s: type %q is not one the server sends", ex.where, typ)
+		case title != k.Title || int(status) != k.Status:
+			t.Errorf("%s: %s titled %q with status %v; the server sends %q, %d", ex.where, code, title, status, k.Title, k.Status)
+		case ex.status != "" && ex.status != fmt.Sprint(k.Status):
+			t.Errorf("%s: a %s example under a %s response", ex.where, code, ex.status)
+		}
+		seen[code] = true
+	}
+	if len(examples) < 10 {
+		t.Errorf("only %d problem examples found: the walk is broken", len(examples))
+	}
+	for _, code := range []string{shopd.EInvalid, shopd.EInsufficientStock, shopd.EInFlight, shopd.EDuplicate, shopd.EInvalidTransition} {
+		if !seen[code] {
+			t.Errorf("no example shows a %s problem", code)
+		}
+	}
+}
+
+// TestProblemKindsFromEveryLayer: problems raised by the router, the
+// validator, the body checks, the handlers and the store each carry their
+// type's one title and status (expectProblem checks it against the table).
+func TestProblemKindsFromEveryLayer(t *testing.T) {
+	t.Parallel()
+	a := setup(t, func(c *handlers.Config) { c.SearchesPerHour = 1 })
+	admin := a.admin(t)
+	customer, _ := a.customer(t)
+	p := a.product(t, admin, nil)
+	a.do(t, http.MethodGet, "/v1/products?q=first", "", nil).want(t, http.StatusOK)
+
+	cases := []struct {
+		name      string
+		req       *http.Request
+		unchecked bool // outside what the spec can describe
+		code      string
+	}{
+		{"validator", a.request(t, http.MethodGet, "/v1/products?limit=0", "", nil), false, shopd.EInvalid},
+		{"handler rule", a.request(t, http.MethodPost, "/v1/products", admin, productBody(map[string]any{"name": "   "})), false, shopd.EInvalid},
+		{"body check", a.request(t, http.MethodPost, "/v1/products", admin, `{}{}`), false, shopd.EInvalid},
+		{"no token", a.request(t, http.MethodGet, "/v1/cart", "", nil), false, shopd.EUnauthorized},
+		{"wrong role", a.request(t, http.MethodPost, "/v1/products", customer, productBody(nil)), false, shopd.EForbidden},
+		{"router", a.request(t, http.MethodGet, "/v1/nowhere", "", nil), true, shopd.ENotFound},
+		{"validator's router", a.request(t, http.MethodGet, "/v1/products/x/y", "", nil), true, shopd.ENotFound},
+		{"store", a.request(t, http.MethodGet, "/v1/products/"+uuid.NewString(), "", nil), false, shopd.ENotFound},
+		{"method", a.request(t, "PROBE", "/v1/products", "", nil), true, "method_not_allowed"},
+		{"body limit", a.request(t, http.MethodPost, "/v1/products", admin, strings.Repeat(" ", 2<<20)), false, shopd.EPayloadTooLarge},
+		{"search quota", a.request(t, http.MethodGet, "/v1/products?q=second", "", nil), false, shopd.ERateLimited},
+		{"taken sku", a.request(t, http.MethodPost, "/v1/products", admin, productBody(map[string]any{"sku": p.Sku})), false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var r *resp
+			if tc.unchecked {
+				r = a.sendUnchecked(t, tc.req)
+			} else {
+				r = a.send(t, tc.req)
+			}
+			var doc apiProblem
+			r.decode(t, &doc)
+			pr := expectProblem(t, r, doc.Status)
+			if r.status < 400 {
+				t.Fatalf("status %d, want a problem", r.status)
+			}
+			if tc.code != "" && pr.Type != handlers.ProblemTypeBase+tc.code {
+				t.Errorf("type %q, want %s", pr.Type, tc.code)
+			}
+			// Our own words are kept; a library's are not passed on.
+			switch tc.code {
+			case shopd.EForbidden:
+				if !strings.Contains(pr.Detail, "admin role") {
+					t.Errorf("detail %q does not say which role", pr.Detail)
+				}
+			case shopd.ENotFound:
+				if tc.unchecked && pr.Detail != "No such resource." {
+					t.Errorf("detail %q", pr.Detail)
+				}
 			}
 		})
 	}

@@ -228,6 +228,9 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	ev, err := payments.ParseWebhook(payload, c.Request().Header.Get("Stripe-Signature"), s.webhookSecret)
 	if err != nil {
 		s.log.WarnContext(c.Request().Context(), "rejected webhook", "err", err)
+		if shopd.ErrorCode(err) == shopd.EInvalid {
+			return err // verified, but a field is unacceptable: it says which
+		}
 		return shopd.Errorf(shopd.EInvalid, "The Stripe-Signature does not verify.")
 	}
 	if err := s.orders.HandleEvent(c.Request().Context(), ev); err != nil {

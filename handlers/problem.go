@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -17,27 +16,73 @@ import (
 	"github.com/shopd/shopd"
 )
 
-// statusOf is the one table from domain error codes to HTTP statuses.
-var statusOf = map[string]int{
-	shopd.EInvalid:      http.StatusBadRequest,
-	shopd.EUnauthorized: http.StatusUnauthorized,
-	shopd.EForbidden:    http.StatusForbidden,
-	shopd.ENotFound:     http.StatusNotFound,
-	shopd.EConflict:     http.StatusConflict,
-	shopd.EKeyReused:     http.StatusUnprocessableEntity,
-	shopd.ERateLimited:  http.StatusTooManyRequests,
-	shopd.EUnavailable:  http.StatusServiceUnavailable,
-	shopd.EInternal:     http.StatusInternalServerError,
+// problemKind is what every problem of one type says, whatever the
+// occurrence: its HTTP status and its title.
+type problemKind struct {
+	Status int
+	Title  string
 }
 
-// codeOfStatus names the problem type of errors Echo and the validator
-// raise with a bare status.
-var codeOfStatus = map[int]string{
-	http.StatusBadRequest: shopd.EInvalid, http.StatusUnauthorized: shopd.EUnauthorized,
-	http.StatusForbidden: shopd.EForbidden, http.StatusNotFound: shopd.ENotFound,
-	http.StatusMethodNotAllowed: "method_not_allowed", http.StatusRequestEntityTooLarge: "too_large",
-	http.StatusUnsupportedMediaType: "unsupported_media_type",
+// codeMethodNotAllowed is Echo's own: the path exists, the method does not.
+const codeMethodNotAllowed = "method_not_allowed"
+
+// problemKinds is the one table from error codes (every code in error.go,
+// and Echo's own) to the status and title a client sees. The spec lists
+// the same types, titles and statuses; a test keeps them equal.
+var problemKinds = map[string]problemKind{
+	shopd.EInvalid:           {http.StatusBadRequest, "Invalid Request"},
+	shopd.EUnauthorized:      {http.StatusUnauthorized, "Unauthorized"},
+	shopd.EForbidden:         {http.StatusForbidden, "Forbidden"},
+	shopd.ENotFound:          {http.StatusNotFound, "Not Found"},
+	codeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method Not Allowed"},
+	shopd.EConflict:          {http.StatusConflict, "Conflict"},
+	shopd.EInsufficientStock: {http.StatusConflict, "Insufficient Stock"},
+	shopd.EDuplicate:         {http.StatusConflict, "Duplicate"},
+	shopd.EInvalidTransition: {http.StatusConflict, "Invalid Transition"},
+	shopd.EInFlight:          {http.StatusConflict, "Idempotency Key In Flight"},
+	shopd.EKeyReused:         {http.StatusUnprocessableEntity, "Idempotency Key Reused"},
+	// 409 like the other refusals of a well-formed request: 402 would
+	// suggest that paying differently could help, and it cannot.
+	shopd.EPaymentRefused:   {http.StatusConflict, "Payment Refused"},
+	shopd.ERateLimited:      {http.StatusTooManyRequests, "Too Many Requests"},
+	shopd.EPayloadTooLarge:  {http.StatusRequestEntityTooLarge, "Payload Too Large"},
+	shopd.EUnsupportedMedia: {http.StatusUnsupportedMediaType, "Unsupported Media Type"},
+	shopd.EUnavailable:      {http.StatusServiceUnavailable, "Service Unavailable"},
+	shopd.EInternal:         {http.StatusInternalServerError, "Internal Server Error"},
 }
+
+// codeOfStatus names the code of errors that Echo, its middleware and the
+// validator raise with a bare status. Any other 4xx is EInvalid: a client
+// can act only on the types the spec lists.
+var codeOfStatus = map[int]string{
+	http.StatusBadRequest:            shopd.EInvalid,
+	http.StatusUnauthorized:          shopd.EUnauthorized,
+	http.StatusForbidden:             shopd.EForbidden,
+	http.StatusNotFound:              shopd.ENotFound,
+	http.StatusMethodNotAllowed:      codeMethodNotAllowed,
+	http.StatusRequestEntityTooLarge: shopd.EPayloadTooLarge,
+	http.StatusUnsupportedMediaType:  shopd.EUnsupportedMedia,
+	http.StatusTooManyRequests:       shopd.ERateLimited,
+}
+
+// detailOfCode is what a bare-status error says; Echo's own messages are
+// its status texts, which add nothing to the title.
+var detailOfCode = map[string]string{
+	shopd.EInvalid:          "The request is not valid.",
+	shopd.EUnauthorized:     "A valid bearer token is required.",
+	shopd.EForbidden:        "This operation is not allowed with this token.",
+	shopd.ENotFound:         "No such resource.",
+	codeMethodNotAllowed:    "The resource does not support this method; see the Allow header.",
+	shopd.EPayloadTooLarge:  "The request body is too large.",
+	shopd.EUnsupportedMedia: "The request body's content type is not accepted here.",
+	shopd.ERateLimited:      "Too many requests; retry later.",
+}
+
+// ownWording are the codes whose bare-status errors come with a message
+// of ours (auth's "This operation needs the admin role."), which says more
+// than detailOfCode. Others carry library text (the router's "no matching
+// operation was found"), which is replaced.
+var ownWording = map[string]bool{shopd.EInvalid: true, shopd.EUnauthorized: true, shopd.EForbidden: true}
 
 // problem is an RFC 9457 problem document.
 type problem struct {
@@ -48,6 +93,16 @@ type problem struct {
 	Instance  string       `json:"instance,omitempty"`
 	RequestID string       `json:"requestId,omitempty"`
 	Errors    []fieldError `json:"errors,omitempty"`
+	// The insufficient_stock extension members, inlined when present.
+	*shortage
+}
+
+// shortage is the line an insufficient_stock problem is about.
+type shortage struct {
+	ProductID string `json:"productId"`
+	SKU       string `json:"sku"`
+	Requested int    `json:"requested"`
+	Available int    `json:"available"`
 }
 
 type fieldError struct {
@@ -71,6 +126,12 @@ const unavailableRetryAfter = 2 * time.Second
 
 // problemTypeBase prefixes problem types; they name the error code.
 const problemTypeBase = "https://shopd.dev/problems/"
+
+// newProblem is a problem of code's kind; code must be in problemKinds.
+func newProblem(code, detail string) problem {
+	k := problemKinds[code]
+	return problem{Type: problemTypeBase + code, Title: k.Title, Status: k.Status, Detail: detail}
+}
 
 // errorHandler is Echo's HTTPErrorHandler: every error, from any layer,
 // leaves as problem+json here and nowhere else.
@@ -108,25 +169,11 @@ func toProblem(err error) (problem, int) {
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &v):
-		return problem{Type: problemTypeBase + shopd.EInvalid, Title: "Invalid request", Status: http.StatusBadRequest,
-			Detail: "The request does not match the API contract.", Errors: v.fields}, 0
+		p := newProblem(shopd.EInvalid, "The request does not match the API contract.")
+		p.Errors = v.fields
+		return p, 0
 	case errors.As(err, &de):
-		status, ok := statusOf[de.Code]
-		if !ok || status >= 500 {
-			// Unavailable keeps its message (it tells the client to retry); internal never does.
-			if de.Code != shopd.EUnavailable {
-				return internalProblem(), 0
-			}
-		}
-		p := problem{Type: problemTypeBase + de.Code, Title: http.StatusText(status), Status: status, Detail: de.Message}
-		if de.Field != "" {
-			p.Errors = []fieldError{{Field: de.Field, Message: de.Message}}
-		}
-		retryAfter := de.RetryAfter
-		if de.Code == shopd.EUnavailable && retryAfter == 0 {
-			retryAfter = unavailableRetryAfter
-		}
-		return p, int(math.Ceil(retryAfter.Seconds()))
+		return domainProblem(de)
 	case errors.As(err, &he):
 		if he.Internal != nil {
 			if p, ra := toProblem(he.Internal); p.Status != http.StatusInternalServerError {
@@ -136,27 +183,45 @@ func toProblem(err error) (problem, int) {
 		if he.Code >= 500 {
 			return internalProblem(), 0
 		}
-		code := codeOfStatus[he.Code]
-		if code == "" {
-			code = strings.ReplaceAll(strings.ToLower(http.StatusText(he.Code)), " ", "_")
+		code, ok := codeOfStatus[he.Code]
+		if !ok {
+			code = shopd.EInvalid
 		}
-		detail := fmt.Sprint(he.Message)
-		switch he.Code {
-		case http.StatusRequestEntityTooLarge:
-			detail = "The request body is too large."
-		case http.StatusNotFound:
-			detail = "No such resource."
-		case http.StatusUnauthorized:
-			detail = "A valid bearer token is required."
+		detail := detailOfCode[code]
+		if msg, ok := he.Message.(string); ok && ownWording[code] && msg != "" && msg != http.StatusText(he.Code) {
+			detail = msg
 		}
-		return problem{Type: problemTypeBase + code, Title: http.StatusText(he.Code), Status: he.Code, Detail: detail}, 0
+		return newProblem(code, detail), 0
 	}
 	return internalProblem(), 0
 }
 
+// domainProblem renders a domain error: its code's kind, its message, the
+// field it names and, for a shortage, the line's extension members.
+func domainProblem(de *shopd.Error) (problem, int) {
+	k, ok := problemKinds[de.Code]
+	// Unavailable keeps its message (it tells the client to retry); no
+	// other 5xx does, and an unknown code is internal.
+	if !ok || (k.Status >= 500 && de.Code != shopd.EUnavailable) {
+		return internalProblem(), 0
+	}
+	p := newProblem(de.Code, de.Message)
+	if de.Field != "" {
+		p.Errors = []fieldError{{Field: de.Field, Message: de.Message}}
+	}
+	if de.Code == shopd.EInsufficientStock && de.Shortage != nil {
+		s := de.Shortage
+		p.shortage = &shortage{ProductID: s.ProductID, SKU: s.SKU, Requested: s.Requested, Available: s.Available}
+	}
+	retryAfter := de.RetryAfter
+	if de.Code == shopd.EUnavailable && retryAfter == 0 {
+		retryAfter = unavailableRetryAfter
+	}
+	return p, int(math.Ceil(retryAfter.Seconds()))
+}
+
 func internalProblem() problem {
-	return problem{Type: problemTypeBase + shopd.EInternal, Title: "Internal Server Error", Status: 500,
-		Detail: "Something failed on our side. Quote the request id when reporting it."}
+	return newProblem(shopd.EInternal, "Something failed on our side. Quote the request id when reporting it.")
 }
 
 // validationProblem turns kin-openapi's request errors into per-field errors.

@@ -6,7 +6,10 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -95,6 +98,25 @@ func init() {
 
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
+	cfg = withDefaults(cfg)
+	validator, err := requestValidator(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := newSpecDocs(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	srv := newServer(cfg)
+	e := newEcho(cfg)
+	useMiddleware(e, cfg, validator)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
+	routesOutsideSpec(e, cfg, srv, specs)
+	return e, nil
+}
+
+// withDefaults fills in what a Config may leave out.
+func withDefaults(cfg Config) Config {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -102,17 +124,18 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	spec, err := gen.GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("load spec: %w", err)
-	}
-	// The validator must not match on the spec's server host.
-	spec.Servers = nil
-
 	if cfg.Orders == nil {
 		cfg.Orders = &orders.Service{Store: cfg.Store, Log: cfg.Log, Pricing: shopd.DefaultPricing, PaymentWindow: time.Hour}
 	}
-	srv := &Server{
+	if cfg.Orders.Render == nil {
+		// The checkout response is the API's representation: ours to render.
+		cfg.Orders.Render = renderCheckout
+	}
+	return cfg
+}
+
+func newServer(cfg Config) *Server {
+	return &Server{
 		store:         cfg.Store,
 		tokens:        cfg.Tokens,
 		limiter:       cfg.Limiter,
@@ -122,11 +145,10 @@ func New(cfg Config) (http.Handler, error) {
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
 	}
-	if cfg.Orders.Render == nil {
-		// The checkout response is the API's representation: ours to render.
-		cfg.Orders.Render = renderCheckout
-	}
+}
 
+// newEcho is an Echo without routes: client IPs and error rendering set.
+func newEcho(cfg Config) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// Trust no forwarding headers unless configured: the peer address is
@@ -140,11 +162,35 @@ func New(cfg Config) (http.Handler, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
+	return e
+}
 
+// requestValidator checks every spec operation's request against the spec
+// and authenticates it (the JWT's claims go into the request context).
+func requestValidator(tokens *auth.Tokens) (echo.MiddlewareFunc, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	// The validator must not match on the spec's server host.
+	spec.Servers = nil
+	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
+		Skipper:           outsideSpec,
+		MultiErrorHandler: validationProblem,
+		Options: openapi3filter.Options{
+			MultiError:         true,
+			AuthenticationFunc: tokens.Authenticate,
+		},
+	}), nil
+}
+
+// useMiddleware sets the chain every request goes through, in order.
+func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(saneRequestID, middleware.RequestID())
 	// Outside Recover, so a panic is logged and counted as the 500 it becomes.
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
+	// Before anything reads the body.
 	e.Use(middleware.BodyLimit(maxBodyBytes))
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.
@@ -156,29 +202,23 @@ func New(cfg Config) (http.Handler, error) {
 			MaxAge:        600,
 		}))
 	}
-	e.Use(echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
-		Skipper:           outsideSpec,
-		MultiErrorHandler: validationProblem,
-		Options: openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: cfg.Tokens.Authenticate,
-		},
-	}))
+	// Before the validator, which cannot see NULs or trailing data.
+	e.Use(checkText)
+	e.Use(validator)
 	e.Use(auth.ClaimsMiddleware)
 	e.Use(withEchoContext)
+}
 
-	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
-
-	e.POST("/v1/webhooks/stripe", srv.stripeWebhook)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)
-	})
-	e.GET("/openapi.json", serveSpecJSON)
+// routesOutsideSpec adds the routes that are not API operations: the
+// webhook (raw body), metrics, the spec and its UI.
+func routesOutsideSpec(e *echo.Echo, cfg Config, srv *Server, specs specDocs) {
+	e.POST(webhookPath, srv.stripeWebhook)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", specs.yaml) })
+	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, specs.json) })
 	docs := v5emb.New("shopd API", "/openapi.json", "/docs/")
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(docs))
-	return e, nil
 }
 
 // requestIDPattern is what a client-supplied X-Request-Id may look like
@@ -196,27 +236,73 @@ func saneRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// webhookPath is Stripe's route: a plain Echo route that reads its own
+// raw body to verify the signature over it.
+const webhookPath = "/v1/webhooks/stripe"
+
 // outsideSpec lists the routes the validator skips: they are not API
 // operations (or, for the webhook, read their own raw body).
 func outsideSpec(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/metrics" || p == "/openapi.yaml" || p == "/openapi.json" ||
-		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == "/v1/webhooks/stripe"
+		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == webhookPath
 }
 
-// serveSpecJSON serves the spec as JSON with the caller's own origin as the
-// server, so "Try it out" in Swagger UI calls this instance.
-func serveSpecJSON(c echo.Context) error {
+// specDocs is the spec as served, in YAML (as written) and JSON.
+type specDocs struct{ yaml, json []byte }
+
+// newSpecDocs renders the spec once, with publicURL as its only server (as
+// written when empty): never a request's Host header, which anyone can
+// forge to make "Try it out" send tokens elsewhere.
+func newSpecDocs(publicURL string) (specDocs, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
-		return err
+		return specDocs{}, fmt.Errorf("load spec: %w", err)
 	}
-	scheme := "http"
-	if c.IsTLS() {
-		scheme = "https"
+	docs := specDocs{yaml: shopd.OpenAPIYAML}
+	if publicURL != "" {
+		spec.Servers = openapi3.Servers{{URL: publicURL}}
+		if docs.yaml, err = withServer(shopd.OpenAPIYAML, publicURL); err != nil {
+			return specDocs{}, err
+		}
 	}
-	spec.Servers = openapi3.Servers{{URL: scheme + "://" + c.Request().Host}}
-	return c.JSON(http.StatusOK, spec)
+	if docs.json, err = json.Marshal(spec); err != nil {
+		return specDocs{}, fmt.Errorf("encode spec: %w", err)
+	}
+	return docs, nil
+}
+
+// withServer replaces the top-level servers of a YAML spec with url alone,
+// keeping every other byte (comments, order, layout) as written. A
+// top-level entry of a block mapping runs until the next line that starts
+// in column 0.
+func withServer(doc []byte, url string) ([]byte, error) {
+	lines := bytes.SplitAfter(doc, []byte("\n"))
+	start, end := -1, len(lines)
+	for i, l := range lines {
+		if start < 0 {
+			if bytes.HasPrefix(l, []byte("servers:")) {
+				start = i
+			}
+			continue
+		}
+		if len(l) > 0 && l[0] != ' ' && l[0] != '\n' {
+			end = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil, errors.New("set spec server: openapi.yaml has no top-level servers")
+	}
+	quoted, err := json.Marshal(url) // a JSON string is a YAML double-quoted scalar
+	if err != nil {
+		return nil, fmt.Errorf("set spec server: %w", err)
+	}
+	var out bytes.Buffer
+	out.Write(bytes.Join(lines[:start], nil))
+	fmt.Fprintf(&out, "servers:\n  - url: %s\n", quoted)
+	out.Write(bytes.Join(lines[end:], nil))
+	return out.Bytes(), nil
 }
 
 // claims returns the caller's verified claims. Operations that require a

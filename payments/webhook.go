@@ -8,6 +8,9 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/jsoncheck"
 )
 
 // webhookTolerance is how old a signed event may be; older ones are
@@ -54,6 +57,8 @@ type ChargeEvent struct {
 // Events of any API version are accepted: the fields read here are the same
 // across versions, and a webhook endpoint left on an older version must not
 // make every event bounce. Any failure is an error; callers answer 400.
+// A verified event with a NUL character in any string (PostgreSQL's text
+// refuses it) is a *shopd.Error, EInvalid, naming the first such field.
 func ParseWebhook(payload []byte, sigHeader, secret string) (Event, error) {
 	if secret == "" {
 		// An empty secret would verify signatures anyone can compute.
@@ -65,6 +70,10 @@ func ParseWebhook(payload []byte, sigHeader, secret string) (Event, error) {
 	})
 	if err != nil {
 		return Event{}, fmt.Errorf("parse webhook: %w", err)
+	}
+	// Checked once the signature holds: only Stripe learns which field.
+	if fields := jsoncheck.NULFields(payload); len(fields) > 0 {
+		return Event{}, &shopd.Error{Code: shopd.EInvalid, Field: fields[0], Message: jsoncheck.NULMessage}
 	}
 	if se.ID == "" || se.Type == "" || se.Data == nil || len(se.Data.Raw) == 0 {
 		return Event{}, errors.New("parse webhook: event without id, type or data.object")

@@ -4,10 +4,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
 )
 
@@ -107,5 +109,33 @@ func TestSignWebhookFormat(t *testing.T) {
 	want := "t=1700000000,v1=" + hex.EncodeToString(mac.Sum(nil))
 	if got := payments.SignWebhook([]byte("{}"), secret, at); got != want {
 		t.Errorf("header = %q, want %q", got, want)
+	}
+}
+
+// TestParseWebhookRefusesNUL: a verified event with a NUL anywhere is
+// refused naming the field; an unverified one says nothing about fields.
+func TestParseWebhookRefusesNUL(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for _, tc := range []struct {
+		name, payload, field string
+	}{
+		{"event id", strings.Replace(succeeded, `"evt_1"`, `"evt_\u00001"`, 1), "id"},
+		{"order id", strings.Replace(succeeded, `"order-1"`, `"order-1\u0000"`, 1), "data.object.metadata.orderId"},
+		{"intent id", strings.Replace(succeeded, `"pi_123"`, `"pi\u0000_123"`, 1), "data.object.id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := payments.ParseWebhook([]byte(tc.payload), payments.SignWebhook([]byte(tc.payload), secret, now), secret)
+			var de *shopd.Error
+			if !errors.As(err, &de) || de.Code != shopd.EInvalid || de.Field != tc.field {
+				t.Fatalf("err = %v, want EInvalid naming %s", err, tc.field)
+			}
+			// Signed with another secret: a signature failure, no field.
+			_, err = payments.ParseWebhook([]byte(tc.payload), payments.SignWebhook([]byte(tc.payload), "whsec_other", now), secret)
+			if err == nil || errors.As(err, &de) {
+				t.Errorf("unverified: err = %v, want a plain signature error", err)
+			}
+		})
 	}
 }
