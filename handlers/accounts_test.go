@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
 )
@@ -490,5 +492,131 @@ func TestJWKS(t *testing.T) {
 	}
 	if h := msg.Signatures()[0].ProtectedHeaders(); h.KeyID() != k["kid"] || h.Algorithm() != jwa.ES256 {
 		t.Errorf("token header kid=%q alg=%q, want %q ES256", h.KeyID(), h.Algorithm(), k["kid"])
+	}
+}
+
+// TestTokensOfMissingAccountsAreRefused: validly signed tokens whose user
+// does not exist (never did, or was deleted), or whose role is not the
+// account's, are 401 on every protected route, admin routes included.
+func TestTokensOfMissingAccountsAreRefused(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	admin := a.admin(t)
+	p := a.product(t, admin, nil)
+	j := jwtAttacker{t: t, key: a.SigningKey, kid: serverKID(t, a)}
+	now := time.Now()
+	forge := func(sub, role string) string {
+		return j.sign(a.SigningKey, func(b *jwt.Builder) *jwt.Builder {
+			return b.Subject(sub).Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).
+				Expiration(now.Add(time.Hour)).Claim("role", role)
+		})
+	}
+	deletedToken, deletedID := a.customer(t)
+	if _, err := a.Store.DB().Exec(`DELETE FROM users WHERE id = $1`, deletedID); err != nil {
+		t.Fatal(err)
+	}
+	_, customerID := a.customer(t)
+	nobody := uuid.NewString()
+
+	tokens := []struct {
+		name, token string
+	}{
+		{"customer that never existed", forge(nobody, "customer")},
+		{"admin that never existed", forge(nobody, "admin")},
+		{"deleted customer", deletedToken},
+		{"admin role on a customer account", forge(customerID, "admin")},
+	}
+	checkout := func(token string) *http.Request {
+		req := a.request(t, http.MethodPost, "/v1/checkout", token, map[string]any{"shippingAddress": map[string]any{
+			"firstName": "Ada", "lastName": "Lovelace", "line1": "1 Main St", "city": "London", "postalCode": "N1 1AA", "country": "GB",
+		}})
+		req.Header.Set("Idempotency-Key", "key-"+randomHex(8))
+		return req
+	}
+	routes := []struct {
+		name    string
+		request func(token string) *http.Request
+	}{
+		{"get cart", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/cart", tok, nil) }},
+		{"add to cart", func(tok string) *http.Request {
+			return a.request(t, http.MethodPost, "/v1/cart/items", tok, map[string]any{"productId": p.Id, "quantity": 1})
+		}},
+		{"checkout", checkout},
+		{"list orders", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/orders", tok, nil) }},
+		{"me", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/me", tok, nil) }},
+		{"create product (admin)", func(tok string) *http.Request {
+			return a.request(t, http.MethodPost, "/v1/products", tok, productBody(nil))
+		}},
+		{"inventory ledger (admin)", func(tok string) *http.Request {
+			return a.request(t, http.MethodGet, "/v1/products/"+p.Id+"/inventory-transactions", tok, nil)
+		}},
+	}
+	for _, tok := range tokens {
+		for _, route := range routes {
+			t.Run(tok.name+"/"+route.name, func(t *testing.T) {
+				t.Parallel()
+				expectProblem(t, a.send(t, route.request(tok.token)), http.StatusUnauthorized)
+			})
+		}
+	}
+	t.Run("nothing was created", func(t *testing.T) {
+		t.Parallel()
+		var orders, carts int
+		if err := a.Store.DB().Get(&orders, `SELECT count(*) FROM orders`); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Store.DB().Get(&carts, `SELECT count(*) FROM carts`); err != nil {
+			t.Fatal(err)
+		}
+		if orders != 0 || carts != 0 {
+			t.Errorf("%d orders and %d carts after refused requests", orders, carts)
+		}
+	})
+}
+
+// withClock gives the server Tokens on clk; the account cache follows the
+// Tokens' clock.
+func withClock(t *testing.T, clk *testClock) func(*handlers.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *handlers.Config) { c.Tokens = tokens }
+}
+
+// TestRoleChangesTakeEffectWithinTheCacheTTL: an admin demoted to customer
+// keeps admin access for at most the account cache's TTL, on the clock the
+// server's tokens run on; a deleted account likewise.
+func TestRoleChangesTakeEffectWithinTheCacheTTL(t *testing.T) {
+	t.Parallel()
+	clk := &testClock{}
+	a := setup(t, withClock(t, clk))
+	admin := a.admin(t)
+	customerToken, customerID := a.customer(t)
+	a.product(t, admin, nil)
+	a.do(t, http.MethodGet, "/v1/cart", customerToken, nil).want(t, http.StatusOK)
+
+	var adminID string
+	if err := a.Store.DB().Get(&adminID, `SELECT id FROM users WHERE role = 'admin'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store.DB().Exec(`UPDATE users SET role = 'customer' WHERE id = $1`, adminID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store.DB().Exec(`DELETE FROM users WHERE id = $1`, customerID); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(auth.DefaultAccountCacheTTL)
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/products", admin, productBody(nil)), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", admin, nil), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/cart", customerToken, nil), http.StatusUnauthorized)
+	if auth.DefaultAccountCacheTTL > 60*time.Second {
+		t.Errorf("the cache TTL %v is longer than the 60 s the contract allows", auth.DefaultAccountCacheTTL)
 	}
 }

@@ -161,7 +161,7 @@ func New(cfg Config) (http.Handler, error) {
 		MultiErrorHandler: validationProblem,
 		Options: openapi3filter.Options{
 			MultiError:         true,
-			AuthenticationFunc: cfg.Tokens.Authenticate,
+			AuthenticationFunc: auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store}).Authenticate,
 		},
 	}))
 	e.Use(auth.ClaimsMiddleware)
