@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -618,5 +620,59 @@ func TestRoleChangesTakeEffectWithinTheCacheTTL(t *testing.T) {
 	expectProblem(t, a.do(t, http.MethodGet, "/v1/cart", customerToken, nil), http.StatusUnauthorized)
 	if auth.DefaultAccountCacheTTL > 60*time.Second {
 		t.Errorf("the cache TTL %v is longer than the 60 s the contract allows", auth.DefaultAccountCacheTTL)
+	}
+}
+
+// signRaw signs exactly the header and claims JSON given (ES256, JWS
+// compact), so a test controls every byte of the token.
+func signRaw(t *testing.T, key *ecdsa.PrivateKey, header, claims string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+	digest := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestTokenHeaderAndClaimTypes: through the whole stack, a correctly
+// signed token with a crit header or a non-numeric exp, nbf or iat is 401.
+func TestTokenHeaderAndClaimTypes(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	_, id := a.customer(t)
+	kid := serverKID(t, a)
+	now := time.Now()
+	iat, exp := now.Unix(), now.Add(time.Hour).Unix()
+	header := fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"JWT"}`, kid)
+	claims := func(dates string) string {
+		return fmt.Sprintf(`{"sub":%q,"iss":"shop","aud":["shop-api"],"role":"customer",%s}`, id, dates)
+	}
+	numeric := fmt.Sprintf(`"iat":%d,"nbf":%d,"exp":%d`, iat, iat, exp)
+	cases := []struct {
+		name, header, claims string
+		status               int
+	}{
+		{"control", header, claims(numeric), http.StatusOK},
+		{"crit", fmt.Sprintf(`{"alg":"ES256","kid":%q,"crit":["urn:example:ext"],"urn:example:ext":1}`, kid), claims(numeric), http.StatusUnauthorized},
+		{"exp a string", header, claims(fmt.Sprintf(`"iat":%d,"exp":"%d"`, iat, exp)), http.StatusUnauthorized},
+		{"exp an RFC 3339 string", header, claims(fmt.Sprintf(`"iat":%d,"exp":%q`, iat, now.Add(time.Hour).UTC().Format(time.RFC3339))), http.StatusUnauthorized},
+		{"nbf a string", header, claims(fmt.Sprintf(`"iat":%d,"nbf":"%d","exp":%d`, iat, iat, exp)), http.StatusUnauthorized},
+		{"iat a string", header, claims(fmt.Sprintf(`"iat":"%d","exp":%d`, iat, exp)), http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := a.do(t, http.MethodGet, "/v1/me", signRaw(t, a.SigningKey, tc.header, tc.claims), nil)
+			if tc.status == http.StatusOK {
+				r.want(t, http.StatusOK)
+				return
+			}
+			expectProblem(t, r, tc.status)
+		})
 	}
 }
