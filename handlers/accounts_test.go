@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,11 +22,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/lib/pq"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/ratelimit"
 )
 
 func TestAdminRoutesNeedTheAdminRole(t *testing.T) {
@@ -674,5 +677,187 @@ func TestTokenHeaderAndClaimTypes(t *testing.T) {
 			}
 			expectProblem(t, r, tc.status)
 		})
+	}
+}
+
+// fromIP makes the server believe X-Forwarded-For from loopback, so a test
+// can send requests from several client addresses.
+func fromIP(c *handlers.Config) {
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	c.TrustedProxies = []*net.IPNet{loopback}
+}
+
+// frozenLimits gives the server a rate limiter whose clock stands still, so
+// that no allowance refills while a slow test runs (argon2id under the race
+// detector).
+func frozenLimits(c *handlers.Config) {
+	now := time.Now()
+	c.Limiter = ratelimit.NewMemory(func() time.Time { return now })
+}
+
+// loginFrom sends a login as the client at ip.
+func (a *api) loginFrom(t *testing.T, ip, email, password string) (*resp, error) {
+	req := a.request(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": password})
+	req.Header.Set("X-Forwarded-For", ip)
+	return a.roundTrip(t, req)
+}
+
+// sendCounting sends n requests from workers goroutines and counts the
+// statuses; every 429 must carry a Retry-After of whole seconds >= 1.
+func sendCounting(t *testing.T, n, workers int, send func(i int) (*resp, error)) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[int]int{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r, err := send(i)
+				if err != nil {
+					t.Errorf("request %d: %v", i, err)
+					continue
+				}
+				if r.status == http.StatusTooManyRequests {
+					if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+						t.Errorf("429 with Retry-After %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+					}
+				}
+				mu.Lock()
+				counts[r.status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return counts
+}
+
+// TestLoginFailuresPerIP: 200 different emails guessed concurrently from
+// one address get the per-IP allowance (the default, 60) and then 429,
+// whatever the email; the right password from that address too. Another
+// address is not affected.
+func TestLoginFailuresPerIP(t *testing.T) {
+	t.Parallel()
+	const perIP = 60
+	a := setup(t, fromIP, frozenLimits, func(c *handlers.Config) { c.LoginFailuresPerIPPerMinute = perIP })
+	email := uniqueEmail()
+	a.register(t, email)
+	attacker, other := "203.0.113.7", "198.51.100.9"
+
+	counts := sendCounting(t, 200, 16, func(i int) (*resp, error) {
+		return a.loginFrom(t, attacker, fmt.Sprintf("victim-%d-%s", i, uniqueEmail()), "wrong-password")
+	})
+	if counts[http.StatusUnauthorized] != perIP || counts[http.StatusTooManyRequests] != 200-perIP {
+		t.Errorf("statuses %v, want %d x 401 and %d x 429", counts, perIP, 200-perIP)
+	}
+	r, err := a.loginFrom(t, attacker, email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectProblem(t, r, http.StatusTooManyRequests)
+	r, err = a.loginFrom(t, other, email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, http.StatusOK)
+}
+
+// TestSuccessfulLoginsDoNotCount: only failures count against the login
+// limits; an attempt's slot comes back when the password is right.
+func TestSuccessfulLoginsDoNotCount(t *testing.T) {
+	t.Parallel()
+	a := setup(t, frozenLimits, func(c *handlers.Config) { c.LoginFailuresPerMinute, c.LoginFailuresPerIPPerMinute = 2, 2 })
+	email := uniqueEmail()
+	a.register(t, email)
+	for range 6 {
+		a.login(t, email, testPassword)
+	}
+	for range 2 {
+		expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": "wrong-password"}),
+			http.StatusUnauthorized)
+	}
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": testPassword}),
+		http.StatusTooManyRequests)
+}
+
+// TestRegistrationsPerIP: concurrent registrations from one address get
+// exactly the allowance, then 429; invalid requests do not count,
+// duplicates do; another address is not affected.
+func TestRegistrationsPerIP(t *testing.T) {
+	t.Parallel()
+	const perIP = 3
+	a := setup(t, fromIP, frozenLimits, func(c *handlers.Config) { c.RegistrationsPerIPPerHour = perIP })
+	register := func(ip, email, password string) (*resp, error) {
+		req := a.request(t, http.MethodPost, "/v1/auth/register", "", map[string]any{
+			"email": email, "password": password, "firstName": "Ada", "lastName": "Lovelace",
+		})
+		req.Header.Set("X-Forwarded-For", ip)
+		return a.roundTrip(t, req)
+	}
+	mustRegister := func(ip, email, password string) *resp {
+		t.Helper()
+		r, err := register(ip, email, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	t.Run("concurrent", func(t *testing.T) {
+		t.Parallel()
+		ip := "203.0.113.20"
+		for range 3 {
+			expectProblem(t, mustRegister(ip, uniqueEmail(), "short"), http.StatusBadRequest)
+		}
+		emails := make([]string, 12)
+		for i := range emails {
+			emails[i] = uniqueEmail()
+		}
+		counts := sendCounting(t, len(emails), len(emails), func(i int) (*resp, error) {
+			return register(ip, emails[i], testPassword)
+		})
+		if counts[http.StatusCreated] != perIP || counts[http.StatusTooManyRequests] != len(emails)-perIP {
+			t.Errorf("statuses %v, want %d x 201 and %d x 429", counts, perIP, len(emails)-perIP)
+		}
+		var n int
+		if err := a.Store.DB().Get(&n, `SELECT count(*) FROM users WHERE email = ANY($1)`, pq.Array(emails)); err != nil {
+			t.Fatal(err)
+		}
+		if n != perIP {
+			t.Errorf("%d accounts created, want %d", n, perIP)
+		}
+		mustRegister("203.0.113.21", uniqueEmail(), testPassword).want(t, http.StatusCreated)
+	})
+
+	t.Run("duplicates count", func(t *testing.T) {
+		t.Parallel()
+		ip, email := "203.0.113.30", uniqueEmail()
+		mustRegister(ip, email, testPassword).want(t, http.StatusCreated)
+		expectProblem(t, mustRegister(ip, email, testPassword), http.StatusConflict)
+		expectProblem(t, mustRegister(ip, email, testPassword), http.StatusConflict)
+		expectProblem(t, mustRegister(ip, uniqueEmail(), testPassword), http.StatusTooManyRequests)
+	})
+}
+
+// TestLoginResponsesAreNotCached: a token response tells every cache not
+// to keep it.
+func TestLoginResponsesAreNotCached(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	email := uniqueEmail()
+	a.register(t, email)
+	r := a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": testPassword}).want(t, http.StatusOK)
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	if p := r.header.Get("Pragma"); p != "no-cache" {
+		t.Errorf("Pragma = %q, want no-cache", p)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -75,11 +74,11 @@ type Server struct {
 	limiter       ratelimit.Limiter
 	log           *slog.Logger
 	loginLimit    ratelimit.Limit
+	loginIPLimit  ratelimit.Limit
+	registerLimit ratelimit.Limit
 	searchLimit   ratelimit.Limit
 	orders        *orders.Service
 	webhookSecret string
-	// loginLocks serialise login attempts per email and IP (striped).
-	loginLocks [64]sync.Mutex
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -118,6 +117,8 @@ func New(cfg Config) (http.Handler, error) {
 		limiter:       cfg.Limiter,
 		log:           cfg.Log,
 		loginLimit:    ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
+		loginIPLimit:  ratelimit.PerMinute(cfg.LoginFailuresPerIPPerMinute),
+		registerLimit: ratelimit.PerHour(cfg.RegistrationsPerIPPerHour),
 		searchLimit:   ratelimit.PerHour(cfg.SearchesPerHour),
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
