@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -155,7 +156,7 @@ func TestPassword(t *testing.T) {
 		{h, "correct horse batterY", false},
 		{"", "correct horse battery", false},
 	} {
-		got, err := CheckPassword(tc.hash, tc.pw)
+		got, err := CheckPassword(context.Background(), tc.hash, tc.pw)
 		if err != nil || got != tc.want {
 			t.Errorf("CheckPassword(%q) = %v, %v; want %v", tc.pw, got, err, tc.want)
 		}

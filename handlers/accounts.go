@@ -3,8 +3,14 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
@@ -63,17 +69,17 @@ func (s *Server) Register(ctx context.Context, req gen.RegisterRequestObject) (g
 	if err := s.takeSlots(ctx, slots, "Too many registrations from this address; try again later."); err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashPassword(b.Password)
+	hash, err := auth.HashPasswordContext(ctx, b.Password)
 	if err != nil {
 		s.refundSlots(ctx, slots)
-		return nil, err
+		return nil, hashingError(err)
 	}
 	u, err := s.store.CreateUser(ctx, store.NewUser{
 		Email: string(b.Email), PasswordHash: hash, Role: auth.RoleCustomer,
 		FirstName: first, LastName: last, Phone: b.Phone,
 	})
 	if err != nil {
-		if shopd.ErrorCode(err) == shopd.EInternal {
+		if code := shopd.ErrorCode(err); code == shopd.EInternal || code == shopd.EUnavailable {
 			s.refundSlots(ctx, slots)
 		}
 		return nil, err
@@ -109,10 +115,10 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		s.refundSlots(ctx, slots)
 		return nil, err
 	}
-	ok, err := auth.CheckPassword(u.PasswordHash, req.Body.Password) // an unknown email checks a dummy hash
+	ok, err := auth.CheckPassword(ctx, u.PasswordHash, req.Body.Password) // an unknown email checks a dummy hash
 	if err != nil {
 		s.refundSlots(ctx, slots)
-		return nil, err
+		return nil, hashingError(err)
 	}
 	if !ok {
 		return nil, shopd.Errorf(shopd.EUnauthorized, "Wrong email or password.")
@@ -128,6 +134,33 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		ExpiresIn:   int32(s.tokens.TTL().Seconds()),
 	}, nil
 }
+
+// hashingError tells the client to come back shortly when too many
+// password checks are already waiting (auth.ErrHashingBusy).
+func hashingError(err error) error {
+	if errors.Is(err, auth.ErrHashingBusy) {
+		return &shopd.Error{Code: shopd.ERateLimited, Message: "Too many logins at once; try again shortly.", RetryAfter: time.Second}
+	}
+	return err
+}
+
+// maxCredentialBodyBytes bounds login and registration bodies, far above
+// the largest valid one (its fields are at most 966 characters, under 6
+// KiB even as JSON escapes). A login waits for a hashing slot holding its
+// body: at the general 1 MiB limit a flood of 300 padded logins took the
+// server past 3 GB.
+const maxCredentialBodyBytes = "16KiB"
+
+// credentialBodyLimit answers 413 to a login or registration body over
+// maxCredentialBodyBytes, before it is read (it must run before the
+// request validator, which reads bodies).
+var credentialBodyLimit = middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+	Limit: maxCredentialBodyBytes,
+	Skipper: func(c echo.Context) bool {
+		p := c.Request().URL.Path
+		return c.Request().Method != http.MethodPost || p != "/v1/auth/login" && p != "/v1/auth/register"
+	},
+})
 
 // limitSlot is one limit an attempt counts against.
 type limitSlot struct {

@@ -861,3 +861,37 @@ func TestLoginResponsesAreNotCached(t *testing.T) {
 		t.Errorf("Pragma = %q, want no-cache", p)
 	}
 }
+
+// TestCredentialBodiesAreSmall: login and registration bodies over 16 KiB
+// are refused with 413 before they are read (a login holds its body while
+// it waits for a hashing slot), padding included; smaller ones are served.
+func TestCredentialBodiesAreSmall(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	padded := func(fields map[string]any, size int) []byte {
+		b, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(append(b[:len(b)-1:len(b)-1], strings.Repeat(" ", size-len(b))...), '}')
+	}
+	login := map[string]any{"email": uniqueEmail(), "password": "wrong-password"}
+	register := func() map[string]any {
+		return map[string]any{"email": uniqueEmail(), "password": testPassword, "firstName": "Ada", "lastName": "Lovelace"}
+	}
+
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", padded(login, 16<<10)), http.StatusUnauthorized)
+	a.do(t, http.MethodPost, "/v1/auth/register", "", padded(register(), 16<<10)).want(t, http.StatusCreated)
+
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", padded(login, 16<<10+1)), http.StatusRequestEntityTooLarge)
+	tooBig := register()
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/register", "", padded(tooBig, 64<<10)), http.StatusRequestEntityTooLarge)
+	if _, err := a.Store.UserByEmail(context.Background(), tooBig["email"].(string)); shopd.ErrorCode(err) != shopd.ENotFound {
+		t.Errorf("a refused registration stored a user (err %v)", err)
+	}
+
+	req := a.request(t, http.MethodPost, "/v1/auth/login", "", nil)
+	req.Header.Set("Content-Type", "application/json")
+	declareBody(t, req, 1<<20)
+	expectProblem(t, a.send(t, req), http.StatusRequestEntityTooLarge)
+}

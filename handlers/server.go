@@ -147,6 +147,7 @@ func New(cfg Config) (http.Handler, error) {
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(credentialBodyLimit)
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
