@@ -2,30 +2,106 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	echomw "github.com/oapi-codegen/echo-middleware"
+
+	"github.com/shopd/shopd"
 )
 
 // echoClaimsKey is where Authenticate leaves the claims on the Echo context.
 const echoClaimsKey = "shopd.claims"
 
+// Accounts is what authentication needs from the user store: a signature
+// proves who a token was issued to, not that the account still exists or
+// still has the token's role.
+type Accounts interface {
+	// UserRole returns the user's current role; ENotFound when there is no
+	// such user.
+	UserRole(ctx context.Context, userID string) (string, error)
+}
+
+// Defaults of AuthenticatorConfig.
+const (
+	// DefaultAccountCacheTTL keeps a deleted or re-roled account's tokens
+	// working for at most this long (the contract allows 60 s).
+	DefaultAccountCacheTTL = 30 * time.Second
+	// DefaultAccountCacheSize bounds the accounts one instance remembers.
+	DefaultAccountCacheSize = 10_000
+)
+
+// AuthenticatorConfig configures an Authenticator.
+type AuthenticatorConfig struct {
+	Tokens   *Tokens
+	Accounts Accounts
+	// CacheTTL is how long an account's role, or its absence, is believed
+	// without asking Accounts again; 0 means DefaultAccountCacheTTL.
+	CacheTTL time.Duration
+	// CacheSize bounds the accounts remembered; 0 means
+	// DefaultAccountCacheSize.
+	CacheSize int
+	// Now is the cache's clock; nil means the Tokens' clock.
+	Now func() time.Time
+}
+
+// Authenticator authenticates requests for the OpenAPI validator: the
+// token must verify, its user must exist and have the token's role.
+// Accounts are looked up through a small per-instance cache, so a busy
+// instance does not ask the database on every request, and a change to an
+// account takes effect within the cache's TTL on every instance.
+type Authenticator struct {
+	tokens   *Tokens
+	accounts Accounts
+	cache    *accountCache
+}
+
+// NewAuthenticator returns an Authenticator for cfg.
+func NewAuthenticator(cfg AuthenticatorConfig) *Authenticator {
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = DefaultAccountCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultAccountCacheSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = cfg.Tokens.now
+	}
+	return &Authenticator{
+		tokens:   cfg.Tokens,
+		accounts: cfg.Accounts,
+		cache:    newAccountCache(cfg.CacheTTL, cfg.CacheSize, cfg.Now),
+	}
+}
+
 // Authenticate is the OpenAPI validator's AuthenticationFunc for the
-// bearerAuth scheme: it verifies the token (401 when missing or bad) and,
-// when the operation names a role as its scope, checks it (403). The claims
-// are left on the Echo context; ClaimsMiddleware moves them into the
-// request's context for the handlers.
-func (t *Tokens) Authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+// bearerAuth scheme. A missing or bad token, or one whose user no longer
+// exists or no longer has the token's role, is 401; when the operation
+// names a role as its scope and the token lacks it, 403. The claims are
+// left on the Echo context; ClaimsMiddleware moves them into the request's
+// context for the handlers.
+func (a *Authenticator) Authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
 	h := in.RequestValidationInput.Request.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return echo.NewHTTPError(http.StatusUnauthorized, "A bearer token is required.")
 	}
-	claims, err := t.Verify(strings.TrimSpace(token))
+	claims, err := a.tokens.Verify(strings.TrimSpace(token))
 	if err != nil {
+		return echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
+	}
+	role, exists, err := a.accountRole(ctx, claims.UserID)
+	if err != nil {
+		// Not a 401: the token may well be good. The validator passes on
+		// only an *echo.HTTPError; the cause is logged with the 500.
+		return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(err)
+	}
+	if !exists || role != claims.Role {
 		return echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
 	}
 	for _, role := range in.Scopes {
@@ -37,6 +113,100 @@ func (t *Tokens) Authenticate(ctx context.Context, in *openapi3filter.Authentica
 		ec.Set(echoClaimsKey, claims)
 	}
 	return nil
+}
+
+// accountRole returns the user's current role and whether the user exists,
+// from the cache or else from Accounts.
+func (a *Authenticator) accountRole(ctx context.Context, userID string) (role string, exists bool, err error) {
+	if e, ok := a.cache.get(userID); ok {
+		return e.role, e.exists, nil
+	}
+	role, err = a.accounts.UserRole(ctx, userID)
+	switch shopd.ErrorCode(err) {
+	case "":
+		exists = true
+	case shopd.ENotFound:
+		// Remembered too: a deleted user's tokens keep arriving until
+		// they expire, and each would otherwise cost a query.
+		role, exists = "", false
+	default:
+		return "", false, fmt.Errorf("authenticate: look up user %s: %w", userID, err)
+	}
+	a.cache.put(userID, accountEntry{role: role, exists: exists})
+	return role, exists, nil
+}
+
+// accountEntry is what the cache knows of one user.
+type accountEntry struct {
+	role    string
+	exists  bool
+	expires time.Time
+}
+
+// accountCache maps user ids to their role (or absence) for ttl. It holds at
+// most size entries: a flood of tokens for distinct users (existing or not)
+// cannot grow it without bound. When full, expired entries go first, then
+// arbitrary ones, an eighth of the cache at a time so that a flood costs
+// O(1) per request on average; an evicted user is merely looked up again.
+type accountCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	size    int
+	now     func() time.Time
+	entries map[string]accountEntry
+}
+
+func newAccountCache(ttl time.Duration, size int, now func() time.Time) *accountCache {
+	return &accountCache{ttl: ttl, size: size, now: now, entries: make(map[string]accountEntry)}
+}
+
+func (c *accountCache) get(userID string) (accountEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[userID]
+	if !ok {
+		return accountEntry{}, false
+	}
+	if !c.now().Before(e.expires) {
+		delete(c.entries, userID)
+		return accountEntry{}, false
+	}
+	return e, true
+}
+
+func (c *accountCache) put(userID string, e accountEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	e.expires = now.Add(c.ttl)
+	if _, ok := c.entries[userID]; !ok && len(c.entries) >= c.size {
+		c.evict(now)
+	}
+	c.entries[userID] = e
+}
+
+// evict makes room: every expired entry, then arbitrary ones (map order)
+// until the cache is at most seven eighths full.
+func (c *accountCache) evict(now time.Time) {
+	for id, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, id)
+		}
+	}
+	keep := c.size - max(1, c.size/8)
+	for id := range c.entries {
+		if len(c.entries) <= keep {
+			break
+		}
+		delete(c.entries, id)
+	}
+}
+
+// len is the number of entries held, expired or not.
+func (c *accountCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // ClaimsMiddleware runs after the validator and puts the verified claims

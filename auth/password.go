@@ -1,13 +1,14 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -26,24 +27,89 @@ const MinPasswordLength = 10
 
 var b64 = base64.RawStdEncoding
 
-// hashSlots bounds the argon2id computations running at once: each takes
-// argonMemoryKiB of memory, so a flood of logins must queue, not exhaust
-// the machine.
-var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+// Hashing is gated. Each argon2id computation holds argonMemoryKiB (19
+// MiB) and leaves it as garbage, and the garbage collector lets the heap
+// grow to a multiple of what is live (GOGC; shopd runs at 400): the memory
+// a flood of logins costs is about maxConcurrentHashes x 19 MiB x that
+// multiple. So the number of hashes at once is fixed, not scaled with the
+// machine's cores (4 cores made it 4 x 19 MiB x 5, over 400 MB), and login
+// throughput grows with instances instead. The logins waiting for a slot
+// hold little (their body, their goroutine): at most maxHashWaiters wait,
+// and one whose client has gone stops waiting.
+const (
+	maxConcurrentHashes = 2
+	maxHashWaiters      = 512
+)
 
-func argonKey(password, salt []byte, iter, mem uint32, threads uint8, keyLen uint32) []byte {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
-	return argon2.IDKey(password, salt, iter, mem, threads, keyLen)
+// ErrHashingBusy is returned instead of waiting when maxHashWaiters
+// password checks are already waiting: the caller should ask the client to
+// retry shortly.
+var ErrHashingBusy = errors.New("too many password checks waiting")
+
+// hashGate admits a fixed number of hashes at once and a bounded number of
+// waiters.
+type hashGate struct {
+	slots      chan struct{}
+	waiters    atomic.Int64
+	maxWaiters int64
 }
 
-// HashPassword returns an argon2id hash in the PHC string format.
+func newHashGate(concurrent, waiters int) *hashGate {
+	return &hashGate{slots: make(chan struct{}, concurrent), maxWaiters: int64(waiters)}
+}
+
+// passwordGate is the process's one gate: the memory it bounds is the
+// process's.
+var passwordGate = newHashGate(maxConcurrentHashes, maxHashWaiters)
+
+// enter waits for a slot; leave gives it back.
+func (g *hashGate) enter(ctx context.Context) error {
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if g.waiters.Add(1) > g.maxWaiters {
+		g.waiters.Add(-1)
+		return ErrHashingBusy
+	}
+	defer g.waiters.Add(-1)
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait to hash a password: %w", ctx.Err())
+	}
+}
+
+func (g *hashGate) leave() { <-g.slots }
+
+func argonKey(ctx context.Context, password, salt []byte, iter, mem uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	if err := passwordGate.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer passwordGate.leave()
+	return argon2.IDKey(password, salt, iter, mem, threads, keyLen), nil
+}
+
+// HashPassword returns an argon2id hash in the PHC string format, waiting
+// for a hashing slot as long as it takes.
 func HashPassword(password string) (string, error) {
+	return HashPasswordContext(context.Background(), password)
+}
+
+// HashPasswordContext is HashPassword for a request: it stops waiting for a
+// hashing slot when ctx ends, and returns ErrHashingBusy when too many
+// others are waiting.
+func HashPasswordContext(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := argonKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	key, err := argonKey(ctx, []byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemoryKiB, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -53,8 +119,10 @@ func HashPassword(password string) (string, error) {
 var dummyHash, _ = HashPassword("not a real password, only for timing")
 
 // CheckPassword reports whether password matches the PHC-encoded hash. An
-// empty hash is checked against a dummy so the time taken is the same.
-func CheckPassword(hash, password string) (bool, error) {
+// empty hash is checked against a dummy so the time taken is the same. Like
+// HashPasswordContext it stops waiting for a hashing slot when ctx ends and
+// returns ErrHashingBusy when too many others are waiting.
+func CheckPassword(ctx context.Context, hash, password string) (bool, error) {
 	if hash == "" {
 		hash = dummyHash
 		password += "\x00never matches"
@@ -80,6 +148,14 @@ func CheckPassword(hash, password string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("check password: key: %w", err)
 	}
-	got := argonKey([]byte(password), salt, iter, mem, threads, uint32(len(want)))
+	if mem > argonMemoryKiB {
+		// The gate's budget assumes our parameters; a hash asking for more
+		// memory was not made here.
+		return false, errors.New("check password: memory parameter above the service's")
+	}
+	got, err := argonKey(ctx, []byte(password), salt, iter, mem, threads, uint32(len(want)))
+	if err != nil {
+		return false, fmt.Errorf("check password: %w", err)
+	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

@@ -4,15 +4,20 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
@@ -100,8 +105,13 @@ func (t *Tokens) Issue(userID, role string) (string, error) {
 }
 
 // Verify checks the signature (by kid, ES256 only), iss, aud, exp (required),
-// nbf and iat, and returns the claims. Any failure is ErrInvalidToken.
+// nbf and iat, and returns the claims. Any failure is ErrInvalidToken. It
+// also refuses what jwx accepts but the service never issues (see
+// checkCompact): a crit header, and exp, nbf or iat that are not numbers.
 func (t *Tokens) Verify(token string) (Claims, error) {
+	if err := checkCompact(token); err != nil {
+		return Claims{}, ErrInvalidToken
+	}
 	tok, err := jwt.ParseString(token,
 		jwt.WithKeySet(t.pubSet),
 		jwt.WithValidate(true),
@@ -138,4 +148,89 @@ func WithClaims(ctx context.Context, c Claims) context.Context {
 func ClaimsFrom(ctx context.Context) (Claims, bool) {
 	c, ok := ctx.Value(claimsKey{}).(Claims)
 	return c, ok
+}
+
+// dateClaims are the NumericDate claims (RFC 7519 section 2: a JSON number).
+var dateClaims = map[string]bool{jwt.ExpirationKey: true, jwt.NotBeforeKey: true, jwt.IssuedAtKey: true}
+
+// checkCompact refuses a token that jwx v2.1.7 would verify but that must
+// not be trusted:
+//   - a crit header parameter: RFC 7515 section 4.1.11 requires refusing a
+//     token whose crit names an extension the recipient does not
+//     understand, and this service understands none; jwx ignores crit;
+//   - exp, nbf or iat that are not JSON numbers: jwx also takes numeric
+//     strings and RFC 3339 times ("2099-01-01T00:00:00Z") for them;
+//   - a member name given twice in the header or the claims, so that no
+//     two parsers can disagree on which value counts;
+//   - anything but the compact serialisation (jwx also parses JWS JSON).
+func checkCompact(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("not a compact JWS")
+	}
+	header, payload := parts[0], parts[1]
+	err := visitMembers(header, func(name string, _ json.RawMessage) error {
+		if name == jws.CriticalKey {
+			return errors.New("crit header parameter")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("header: %w", err)
+	}
+	err = visitMembers(payload, func(name string, value json.RawMessage) error {
+		if dateClaims[name] && !isJSONNumber(value) {
+			return fmt.Errorf("%s is not a number", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("claims: %w", err)
+	}
+	return nil
+}
+
+// visitMembers decodes a base64url segment holding one JSON object and calls
+// visit for each member; a duplicate name is an error.
+func visitMembers(segment string, visit func(name string, value json.RawMessage) error) error {
+	b, err := base64.RawURLEncoding.DecodeString(segment)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fmt.Errorf("duplicate member %q", name)
+		}
+		seen[name] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return err
+		}
+		if err := visit(name, value); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+// isJSONNumber reports whether a JSON value (already known to be valid) is
+// a number.
+func isJSONNumber(v json.RawMessage) bool {
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
 }

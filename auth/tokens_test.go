@@ -1,11 +1,14 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -153,9 +156,91 @@ func TestPassword(t *testing.T) {
 		{h, "correct horse batterY", false},
 		{"", "correct horse battery", false},
 	} {
-		got, err := CheckPassword(tc.hash, tc.pw)
+		got, err := CheckPassword(context.Background(), tc.hash, tc.pw)
 		if err != nil || got != tc.want {
 			t.Errorf("CheckPassword(%q) = %v, %v; want %v", tc.pw, got, err, tc.want)
 		}
 	}
+}
+
+// signRaw signs exactly the header and claims JSON given (ES256, JWS
+// compact), so a test controls every byte jwx would otherwise write.
+func signRaw(t *testing.T, key *ecdsa.PrivateKey, header, claims string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+	digest := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestVerifyRefusesHeaderAndClaimTypes: tokens correctly signed with the
+// service's key, but with a crit header, a non-numeric exp, nbf or iat, or
+// a member given twice, are refused. jwx v2.1.7 accepts all of these by
+// itself; the controls show the hand-built tokens verify otherwise.
+func TestVerifyRefusesHeaderAndClaimTypes(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	tk, key := newTestTokens(t, now)
+	kid := tk.priv.KeyID()
+	iat, exp := now.Unix(), now.Add(time.Hour).Unix()
+	header := fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"JWT"}`, kid)
+	claims := func(dates string) string {
+		return `{"sub":"u1","iss":"shop","aud":["shop-api"],"role":"customer",` + dates + `}`
+	}
+	numeric := fmt.Sprintf(`"iat":%d,"nbf":%d,"exp":%d`, iat, iat, exp)
+
+	cases := []struct {
+		name, header, claims string
+		ok                   bool
+	}{
+		{"control: numeric dates", header, claims(numeric), true},
+		{"control: fractional exp", header, claims(fmt.Sprintf(`"iat":%d,"exp":%d.5`, iat, exp)), true},
+		{"control: no nbf, no iat", header, claims(fmt.Sprintf(`"exp":%d`, exp)), true},
+
+		{"crit naming an unknown parameter", fmt.Sprintf(`{"alg":"ES256","kid":%q,"crit":["urn:example:ext"],"urn:example:ext":true}`, kid), claims(numeric), false},
+		{"crit naming exp", fmt.Sprintf(`{"alg":"ES256","kid":%q,"crit":["exp"],"exp":%d}`, kid, exp), claims(numeric), false},
+		{"crit empty", fmt.Sprintf(`{"alg":"ES256","kid":%q,"crit":[]}`, kid), claims(numeric), false},
+		{"crit escaped in the name", fmt.Sprintf(`{"alg":"ES256","kid":%q,"cr\u0069t":["urn:example:ext"]}`, kid), claims(numeric), false},
+		{"exp a numeric string", header, claims(fmt.Sprintf(`"iat":%d,"exp":"%d"`, iat, exp)), false},
+		{"exp an RFC 3339 string", header, claims(fmt.Sprintf(`"iat":%d,"exp":%q`, iat, now.Add(time.Hour).Format(time.RFC3339))), false},
+		{"exp a boolean", header, claims(fmt.Sprintf(`"iat":%d,"exp":true`, iat)), false},
+		{"nbf a string", header, claims(fmt.Sprintf(`"iat":%d,"nbf":"%d","exp":%d`, iat, iat, exp)), false},
+		{"iat a string", header, claims(fmt.Sprintf(`"iat":"%d","exp":%d`, iat, exp)), false},
+		{"iat null", header, claims(fmt.Sprintf(`"iat":null,"exp":%d`, exp)), false},
+		{"exp twice", header, claims(fmt.Sprintf(`"iat":%d,"exp":%d,"exp":%d`, iat, now.Add(-time.Hour).Unix(), exp)), false},
+		{"role twice", header, `{"sub":"u1","iss":"shop","aud":["shop-api"],"role":"customer","role":"admin",` + numeric + `}`, false},
+		{"kid twice", fmt.Sprintf(`{"alg":"ES256","kid":"other","kid":%q}`, kid), claims(numeric), false},
+		{"claims not an object", header, `["u1"]`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			token := signRaw(t, key, tc.header, tc.claims)
+			c, err := tk.Verify(token)
+			if tc.ok {
+				if err != nil || c.UserID != "u1" || c.Role != RoleCustomer {
+					t.Fatalf("Verify = %+v, %v; want the customer u1", c, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Verify accepted %s.%s as %+v", tc.header, tc.claims, c)
+			}
+		})
+	}
+
+	t.Run("JWS JSON serialisation", func(t *testing.T) {
+		t.Parallel()
+		parts := strings.Split(signRaw(t, key, header, claims(numeric)), ".")
+		token := fmt.Sprintf(`{"payload":%q,"protected":%q,"signature":%q}`, parts[1], parts[0], parts[2])
+		if c, err := tk.Verify(token); err == nil {
+			t.Fatalf("Verify accepted the JSON serialisation as %+v", c)
+		}
+	})
 }

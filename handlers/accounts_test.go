@@ -5,8 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,14 +17,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/lib/pq"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/ratelimit"
 )
 
 func TestAdminRoutesNeedTheAdminRole(t *testing.T) {
@@ -491,4 +498,400 @@ func TestJWKS(t *testing.T) {
 	if h := msg.Signatures()[0].ProtectedHeaders(); h.KeyID() != k["kid"] || h.Algorithm() != jwa.ES256 {
 		t.Errorf("token header kid=%q alg=%q, want %q ES256", h.KeyID(), h.Algorithm(), k["kid"])
 	}
+}
+
+// TestTokensOfMissingAccountsAreRefused: validly signed tokens whose user
+// does not exist (never did, or was deleted), or whose role is not the
+// account's, are 401 on every protected route, admin routes included.
+func TestTokensOfMissingAccountsAreRefused(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	admin := a.admin(t)
+	p := a.product(t, admin, nil)
+	j := jwtAttacker{t: t, key: a.SigningKey, kid: serverKID(t, a)}
+	now := time.Now()
+	forge := func(sub, role string) string {
+		return j.sign(a.SigningKey, func(b *jwt.Builder) *jwt.Builder {
+			return b.Subject(sub).Issuer("shop").Audience([]string{"shop-api"}).IssuedAt(now).
+				Expiration(now.Add(time.Hour)).Claim("role", role)
+		})
+	}
+	deletedToken, deletedID := a.customer(t)
+	if _, err := a.Store.DB().Exec(`DELETE FROM users WHERE id = $1`, deletedID); err != nil {
+		t.Fatal(err)
+	}
+	_, customerID := a.customer(t)
+	nobody := uuid.NewString()
+
+	tokens := []struct {
+		name, token string
+	}{
+		{"customer that never existed", forge(nobody, "customer")},
+		{"admin that never existed", forge(nobody, "admin")},
+		{"deleted customer", deletedToken},
+		{"admin role on a customer account", forge(customerID, "admin")},
+	}
+	checkout := func(token string) *http.Request {
+		req := a.request(t, http.MethodPost, "/v1/checkout", token, map[string]any{"shippingAddress": map[string]any{
+			"firstName": "Ada", "lastName": "Lovelace", "line1": "1 Main St", "city": "London", "postalCode": "N1 1AA", "country": "GB",
+		}})
+		req.Header.Set("Idempotency-Key", "key-"+randomHex(8))
+		return req
+	}
+	routes := []struct {
+		name    string
+		request func(token string) *http.Request
+	}{
+		{"get cart", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/cart", tok, nil) }},
+		{"add to cart", func(tok string) *http.Request {
+			return a.request(t, http.MethodPost, "/v1/cart/items", tok, map[string]any{"productId": p.Id, "quantity": 1})
+		}},
+		{"checkout", checkout},
+		{"list orders", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/orders", tok, nil) }},
+		{"me", func(tok string) *http.Request { return a.request(t, http.MethodGet, "/v1/me", tok, nil) }},
+		{"create product (admin)", func(tok string) *http.Request {
+			return a.request(t, http.MethodPost, "/v1/products", tok, productBody(nil))
+		}},
+		{"inventory ledger (admin)", func(tok string) *http.Request {
+			return a.request(t, http.MethodGet, "/v1/products/"+p.Id+"/inventory-transactions", tok, nil)
+		}},
+	}
+	for _, tok := range tokens {
+		for _, route := range routes {
+			t.Run(tok.name+"/"+route.name, func(t *testing.T) {
+				t.Parallel()
+				expectProblem(t, a.send(t, route.request(tok.token)), http.StatusUnauthorized)
+			})
+		}
+	}
+	t.Run("nothing was created", func(t *testing.T) {
+		t.Parallel()
+		var orders, carts int
+		if err := a.Store.DB().Get(&orders, `SELECT count(*) FROM orders`); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Store.DB().Get(&carts, `SELECT count(*) FROM carts`); err != nil {
+			t.Fatal(err)
+		}
+		if orders != 0 || carts != 0 {
+			t.Errorf("%d orders and %d carts after refused requests", orders, carts)
+		}
+	})
+}
+
+// withClock gives the server Tokens on clk; the account cache follows the
+// Tokens' clock.
+func withClock(t *testing.T, clk *testClock) func(*handlers.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *handlers.Config) { c.Tokens = tokens }
+}
+
+// TestRoleChangesTakeEffectWithinTheCacheTTL: an admin demoted to customer
+// keeps admin access for at most the account cache's TTL, on the clock the
+// server's tokens run on; a deleted account likewise.
+func TestRoleChangesTakeEffectWithinTheCacheTTL(t *testing.T) {
+	t.Parallel()
+	clk := &testClock{}
+	a := setup(t, withClock(t, clk))
+	admin := a.admin(t)
+	customerToken, customerID := a.customer(t)
+	a.product(t, admin, nil)
+	a.do(t, http.MethodGet, "/v1/cart", customerToken, nil).want(t, http.StatusOK)
+
+	var adminID string
+	if err := a.Store.DB().Get(&adminID, `SELECT id FROM users WHERE role = 'admin'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store.DB().Exec(`UPDATE users SET role = 'customer' WHERE id = $1`, adminID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store.DB().Exec(`DELETE FROM users WHERE id = $1`, customerID); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(auth.DefaultAccountCacheTTL)
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/products", admin, productBody(nil)), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/me", admin, nil), http.StatusUnauthorized)
+	expectProblem(t, a.do(t, http.MethodGet, "/v1/cart", customerToken, nil), http.StatusUnauthorized)
+	if auth.DefaultAccountCacheTTL > 60*time.Second {
+		t.Errorf("the cache TTL %v is longer than the 60 s the contract allows", auth.DefaultAccountCacheTTL)
+	}
+}
+
+// signRaw signs exactly the header and claims JSON given (ES256, JWS
+// compact), so a test controls every byte of the token.
+func signRaw(t *testing.T, key *ecdsa.PrivateKey, header, claims string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+	digest := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestTokenHeaderAndClaimTypes: through the whole stack, a correctly
+// signed token with a crit header or a non-numeric exp, nbf or iat is 401.
+func TestTokenHeaderAndClaimTypes(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	_, id := a.customer(t)
+	kid := serverKID(t, a)
+	now := time.Now()
+	iat, exp := now.Unix(), now.Add(time.Hour).Unix()
+	header := fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"JWT"}`, kid)
+	claims := func(dates string) string {
+		return fmt.Sprintf(`{"sub":%q,"iss":"shop","aud":["shop-api"],"role":"customer",%s}`, id, dates)
+	}
+	numeric := fmt.Sprintf(`"iat":%d,"nbf":%d,"exp":%d`, iat, iat, exp)
+	cases := []struct {
+		name, header, claims string
+		status               int
+	}{
+		{"control", header, claims(numeric), http.StatusOK},
+		{"crit", fmt.Sprintf(`{"alg":"ES256","kid":%q,"crit":["urn:example:ext"],"urn:example:ext":1}`, kid), claims(numeric), http.StatusUnauthorized},
+		{"exp a string", header, claims(fmt.Sprintf(`"iat":%d,"exp":"%d"`, iat, exp)), http.StatusUnauthorized},
+		{"exp an RFC 3339 string", header, claims(fmt.Sprintf(`"iat":%d,"exp":%q`, iat, now.Add(time.Hour).UTC().Format(time.RFC3339))), http.StatusUnauthorized},
+		{"nbf a string", header, claims(fmt.Sprintf(`"iat":%d,"nbf":"%d","exp":%d`, iat, iat, exp)), http.StatusUnauthorized},
+		{"iat a string", header, claims(fmt.Sprintf(`"iat":"%d","exp":%d`, iat, exp)), http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := a.do(t, http.MethodGet, "/v1/me", signRaw(t, a.SigningKey, tc.header, tc.claims), nil)
+			if tc.status == http.StatusOK {
+				r.want(t, http.StatusOK)
+				return
+			}
+			expectProblem(t, r, tc.status)
+		})
+	}
+}
+
+// fromIP makes the server believe X-Forwarded-For from loopback, so a test
+// can send requests from several client addresses.
+func fromIP(c *handlers.Config) {
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	c.TrustedProxies = []*net.IPNet{loopback}
+}
+
+// frozenLimits gives the server a rate limiter whose clock stands still, so
+// that no allowance refills while a slow test runs (argon2id under the race
+// detector).
+func frozenLimits(c *handlers.Config) {
+	now := time.Now()
+	c.Limiter = ratelimit.NewMemory(func() time.Time { return now })
+}
+
+// loginFrom sends a login as the client at ip.
+func (a *api) loginFrom(t *testing.T, ip, email, password string) (*resp, error) {
+	req := a.request(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": password})
+	req.Header.Set("X-Forwarded-For", ip)
+	return a.roundTrip(t, req)
+}
+
+// sendCounting sends n requests from workers goroutines and counts the
+// statuses; every 429 must carry a Retry-After of whole seconds >= 1.
+func sendCounting(t *testing.T, n, workers int, send func(i int) (*resp, error)) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[int]int{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r, err := send(i)
+				if err != nil {
+					t.Errorf("request %d: %v", i, err)
+					continue
+				}
+				if r.status == http.StatusTooManyRequests {
+					if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+						t.Errorf("429 with Retry-After %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+					}
+				}
+				mu.Lock()
+				counts[r.status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return counts
+}
+
+// TestLoginFailuresPerIP: 200 different emails guessed concurrently from
+// one address get the per-IP allowance (the default, 60) and then 429,
+// whatever the email; the right password from that address too. Another
+// address is not affected.
+func TestLoginFailuresPerIP(t *testing.T) {
+	t.Parallel()
+	const perIP = 60
+	a := setup(t, fromIP, frozenLimits, func(c *handlers.Config) { c.LoginFailuresPerIPPerMinute = perIP })
+	email := uniqueEmail()
+	a.register(t, email)
+	attacker, other := "203.0.113.7", "198.51.100.9"
+
+	counts := sendCounting(t, 200, 16, func(i int) (*resp, error) {
+		return a.loginFrom(t, attacker, fmt.Sprintf("victim-%d-%s", i, uniqueEmail()), "wrong-password")
+	})
+	if counts[http.StatusUnauthorized] != perIP || counts[http.StatusTooManyRequests] != 200-perIP {
+		t.Errorf("statuses %v, want %d x 401 and %d x 429", counts, perIP, 200-perIP)
+	}
+	r, err := a.loginFrom(t, attacker, email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectProblem(t, r, http.StatusTooManyRequests)
+	r, err = a.loginFrom(t, other, email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, http.StatusOK)
+}
+
+// TestSuccessfulLoginsDoNotCount: only failures count against the login
+// limits; an attempt's slot comes back when the password is right.
+func TestSuccessfulLoginsDoNotCount(t *testing.T) {
+	t.Parallel()
+	a := setup(t, frozenLimits, func(c *handlers.Config) { c.LoginFailuresPerMinute, c.LoginFailuresPerIPPerMinute = 2, 2 })
+	email := uniqueEmail()
+	a.register(t, email)
+	for range 6 {
+		a.login(t, email, testPassword)
+	}
+	for range 2 {
+		expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": "wrong-password"}),
+			http.StatusUnauthorized)
+	}
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": testPassword}),
+		http.StatusTooManyRequests)
+}
+
+// TestRegistrationsPerIP: concurrent registrations from one address get
+// exactly the allowance, then 429; invalid requests do not count,
+// duplicates do; another address is not affected.
+func TestRegistrationsPerIP(t *testing.T) {
+	t.Parallel()
+	const perIP = 3
+	a := setup(t, fromIP, frozenLimits, func(c *handlers.Config) { c.RegistrationsPerIPPerHour = perIP })
+	register := func(ip, email, password string) (*resp, error) {
+		req := a.request(t, http.MethodPost, "/v1/auth/register", "", map[string]any{
+			"email": email, "password": password, "firstName": "Ada", "lastName": "Lovelace",
+		})
+		req.Header.Set("X-Forwarded-For", ip)
+		return a.roundTrip(t, req)
+	}
+	mustRegister := func(ip, email, password string) *resp {
+		t.Helper()
+		r, err := register(ip, email, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	t.Run("concurrent", func(t *testing.T) {
+		t.Parallel()
+		ip := "203.0.113.20"
+		for range 3 {
+			expectProblem(t, mustRegister(ip, uniqueEmail(), "short"), http.StatusBadRequest)
+		}
+		emails := make([]string, 12)
+		for i := range emails {
+			emails[i] = uniqueEmail()
+		}
+		counts := sendCounting(t, len(emails), len(emails), func(i int) (*resp, error) {
+			return register(ip, emails[i], testPassword)
+		})
+		if counts[http.StatusCreated] != perIP || counts[http.StatusTooManyRequests] != len(emails)-perIP {
+			t.Errorf("statuses %v, want %d x 201 and %d x 429", counts, perIP, len(emails)-perIP)
+		}
+		var n int
+		if err := a.Store.DB().Get(&n, `SELECT count(*) FROM users WHERE email = ANY($1)`, pq.Array(emails)); err != nil {
+			t.Fatal(err)
+		}
+		if n != perIP {
+			t.Errorf("%d accounts created, want %d", n, perIP)
+		}
+		mustRegister("203.0.113.21", uniqueEmail(), testPassword).want(t, http.StatusCreated)
+	})
+
+	t.Run("duplicates count", func(t *testing.T) {
+		t.Parallel()
+		ip, email := "203.0.113.30", uniqueEmail()
+		mustRegister(ip, email, testPassword).want(t, http.StatusCreated)
+		expectProblem(t, mustRegister(ip, email, testPassword), http.StatusConflict)
+		expectProblem(t, mustRegister(ip, email, testPassword), http.StatusConflict)
+		expectProblem(t, mustRegister(ip, uniqueEmail(), testPassword), http.StatusTooManyRequests)
+	})
+}
+
+// TestLoginResponsesAreNotCached: a token response tells every cache not
+// to keep it.
+func TestLoginResponsesAreNotCached(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	email := uniqueEmail()
+	a.register(t, email)
+	r := a.do(t, http.MethodPost, "/v1/auth/login", "", map[string]any{"email": email, "password": testPassword}).want(t, http.StatusOK)
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	if p := r.header.Get("Pragma"); p != "no-cache" {
+		t.Errorf("Pragma = %q, want no-cache", p)
+	}
+}
+
+// TestCredentialBodiesAreSmall: login and registration bodies over 16 KiB
+// are refused with 413 before they are read (a login holds its body while
+// it waits for a hashing slot), padding included; smaller ones are served.
+func TestCredentialBodiesAreSmall(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	padded := func(fields map[string]any, size int) []byte {
+		b, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(append(b[:len(b)-1:len(b)-1], strings.Repeat(" ", size-len(b))...), '}')
+	}
+	login := map[string]any{"email": uniqueEmail(), "password": "wrong-password"}
+	register := func() map[string]any {
+		return map[string]any{"email": uniqueEmail(), "password": testPassword, "firstName": "Ada", "lastName": "Lovelace"}
+	}
+
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", padded(login, 16<<10)), http.StatusUnauthorized)
+	a.do(t, http.MethodPost, "/v1/auth/register", "", padded(register(), 16<<10)).want(t, http.StatusCreated)
+
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/login", "", padded(login, 16<<10+1)), http.StatusRequestEntityTooLarge)
+	tooBig := register()
+	expectProblem(t, a.do(t, http.MethodPost, "/v1/auth/register", "", padded(tooBig, 64<<10)), http.StatusRequestEntityTooLarge)
+	if _, err := a.Store.UserByEmail(context.Background(), tooBig["email"].(string)); shopd.ErrorCode(err) != shopd.ENotFound {
+		t.Errorf("a refused registration stored a user (err %v)", err)
+	}
+
+	req := a.request(t, http.MethodPost, "/v1/auth/login", "", nil)
+	req.Header.Set("Content-Type", "application/json")
+	declareBody(t, req, 1<<20)
+	expectProblem(t, a.send(t, req), http.StatusRequestEntityTooLarge)
 }

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -78,11 +77,11 @@ type Server struct {
 	limiter       ratelimit.Limiter
 	log           *slog.Logger
 	loginLimit    ratelimit.Limit
+	loginIPLimit  ratelimit.Limit
+	registerLimit ratelimit.Limit
 	searchLimit   ratelimit.Limit
 	orders        *orders.Service
 	webhookSecret string
-	// loginLocks serialise login attempts per email and IP (striped).
-	loginLocks [64]sync.Mutex
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -99,7 +98,7 @@ func init() {
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
 	cfg = withDefaults(cfg)
-	validator, err := requestValidator(cfg.Tokens)
+	validator, err := requestValidator(auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store}))
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +140,8 @@ func newServer(cfg Config) *Server {
 		limiter:       cfg.Limiter,
 		log:           cfg.Log,
 		loginLimit:    ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
+		loginIPLimit:  ratelimit.PerMinute(cfg.LoginFailuresPerIPPerMinute),
+		registerLimit: ratelimit.PerHour(cfg.RegistrationsPerIPPerHour),
 		searchLimit:   ratelimit.PerHour(cfg.SearchesPerHour),
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
@@ -167,7 +168,7 @@ func newEcho(cfg Config) *echo.Echo {
 
 // requestValidator checks every spec operation's request against the spec
 // and authenticates it (the JWT's claims go into the request context).
-func requestValidator(tokens *auth.Tokens) (echo.MiddlewareFunc, error) {
+func requestValidator(authn *auth.Authenticator) (echo.MiddlewareFunc, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -179,7 +180,7 @@ func requestValidator(tokens *auth.Tokens) (echo.MiddlewareFunc, error) {
 		MultiErrorHandler: validationProblem,
 		Options: openapi3filter.Options{
 			MultiError:         true,
-			AuthenticationFunc: tokens.Authenticate,
+			AuthenticationFunc: authn.Authenticate,
 		},
 	}), nil
 }
@@ -192,6 +193,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(middleware.Recover())
 	// Before anything reads the body.
 	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(credentialBodyLimit)
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{

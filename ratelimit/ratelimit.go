@@ -31,10 +31,20 @@ type Result struct {
 }
 
 // Limiter counts events per key. Allow records an event when it is within
-// the limit; Peek only looks.
+// the limit; Peek only looks; Refund takes back one event Allow recorded.
+//
+// Allow is atomic per key: however many callers race, at most the limit's
+// count is allowed. To limit something that is known to count only after
+// it has happened (a failed login), Allow first and Refund when it turns
+// out not to count: checking with Peek and recording afterwards would let
+// every concurrent caller pass the check.
 type Limiter interface {
 	Allow(ctx context.Context, key string, l Limit) (Result, error)
 	Peek(ctx context.Context, key string, l Limit) (Result, error)
+	// Refund gives back one event of key under l. Events that have already
+	// decayed cannot be refunded: a refund never gives credit beyond an
+	// idle key's full allowance.
+	Refund(ctx context.Context, key string, l Limit) error
 }
 
 // Memory is an in-process Limiter: right for one instance; several
@@ -62,6 +72,26 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 // Peek implements Limiter.
 func (m *Memory) Peek(_ context.Context, key string, l Limit) (Result, error) {
 	return m.take(key, l, 0), nil
+}
+
+// Refund implements Limiter.
+func (m *Memory) Refund(_ context.Context, key string, l Limit) error {
+	if l.Unlimited() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tat, ok := m.tat[key]
+	if !ok {
+		return nil
+	}
+	tat = tat.Add(-l.Period / time.Duration(l.Count))
+	if !tat.After(m.now()) {
+		delete(m.tat, key)
+		return nil
+	}
+	m.tat[key] = tat
+	return nil
 }
 
 func (m *Memory) take(key string, l Limit, n int) Result {

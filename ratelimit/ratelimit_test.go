@@ -41,4 +41,23 @@ func TestMemory(t *testing.T) {
 	if r, _ := m.Allow(ctx, "k", Limit{}); !r.Allowed {
 		t.Fatal("unlimited refused")
 	}
+
+	// A refund after most of the state has decayed drops the key: the
+	// full allowance is back, and no more.
+	for range 3 {
+		m.Allow(ctx, "r", l)
+	}
+	now = now.Add(50 * time.Second)
+	if err := m.Refund(ctx, "r", l); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.tat["r"]; ok {
+		t.Error("a refund down to the present kept the key")
+	}
+	for i := range 4 {
+		r, _ := m.Allow(ctx, "r", l)
+		if r.Allowed != (i < 3) {
+			t.Fatalf("event %d after the refund: allowed = %v", i+1, r.Allowed)
+		}
+	}
 }

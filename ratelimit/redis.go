@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // load balancer counts against the same limits. It runs the same GCRA as
 // Memory, inside Redis (redis_rate), atomically per key.
 type Redis struct {
-	l *redis_rate.Limiter
+	l   *redis_rate.Limiter
+	rdb *redis.Client
 }
 
 // NewRedis returns a Limiter on the Redis at url (redis://host:port/db).
@@ -27,7 +29,7 @@ func NewRedis(ctx context.Context, url string) (*Redis, func() error, error) {
 		rdb.Close()
 		return nil, nil, fmt.Errorf("connect to redis: %w", err)
 	}
-	return &Redis{l: redis_rate.NewLimiter(rdb)}, rdb.Close, nil
+	return &Redis{l: redis_rate.NewLimiter(rdb), rdb: rdb}, rdb.Close, nil
 }
 
 func (l Limit) redis() redis_rate.Limit {
@@ -61,4 +63,41 @@ func (r *Redis) Peek(ctx context.Context, key string, l Limit) (Result, error) {
 		return Result{Allowed: false, RetryAfter: l.Period / time.Duration(l.Count)}, nil
 	}
 	return Result{Allowed: true, Remaining: res.Remaining}, nil
+}
+
+// redisKeyPrefix is the prefix redis_rate stores its keys under; Refund
+// works on the same keys.
+const redisKeyPrefix = "rate:"
+
+// refundScript moves a key's theoretical arrival time (redis_rate's GCRA
+// state: seconds since 2017-01-01, as a float) back by one emission
+// interval, atomically, and deletes the key once nothing is left to
+// decay. Redis's own clock is the one redis_rate uses too.
+var refundScript = redis.NewScript(`
+redis.replicate_commands()
+local tat = redis.call("GET", KEYS[1])
+if not tat then
+  return 0
+end
+local now = redis.call("TIME")
+now = (now[1] - 1483228800) + (now[2] / 1000000)
+tat = tonumber(tat) - tonumber(ARGV[1])
+if tat <= now then
+  redis.call("DEL", KEYS[1])
+  return 0
+end
+redis.call("SET", KEYS[1], tat, "EX", math.ceil(tat - now))
+return 1
+`)
+
+// Refund implements Limiter.
+func (r *Redis) Refund(ctx context.Context, key string, l Limit) error {
+	if l.Unlimited() {
+		return nil
+	}
+	interval := l.Period.Seconds() / float64(l.Count)
+	if err := refundScript.Run(ctx, r.rdb, []string{redisKeyPrefix + key}, interval).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("rate limit refund %s: %w", key, err)
+	}
+	return nil
 }

@@ -97,6 +97,22 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
+const userRoleSQL = `SELECT role FROM users WHERE id = $1`
+
+// UserRole returns the user's current role, or ENotFound when there is no
+// such user (also for a malformed id, without asking the database). It is
+// what authentication reads to refuse tokens of deleted or re-roled users.
+func (s *Store) UserRole(ctx context.Context, id string) (string, error) {
+	if !validID(id) {
+		return "", shopd.Errorf(shopd.ENotFound, "User not found.")
+	}
+	var role string
+	if err := s.db.GetContext(ctx, &role, userRoleSQL, id); err != nil {
+		return "", fmt.Errorf("user role: %w", translate(err))
+	}
+	return role, nil
+}
+
 // validID reports whether id can be a row id; anything else cannot exist.
 func validID(id string) bool {
 	_, err := uuid.Parse(id)

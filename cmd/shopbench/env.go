@@ -50,8 +50,9 @@ var serverEnvKeys = []string{
 	"JWT_PRIVATE_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_TTL",
 	"BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "DATA_DIR", "PAYMENT_WINDOW", "REDIS_URL",
 	"QUOTA_CHECKOUTS_PER_HOUR", "QUOTA_SEARCHES_PER_HOUR", "LOGIN_FAILURES_PER_MINUTE",
+	"LOGIN_FAILURES_PER_IP_PER_MINUTE", "REGISTRATIONS_PER_IP_PER_HOUR",
 	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS", "RECONCILE_EVERY",
-	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC",
+	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT",
 }
 
 // startEnv starts PostgreSQL and stripe-mock, seeds the demo catalog and
@@ -95,17 +96,21 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	e.base = "http://" + addr
 
 	environ := serverEnviron(map[string]string{
-		"HTTP_ADDR":                 addr,
-		"DATABASE_URL":              e.db.URL,
-		"STRIPE_API_BASE":           e.stripe.URL,
-		"STRIPE_SECRET_KEY":         "sk_test_bench",
-		"STRIPE_WEBHOOK_SECRET":     webhookSecret,
-		"DATA_DIR":                  filepath.Join(dir, "server"),
-		"BOOTSTRAP_ADMIN_EMAIL":     adminEmail,
-		"BOOTSTRAP_ADMIN_PASSWORD":  adminPassword,
-		"QUOTA_CHECKOUTS_PER_HOUR":  "0",
-		"QUOTA_SEARCHES_PER_HOUR":   "0",
-		"LOGIN_FAILURES_PER_MINUTE": "0",
+		"HTTP_ADDR":                addr,
+		"DATABASE_URL":             e.db.URL,
+		"STRIPE_API_BASE":          e.stripe.URL,
+		"STRIPE_SECRET_KEY":        "sk_test_bench",
+		"STRIPE_WEBHOOK_SECRET":    webhookSecret,
+		"DATA_DIR":                 filepath.Join(dir, "server"),
+		"BOOTSTRAP_ADMIN_EMAIL":    adminEmail,
+		"BOOTSTRAP_ADMIN_PASSWORD": adminPassword,
+		"QUOTA_CHECKOUTS_PER_HOUR": "0",
+		"QUOTA_SEARCHES_PER_HOUR":  "0",
+		// Every client registers and logs in from 127.0.0.1, and the
+		// login flood must reach the password check every time.
+		"LOGIN_FAILURES_PER_MINUTE":        "0",
+		"LOGIN_FAILURES_PER_IP_PER_MINUTE": "0",
+		"REGISTRATIONS_PER_IP_PER_HOUR":    "0",
 	})
 
 	if err := seedCatalog(ctx, e.db.URL); err != nil {

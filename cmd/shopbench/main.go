@@ -6,7 +6,7 @@
 // It starts a private, throwaway PostgreSQL (fsync off, in a temporary
 // directory) and stripe-mock, seeds the demo catalog (internal/demo), and
 // starts the server binary (-server, built by `make bench`) as a separate
-// process on a free loopback port, with checkout, search and login quotas
+// process on a free loopback port, with checkout, search, login and registration limits
 // off. As the bootstrap admin it adds a few products with 1,000,000 in
 // stock, so checkout never runs out, and it registers one customer per
 // client. Everything it starts is stopped at the end, also on Ctrl-C, and
@@ -45,9 +45,21 @@
 // PostgreSQL, stripe-mock, pgbench), so numbers compare runs on the same
 // machine only; nothing asserts on them.
 //
+// # Login flood
+//
+// The login-flood scenario (-flood logins, default 300) registers
+// -flood-accounts accounts, then fires all the logins at the same moment:
+// a third with the right password, a third with a wrong one, a third for
+// emails that do not exist. The server's login and registration limits are
+// off, so every attempt hashes a password (argon2id, 19 MiB each). It
+// prints how the logins were answered and the server's peak RSS during the
+// flood (VmHWM, reset just before it): what a login flood costs in memory.
+// `make bench BENCH_FLAGS=-scenarios=login-flood` runs it alone.
+//
 // Any non-2xx answer or transport error counts as an error and is listed
-// with a sample body; a bench with errors says so and exits with status 1,
-// since its numbers do not measure the intended work.
+// with a sample body (in the flood: any answer but 200 for the right
+// password and 401 for the others); a bench with errors says so and exits
+// with status 1, since its numbers do not measure the intended work.
 package main
 
 import (
@@ -62,6 +74,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -76,6 +89,27 @@ type options struct {
 	stockProducts int
 	pgbench       string
 	keep          bool
+	// scenarios are the scenarios to run, by name (scenarioNames).
+	scenarios     map[string]bool
+	flood         int
+	floodAccounts int
+	floodBody     int
+}
+
+// scenarioNames are the -scenarios a bench can run, in the order it runs them.
+var scenarioNames = []string{"list", "get", "checkout", "login-flood"}
+
+// parseScenarios reads -scenarios: a comma-separated list of scenarioNames.
+func parseScenarios(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(scenarioNames, name) {
+			return nil, fmt.Errorf("unknown scenario %q (want some of %s)", name, strings.Join(scenarioNames, ","))
+		}
+		out[name] = true
+	}
+	return out, nil
 }
 
 // Targets from the issue.
@@ -95,9 +129,19 @@ func main() {
 	flag.IntVar(&o.stockProducts, "stock-products", 8, "high-stock products the checkout clients share")
 	flag.StringVar(&o.pgbench, "pgbench", "", "the pgbench binary (default: next to the PostgreSQL server binaries, or on PATH)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (services log, rendered pgbench scripts)")
+	scenarios := flag.String("scenarios", strings.Join(scenarioNames, ","), "the scenarios to run, comma-separated")
+	flag.IntVar(&o.flood, "flood", 300, "concurrent logins in the login-flood scenario")
+	flag.IntVar(&o.floodAccounts, "flood-accounts", 30, "accounts the login flood logs in to")
+	flag.IntVar(&o.floodBody, "flood-body", 0, "pad each login body of the flood with spaces to this many bytes (0: no padding)")
 	flag.Parse()
-	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 {
-		fmt.Fprintln(os.Stderr, "shopbench: need -c >= 1, 1 <= -j <= -c, -stock-products >= 1, -duration >= 1s, -warmup >= 0")
+	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
+		o.flood < 1 || o.floodAccounts < 1 {
+		fmt.Fprintln(os.Stderr, "shopbench: need -c >= 1, 1 <= -j <= -c, -stock-products >= 1, -duration >= 1s, -warmup >= 0, -flood >= 1, -flood-accounts >= 1")
+		os.Exit(2)
+	}
+	var err error
+	if o.scenarios, err = parseScenarios(*scenarios); err != nil {
+		fmt.Fprintln(os.Stderr, "shopbench: -scenarios:", err)
 		os.Exit(2)
 	}
 
@@ -148,6 +192,7 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	if _, err := os.Stat(server); err != nil {
 		return 1, fmt.Errorf("-server: %w", err)
 	}
+	o.server = server
 
 	fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
 	e, err := startEnv(ctx, server, o.keep)
@@ -155,39 +200,77 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 1, err
 	}
 	defer e.close()
-	pgbench := o.pgbench
-	if pgbench == "" {
-		if pgbench, err = findPgbench(ctx); err != nil {
+	_, startRSS, _ := memoryKiB(e.pid)
+	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+
+	var outcomes []outcome
+	mem := memReport{startRSS: startRSS}
+	if o.scenarios["list"] || o.scenarios["get"] || o.scenarios["checkout"] {
+		if outcomes, mem, err = throughput(ctx, o, e, a, out); err != nil {
 			return 1, err
 		}
+		mem.startRSS = startRSS
 	}
-	_, startRSS, _ := memoryKiB(e.pid)
+	var flood *floodResult
+	if o.scenarios["login-flood"] {
+		fmt.Fprintf(out, "%-24s registering %d accounts ... ", "login flood", o.floodAccounts)
+		emails, err := floodAccounts(ctx, a, o.floodAccounts)
+		if err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(out, "%d logins at once ... ", o.flood)
+		r := loginFlood(ctx, e.base, e.pid, floodLogins(o.flood, emails, o.floodBody), len(emails))
+		if ctx.Err() != nil {
+			return 1, ctx.Err()
+		}
+		fmt.Fprintf(out, "done in %v\n", r.elapsed.Round(10*time.Millisecond))
+		flood = &r
+	}
 
-	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	alive := e.serverAlive()
+	code := report(out, o, outcomes, flood, alive, mem)
+	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
+	if code != 0 && !o.keep {
+		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
+	}
+	return code, nil
+}
+
+// throughput sets up the catalog and customers and runs the selected
+// closed-loop scenarios, each followed by pgbench on the equivalent SQL.
+func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([]outcome, memReport, error) {
+	var mem memReport
+	pgbench := o.pgbench
+	if pgbench == "" {
+		var err error
+		if pgbench, err = findPgbench(ctx); err != nil {
+			return nil, mem, err
+		}
+	}
 	prepStart := time.Now()
 	f, err := prepare(ctx, a, o.clients, o.stockProducts)
 	if err != nil {
-		return 1, fmt.Errorf("prepare: %w", err)
+		return nil, mem, fmt.Errorf("prepare: %w", err)
 	}
 	prepTook := time.Since(prepStart)
 	// Setup hashes 2 passwords per customer (argon2id, 19 MiB each), which
 	// takes more memory than serving does: the scenarios' peak is measured
 	// from here on, the setup's reported apart.
-	setupPeak, _, _ := memoryKiB(e.pid)
-	peakReset := resetPeakRSS(e.pid)
+	mem.setupPeak, _, _ = memoryKiB(e.pid)
+	mem.peakReset = resetPeakRSS(e.pid)
 	scripts, err := writeScripts(filepath.Join(e.dir, "pgbench"), f)
 	if err != nil {
-		return 1, err
+		return nil, mem, err
 	}
 	db, err := sql.Open("postgres", e.db.URL)
 	if err != nil {
-		return 1, err
+		return nil, mem, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 
 	fmt.Fprintf(out, "server %s (pid %d) at %s; %d seeded products, %d high-stock products, %d customers (set up in %v)\n",
-		server, e.pid, e.base, len(f.catalogIDs), len(f.stockIDs), len(f.customers), prepTook.Round(100*time.Millisecond))
+		o.server, e.pid, e.base, len(f.catalogIDs), len(f.stockIDs), len(f.customers), prepTook.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "%d clients, %v warm-up + %v per phase; pgbench %s -c %d -j %d -M prepared\n\n",
 		o.clients, o.warmup, o.duration, pgbench, o.clients, o.jobs)
 
@@ -205,11 +288,14 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	warmSeconds := int(math.Ceil(o.warmup.Seconds()))
 	var outcomes []outcome
 	for _, p := range plan {
+		if !o.scenarios[p.script] {
+			continue
+		}
 		for _, w := range workers {
 			p.sc.setup(w)
 		}
 		if err := vacuum(ctx, db); err != nil {
-			return 1, fmt.Errorf("vacuum: %w", err)
+			return nil, mem, fmt.Errorf("vacuum: %w", err)
 		}
 		fmt.Fprintf(out, "%-24s API ... ", p.sc.name)
 		if o.warmup > 0 {
@@ -219,7 +305,7 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		selfBefore := selfCPU()
 		res := run(ctx, p.sc, workers, o.duration)
 		if ctx.Err() != nil {
-			return 1, ctx.Err()
+			return nil, mem, ctx.Err()
 		}
 		oc := outcome{api: res, target: p.target}
 		if serverAfter, err := processCPU(e.pid); err == nil {
@@ -229,29 +315,22 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		oc.peakRSS, _, _ = memoryKiB(e.pid)
 		fmt.Fprintf(out, "%8.1f ops/s (%d errors)   SQL ... ", res.op.perSec, res.op.errs)
 		if err := vacuum(ctx, db); err != nil {
-			return 1, fmt.Errorf("vacuum: %w", err)
+			return nil, mem, fmt.Errorf("vacuum: %w", err)
 		}
 		if warmSeconds > 0 {
 			runPgbench(ctx, pgbench, e.db.URL, scripts[p.script], o.clients, o.jobs, warmSeconds)
 		}
 		sr := runPgbench(ctx, pgbench, e.db.URL, scripts[p.script], o.clients, o.jobs, seconds)
 		if ctx.Err() != nil {
-			return 1, ctx.Err()
+			return nil, mem, ctx.Err()
 		}
 		fmt.Fprintf(out, "%8.1f tps\n", sr.tps)
 		oc.sql = sr
 		outcomes = append(outcomes, oc)
 	}
-
-	alive := e.serverAlive()
-	peakRSS, endRSS, rssErr := memoryKiB(e.pid)
-	mem := memReport{startRSS: startRSS, setupPeak: setupPeak, peakReset: peakReset, peakRSS: peakRSS, endRSS: endRSS, err: rssErr}
-	code := report(out, o, outcomes, alive, mem)
-	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
-	if code != 0 && !o.keep {
-		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
-	}
-	return code, nil
+	// Read before any login flood, which reports its own peak.
+	mem.peakRSS, mem.endRSS, mem.err = memoryKiB(e.pid)
+	return outcomes, mem, nil
 }
 
 // memReport is the server's memory in KiB: after start-up, the peak while
@@ -265,8 +344,38 @@ type memReport struct {
 // report prints the results and returns the exit code: 1 when anything
 // failed (requests, pgbench, the server), else 0. Missing a target is not a
 // failure.
-func report(out io.Writer, o options, outcomes []outcome, alive bool, mem memReport) int {
-	failed := false
+func report(out io.Writer, o options, outcomes []outcome, flood *floodResult, alive bool, mem memReport) int {
+	var problems []string
+	if len(outcomes) > 0 {
+		problems = reportThroughput(out, o, outcomes, mem)
+	}
+	if flood != nil {
+		flood.print(out)
+		if n := flood.failures(); n > 0 {
+			problems = append(problems, fmt.Sprintf("login flood: %d of %d logins were not answered as expected", n, flood.logins))
+			for _, l := range flood.errorLines() {
+				problems = append(problems, "    "+l)
+			}
+		}
+	}
+	if !alive {
+		problems = append(problems, "the server process exited during the bench")
+	}
+	if len(problems) > 0 {
+		bar := strings.Repeat("!", 78)
+		fmt.Fprintf(out, "\n%s\n!!! THIS BENCH HAD ERRORS: the numbers above do not measure the intended work\n", bar)
+		for _, p := range problems {
+			fmt.Fprintln(out, p)
+		}
+		fmt.Fprintln(out, bar)
+		return 1
+	}
+	return 0
+}
+
+// reportThroughput prints the closed-loop scenarios' table, the memory
+// they took and their ratios to pgbench, and returns what went wrong.
+func reportThroughput(out io.Writer, o options, outcomes []outcome, mem memReport) []string {
 	fmt.Fprintf(out, "\nAPI: %d clients, %v per scenario, %d CPUs shared by everything\n", o.clients, o.duration, runtime.NumCPU())
 	fmt.Fprintf(out, "%-30s %9s %10s %9s %9s %8s %11s %11s %10s\n",
 		"scenario", "ops", "ops/s", "p50", "p99", "errors", "server CPU", "client CPU", "peak RSS")
@@ -335,22 +444,7 @@ func report(out io.Writer, o options, outcomes []outcome, alive bool, mem memRep
 			problems = append(problems, fmt.Sprintf("%s SQL: %v\n%s", oc.api.name, oc.sql.err, indent(lastLines(oc.sql.output, 15), "    ")))
 		}
 	}
-	if !alive {
-		problems = append(problems, "the server process exited during the bench")
-	}
-	if len(problems) > 0 {
-		failed = true
-		bar := strings.Repeat("!", 78)
-		fmt.Fprintf(out, "\n%s\n!!! THIS BENCH HAD ERRORS: the numbers above do not measure the intended work\n", bar)
-		for _, p := range problems {
-			fmt.Fprintln(out, p)
-		}
-		fmt.Fprintln(out, bar)
-	}
-	if failed {
-		return 1
-	}
-	return 0
+	return problems
 }
 
 func ms(d time.Duration) string {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +80,46 @@ func TestWriteScripts(t *testing.T) {
 		if s := string(b); strings.Contains(s, "{{") || !strings.Contains(s, want) {
 			t.Errorf("%s.sql: want %q and no placeholders:\n%s", name, want, s)
 		}
+	}
+}
+
+// TestFloodLogins: a third right, a third wrong, a third unknown; padded
+// bodies are still one JSON object of exactly the size asked for.
+func TestFloodLogins(t *testing.T) {
+	t.Parallel()
+	emails := []string{"a@example.com", "b@example.com"}
+	for _, size := range []int{0, 4096} {
+		logins := floodLogins(300, emails, size)
+		right := 0
+		for i, l := range logins {
+			var body map[string]string
+			if err := json.Unmarshal(l.body, &body); err != nil {
+				t.Fatalf("login %d: %v: %q", i, err, l.body)
+			}
+			if size > 0 && len(l.body) != size {
+				t.Errorf("login %d: %d bytes, want %d", i, len(l.body), size)
+			}
+			isRight := body["password"] == floodPassword && slices.Contains(emails, body["email"])
+			if isRight != (l.want == http.StatusOK) {
+				t.Errorf("login %d %v expects %d", i, body, l.want)
+			}
+			if isRight {
+				right++
+			}
+		}
+		if right != 100 {
+			t.Errorf("%d right passwords of 300, want 100", right)
+		}
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	t.Parallel()
+	got, err := parseScenarios("login-flood, list")
+	if err != nil || len(got) != 2 || !got["login-flood"] || !got["list"] {
+		t.Errorf("parseScenarios = %v, %v", got, err)
+	}
+	if _, err := parseScenarios("list,nope"); err == nil {
+		t.Error("an unknown scenario was accepted")
 	}
 }

@@ -1,0 +1,100 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestHashGateBoundsConcurrency: however many callers race, no more than
+// the gate's slots are inside at once, and every caller gets in eventually.
+func TestHashGateBoundsConcurrency(t *testing.T) {
+	t.Parallel()
+	const slots, callers = 2, 40
+	g := newHashGate(slots, callers)
+	var inside, most, done atomic.Int64
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.enter(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+			n := inside.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			inside.Add(-1)
+			g.leave()
+			done.Add(1)
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > slots {
+		t.Errorf("%d callers inside at once, want at most %d", m, slots)
+	}
+	if n := done.Load(); n != callers {
+		t.Errorf("%d of %d callers got in", n, callers)
+	}
+}
+
+// TestHashGateBoundsWaiters: with every slot taken and maxWaiters waiting,
+// the next caller is refused at once with ErrHashingBusy; a waiter whose
+// context ends stops waiting and frees its place.
+func TestHashGateBoundsWaiters(t *testing.T) {
+	t.Parallel()
+	const waiters = 3
+	g := newHashGate(1, waiters)
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, waiters)
+	for range waiters {
+		go func() { errs <- g.enter(ctx) }()
+	}
+	for g.waiters.Load() != waiters {
+		time.Sleep(time.Millisecond)
+	}
+	if err := g.enter(context.Background()); !errors.Is(err, ErrHashingBusy) {
+		t.Fatalf("enter with %d waiting = %v, want ErrHashingBusy", waiters, err)
+	}
+
+	cancel()
+	for range waiters {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled waiter: %v, want context.Canceled", err)
+		}
+	}
+	if n := g.waiters.Load(); n != 0 {
+		t.Errorf("%d waiters left after cancelling all", n)
+	}
+	// Their places are free again: a new waiter waits, and gets the slot.
+	got := make(chan error, 1)
+	go func() { got <- g.enter(context.Background()) }()
+	g.leave()
+	if err := <-got; err != nil {
+		t.Fatalf("waiter after the cancellations: %v", err)
+	}
+	g.leave()
+}
+
+// TestCheckPasswordRefusesForeignParameters: a stored hash asking for more
+// memory than the service's parameters is refused without being computed:
+// the hashing gate's memory budget assumes ours.
+func TestCheckPasswordRefusesForeignParameters(t *testing.T) {
+	t.Parallel()
+	huge := "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	if ok, err := CheckPassword(context.Background(), huge, "anything"); ok || err == nil {
+		t.Errorf("CheckPassword with m=4 GiB = %v, %v; want an error", ok, err)
+	}
+}
