@@ -86,3 +86,32 @@ func TestEmbeddedSpecIsTheWholeContract(t *testing.T) {
 		t.Error("the strict server lacks Checkout: is it generated from openapi.yaml?")
 	}
 }
+
+// TestEveryResponseDeclaresRequestID: every response, success or error,
+// documents X-Request-Id through the one shared header, so the response
+// check in the handler tests verifies it on everything the server sends.
+func TestEveryResponseDeclaresRequestID(t *testing.T) {
+	t.Parallel()
+	doc, err := loadSpec(t, OpenAPIYAML)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	const want = "#/components/headers/XRequestId"
+	if h := doc.Components.Headers["XRequestId"]; h == nil || h.Value == nil || !h.Value.Required {
+		t.Fatal("components/headers/XRequestId is missing or not required")
+	}
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status, r := range op.Responses.Map() {
+				n++
+				if h := r.Value.Headers["X-Request-Id"]; h == nil || h.Ref != want {
+					t.Errorf("%s %s %s: X-Request-Id is not declared as %s", method, path, status, want)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no responses found")
+	}
+}
