@@ -3,10 +3,18 @@ package shopd
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
 	"reflect"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/shopd/shopd/gen"
 )
@@ -113,5 +121,131 @@ func TestEveryResponseDeclaresRequestID(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no responses found")
+	}
+}
+
+// walkStrings calls fn for every string value in v under an object key,
+// however deep: every example value in the spec, as JSON.
+func walkStrings(v any, fn func(key, value string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok {
+				fn(k, s)
+			}
+			walkStrings(x, fn)
+		}
+	case []any:
+		for _, x := range v {
+			walkStrings(x, fn)
+		}
+	}
+}
+
+// specJSON is the spec as generic JSON.
+func specJSON(t *testing.T) any {
+	t.Helper()
+	doc, err := loadSpec(t, OpenAPIYAML)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// isServerUUID reports whether s is a UUID as the server makes them
+// (PostgreSQL's gen_random_uuid: version 4, RFC 4122 variant, lower case).
+func isServerUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.Version() == 4 && u.Variant() == uuid.RFC4122 && u.String() == s
+}
+
+// stripeID is a Stripe object id (pi_..., evt_...), as in webhook events.
+var stripeID = regexp.MustCompile(`^(pi|evt|ch|re|cus)_[A-Za-z0-9]{14,}$`)
+
+// TestExampleIDsLookReal: the ids in examples are shaped as the server
+// makes them, so a request built from the documentation reaches the lookup
+// instead of failing on the id's shape: resources are UUIDs, ledger entries
+// and order events are sequence numbers, Stripe's objects keep their ids.
+func TestExampleIDsLookReal(t *testing.T) {
+	t.Parallel()
+	uuidKeys := map[string]bool{"productId": true, "orderId": true, "customerId": true, "referenceId": true, "sub": true}
+	seen := 0
+	walkStrings(specJSON(t), func(key, value string) {
+		switch {
+		case uuidKeys[key]:
+			seen++
+			if !isServerUUID(value) {
+				t.Errorf("example %s %q is not a UUID as the server makes them", key, value)
+			}
+		case key == "id":
+			seen++
+			_, err := strconv.ParseInt(value, 10, 64)
+			if err != nil && !isServerUUID(value) && !stripeID.MatchString(value) {
+				t.Errorf("example id %q is neither a UUID, a sequence number nor a Stripe id", value)
+			}
+		}
+	})
+	if seen < 20 {
+		t.Fatalf("only %d example ids found", seen)
+	}
+	if isServerUUID("9b2f4c1e") || isServerUUID("9B2F4C1E-3D5A-4F6B-8C7D-0E1F2A3B4C5D") {
+		t.Fatal("isServerUUID accepts ids the server never makes")
+	}
+}
+
+// TestExampleTokensVerify: the example access tokens are real ones, signed
+// by the example JWKS's key and naming it by its kid (the RFC 7638
+// thumbprint), so a partner can try their verification on the examples.
+func TestExampleTokensVerify(t *testing.T) {
+	t.Parallel()
+	doc, err := loadSpec(t, OpenAPIYAML)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	jwks := doc.Paths.Value("/.well-known/jwks.json").Get.Responses.Status(200).Value.Content.Get("application/json").Example
+	b, err := json.Marshal(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := jwk.Parse(b)
+	if err != nil {
+		t.Fatalf("example JWKS: %v", err)
+	}
+	for i := range set.Len() {
+		key, _ := set.Key(i)
+		tp, err := key.Thumbprint(crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := base64.RawURLEncoding.EncodeToString(tp); key.KeyID() != want {
+			t.Errorf("example kid %q is not the key's thumbprint %q", key.KeyID(), want)
+		}
+	}
+	var tokens []string
+	walkStrings(specJSON(t), func(key, value string) {
+		if key == "accessToken" {
+			tokens = append(tokens, value)
+		}
+	})
+	if len(tokens) == 0 {
+		t.Fatal("no example access tokens")
+	}
+	for _, tok := range tokens {
+		parsed, err := jwt.ParseString(tok, jwt.WithKeySet(set), jwt.WithValidate(false))
+		if err != nil {
+			t.Errorf("example token does not verify with the example JWKS: %v", err)
+			continue
+		}
+		if role, _ := parsed.PrivateClaims()["role"].(string); parsed.Issuer() != "shop" || role == "" || !isServerUUID(parsed.Subject()) {
+			t.Errorf("example token claims iss %q, role %q, sub %q", parsed.Issuer(), role, parsed.Subject())
+		}
 	}
 }

@@ -594,12 +594,12 @@ type InventoryTransactionList struct {
 
 // JWK A public signing key (RFC 7517). Only public parameters are ever published.
 //
-// Example: {"alg":"ES256","crv":"P-256","kid":"7c1a4f2e9b3d","kty":"EC","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+// Example: {"alg":"ES256","crv":"P-256","kid":"yF4203OX9hqb_BYolFYsBJj-tkf5AsaigDQlHfj1Zlo","kty":"EC","use":"sig","x":"P0qK7cYzPbVGF1STaWRw3HIGYqXI07ifHbGpjRHppnY","y":"fgGpJitvVrm-axJotYuBjoreBSu3_ds_NZM6TvzdPBY"}
 type JWK struct {
 	Alg JWKAlg `json:"alg"`
 	Crv JWKCrv `json:"crv"`
 
-	// Kid Key id; matches the `kid` header of the tokens it signs.
+	// Kid Key id (the key's RFC 7638 thumbprint); matches the `kid` header of the tokens it signs.
 	Kid string `json:"kid"`
 
 	// Kty Key type; `EC` for ES256 keys.
@@ -627,7 +627,7 @@ type JWKUse string
 
 // JWKS A JSON Web Key Set.
 //
-// Example: {"keys":[{"alg":"ES256","crv":"P-256","kid":"7c1a4f2e9b3d","kty":"EC","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}
+// Example: {"keys":[{"alg":"ES256","crv":"P-256","kid":"yF4203OX9hqb_BYolFYsBJj-tkf5AsaigDQlHfj1Zlo","kty":"EC","use":"sig","x":"P0qK7cYzPbVGF1STaWRw3HIGYqXI07ifHbGpjRHppnY","y":"fgGpJitvVrm-axJotYuBjoreBSu3_ds_NZM6TvzdPBY"}]}
 type JWKS struct {
 	Keys []JWK `json:"keys"`
 }
@@ -1028,7 +1028,7 @@ type RegisterRequest struct {
 
 // TokenResponse An access token for the `Authorization: Bearer` header.
 //
-// Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6IjdjMWE0ZjJlOWIzZCIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI2ZjFiM2MyZS04YTRkLTRlN2ItOWMxYS0yZDNlNGY1YTZiN2MiLCJyb2xlIjoiY3VzdG9tZXIifQ.c2lnbmF0dXJl","expiresIn":3600,"tokenType":"Bearer"}
+// Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGkiXSwiZXhwIjoxNzc3ODkzMzMwLCJpYXQiOjE3Nzc4ODk3MzAsImlzcyI6InNob3AiLCJuYmYiOjE3Nzc4ODk3MzAsInJvbGUiOiJjdXN0b21lciIsInN1YiI6IjZmMWIzYzJlLThhNGQtNGU3Yi05YzFhLTJkM2U0ZjVhNmI3YyJ9.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw","expiresIn":3600,"tokenType":"Bearer"}
 type TokenResponse struct {
 	// AccessToken The JWT.
 	AccessToken string `json:"accessToken"`
@@ -1052,6 +1052,9 @@ type OrderId = string
 
 // ProductId defines model for ProductId.
 type ProductId = string
+
+// SequenceCursor defines model for SequenceCursor.
+type SequenceCursor = string
 
 // BadRequest An RFC 9457 problem detail. Members other than those listed may appear; ignore them.
 //
@@ -1120,7 +1123,9 @@ type ListOrdersParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1129,8 +1134,10 @@ type ListOrderEventsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
-	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *SequenceCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListProductsParams defines parameters for ListProducts.
@@ -1144,7 +1151,9 @@ type ListProductsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1153,8 +1162,10 @@ type ListInventoryTransactionsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
-	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *SequenceCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // FulfillOrderJSONRequestBody defines body for FulfillOrder for application/json ContentType.
