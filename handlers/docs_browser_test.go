@@ -54,9 +54,43 @@ func renderedDOM(t *testing.T, url string) string {
 	return string(out)
 }
 
+// publicOperations are the operations API.md lets anyone call; the
+// product list and detail also take an optional token (admins see more).
+var publicOperations = []string{
+	"getHealth", "getReady", "getJwks", "register", "login",
+	"listProducts", "getProduct", "handleStripeWebhook",
+}
+
+// isPublic reports whether op can be called without a token: it has no
+// security requirement, or the empty one among its alternatives.
+func isPublic(spec *openapi3.T, op *openapi3.Operation) bool {
+	reqs := spec.Security
+	if op.Security != nil {
+		reqs = *op.Security
+	}
+	return len(reqs) == 0 || slices.ContainsFunc(reqs, func(r openapi3.SecurityRequirement) bool { return len(r) == 0 })
+}
+
+// operationSummary returns the rendered summary of one operation: the
+// DOM from its block's id up to the next operation or tag section.
+func operationSummary(dom, tag, operationID string) (string, bool) {
+	marker := `id="operations-` + tag + `-` + operationID + `"`
+	i := strings.Index(dom, marker)
+	if i < 0 {
+		return "", false
+	}
+	rest := dom[i+len(marker):]
+	if j := strings.Index(rest, `id="operations-`); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
+}
+
 // TestSwaggerUIInBrowser loads /docs in headless Chromium, lets Swagger UI
-// fetch and render our spec, and reads the resulting DOM: the operations
-// and the Authorize button for bearer tokens must be there.
+// fetch and render our spec, and reads the resulting DOM: the operations,
+// the Authorize button for bearer tokens, a lock on exactly the operations
+// that need a token (none on public ones, optional auth included), and the
+// Schemas section with the models.
 func TestSwaggerUIInBrowser(t *testing.T) {
 	t.Parallel()
 	a := setup(t)
@@ -72,6 +106,49 @@ func TestSwaggerUIInBrowser(t *testing.T) {
 	} {
 		if !strings.Contains(strings.ToLower(dom), strings.ToLower(want)) {
 			t.Errorf("rendered /docs lacks %q", want)
+		}
+	}
+
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatalf("spec: %v", err)
+	}
+	seen := map[string]bool{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			seen[op.OperationID] = true
+			public := isPublic(spec, op)
+			if slices.Contains(publicOperations, op.OperationID) != public {
+				t.Errorf("%s %s (%s): public = %t in the spec, API.md says otherwise", method, path, op.OperationID, public)
+			}
+			summary, ok := operationSummary(dom, op.Tags[0], op.OperationID)
+			if !ok {
+				t.Errorf("%s %s (%s) is not rendered", method, path, op.OperationID)
+				continue
+			}
+			// The lock is the operation's authorization button.
+			locked := strings.Contains(summary, "authorization__btn")
+			if public && locked {
+				t.Errorf("%s %s (%s) is public but shows a lock", method, path, op.OperationID)
+			}
+			if !public && !locked {
+				t.Errorf("%s %s (%s) needs a token but shows no lock", method, path, op.OperationID)
+			}
+		}
+	}
+	for _, id := range publicOperations {
+		if !seen[id] {
+			t.Errorf("public operation %s is not in the spec", id)
+		}
+	}
+
+	// The Schemas section is open and lists the models.
+	if !strings.Contains(dom, `class="models is-open"`) {
+		t.Error("the Schemas section is hidden or closed")
+	}
+	for _, model := range []string{"Product", "Order", "Cart", "Problem"} {
+		if !strings.Contains(dom, `id="model-`+model+`"`) {
+			t.Errorf("the Schemas section lacks %s", model)
 		}
 	}
 	if t.Failed() {

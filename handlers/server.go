@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
@@ -175,7 +174,7 @@ func New(cfg Config) (http.Handler, error) {
 		return c.Blob(http.StatusOK, "application/yaml", shopd.OpenAPIYAML)
 	})
 	e.GET("/openapi.json", serveSpecJSON)
-	docs := v5emb.New("shopd API", "/openapi.json", "/docs/")
+	docs := swaggerUI()
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(docs))
 	return e, nil
