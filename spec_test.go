@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -247,5 +249,105 @@ func TestExampleTokensVerify(t *testing.T) {
 		if role, _ := parsed.PrivateClaims()["role"].(string); parsed.Issuer() != "shop" || role == "" || !isServerUUID(parsed.Subject()) {
 			t.Errorf("example token claims iss %q, role %q, sub %q", parsed.Issuer(), role, parsed.Subject())
 		}
+	}
+}
+
+// missingFields returns the properties of schema that example leaves out,
+// as dotted paths, looking into nested objects and array items.
+func missingFields(schema *openapi3.Schema, example any, at string) []string {
+	var out []string
+	switch v := example.(type) {
+	case map[string]any:
+		for name, prop := range schema.Properties {
+			field := strings.TrimPrefix(at+"."+name, ".")
+			x, ok := v[name]
+			if !ok {
+				out = append(out, field)
+				continue
+			}
+			out = append(out, missingFields(prop.Value, x, field)...)
+		}
+	case []any:
+		if schema.Items != nil {
+			for _, x := range v {
+				out = append(out, missingFields(schema.Items.Value, x, at+"[]")...)
+			}
+		}
+	}
+	return out
+}
+
+// requestSchemas adds s and every schema it contains to seen.
+func requestSchemas(s *openapi3.SchemaRef, seen map[*openapi3.Schema]string) {
+	if s == nil || s.Value == nil {
+		return
+	}
+	if _, ok := seen[s.Value]; ok {
+		return
+	}
+	seen[s.Value] = s.Ref
+	for _, p := range s.Value.Properties {
+		requestSchemas(p, seen)
+	}
+	requestSchemas(s.Value.Items, seen)
+}
+
+// TestRequestExamplesShowEveryField: every request example, and the
+// example of every schema a request body uses, shows every field the
+// schema has, optional ones included, so generated contract tests and
+// "Try it out" exercise all of them; every parameter has an example.
+func TestRequestExamplesShowEveryField(t *testing.T) {
+	t.Parallel()
+	doc, err := loadSpec(t, OpenAPIYAML)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	schemas := map[*openapi3.Schema]string{}
+	checked := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
+				pv := p.Value
+				if pv.Example == nil && len(pv.Examples) == 0 && (pv.Schema == nil || pv.Schema.Value.Example == nil) {
+					t.Errorf("%s %s: parameter %s has no example", method, path, pv.Name)
+				}
+			}
+			if op.RequestBody == nil {
+				continue
+			}
+			for ct, mt := range op.RequestBody.Value.Content {
+				requestSchemas(mt.Schema, schemas)
+				examples := map[string]any{}
+				if mt.Example != nil {
+					examples["example"] = mt.Example
+				}
+				for name, ex := range mt.Examples {
+					examples[name] = ex.Value.Value
+				}
+				if len(examples) == 0 {
+					t.Errorf("%s %s: %s request body has no example", method, path, ct)
+				}
+				for name, ex := range examples {
+					checked++
+					if missing := missingFields(mt.Schema.Value, ex, ""); len(missing) > 0 {
+						slices.Sort(missing)
+						t.Errorf("%s %s: request example %q lacks %v", method, path, name, missing)
+					}
+				}
+			}
+		}
+	}
+	for s, ref := range schemas {
+		if s.Example == nil {
+			continue
+		}
+		checked++
+		if missing := missingFields(s, s.Example, ""); len(missing) > 0 {
+			slices.Sort(missing)
+			t.Errorf("schema %s: example lacks %v", ref, missing)
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d request examples found", checked)
 	}
 }

@@ -336,7 +336,7 @@ func (e TokenResponseTokenType) Valid() bool {
 
 // Address A postal address.
 //
-// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 type Address struct {
 	City string `json:"city"`
 
@@ -406,16 +406,16 @@ type CartItemUpdate struct {
 	Quantity int32 `json:"quantity"`
 }
 
-// CheckoutRequest Example: {"shippingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","postalCode":"SW1Y 4JH"}}
+// CheckoutRequest Example: {"billingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"King","line1":"10 Great Cumberland Place","line2":"Flat 4","phone":"+447700900456","postalCode":"W1H 7AL","region":"Greater London"},"shippingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}}
 type CheckoutRequest struct {
 	// BillingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	BillingAddress *Address `json:"billingAddress,omitempty"`
 
 	// ShippingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	ShippingAddress Address `json:"shippingAddress"`
 }
 
@@ -666,7 +666,7 @@ type LoginRequest struct {
 type Order struct {
 	// BillingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	BillingAddress Address   `json:"billingAddress"`
 	CreatedAt      time.Time `json:"createdAt"`
 
@@ -709,7 +709,7 @@ type Order struct {
 
 	// ShippingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	ShippingAddress Address `json:"shippingAddress"`
 	ShippingCents   int64   `json:"shippingCents"`
 
@@ -969,7 +969,7 @@ type ProductList struct {
 // `null` clears a nullable field. `stock` is not here: it changes only
 // through the inventory ledger.
 //
-// Example: {"compareAtPriceCents":null,"isFeatured":true,"priceCents":2200}
+// Example: {"category":"apparel","compareAtPriceCents":2500,"costPriceCents":850,"currency":"usd","description":"Heavyweight organic cotton tee, now on sale.","dimensions":{"heightMm":20,"lengthMm":300,"widthMm":250},"isActive":true,"isFeatured":true,"lowStockThreshold":15,"name":"Classic T-Shirt, black, M","priceCents":2200,"sku":"TSHIRT-BLK-M","tags":["cotton","basics","sale"],"weightGrams":210}
 type ProductUpdate struct {
 	Category            nullable.Nullable[string] `json:"category,omitempty"`
 	CompareAtPriceCents nullable.Nullable[int64]  `json:"compareAtPriceCents,omitempty"`
