@@ -35,9 +35,9 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// renderedDOM loads url in headless Chromium, lets its scripts run, and
+// renderedDOM loads page in headless Chromium, lets its scripts run, and
 // returns the resulting DOM.
-func renderedDOM(t *testing.T, url string) string {
+func renderedDOM(t *testing.T, page string) string {
 	t.Helper()
 	bin := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -46,7 +46,7 @@ func renderedDOM(t *testing.T, url string) string {
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--no-first-run", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=15000", "--dump-dom", url)
+		"--virtual-time-budget=15000", "--dump-dom", page)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	out, err := cmd.Output()
 	if err != nil {
