@@ -5,20 +5,14 @@ package gen
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
@@ -468,7 +462,7 @@ func (e TokenResponseTokenType) Valid() bool {
 
 // Address A postal address.
 //
-// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 type Address struct {
 	City string `json:"city"`
 
@@ -538,16 +532,16 @@ type CartItemUpdate struct {
 	Quantity int32 `json:"quantity"`
 }
 
-// CheckoutRequest Example: {"shippingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","postalCode":"SW1Y 4JH"}}
+// CheckoutRequest Example: {"billingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"King","line1":"10 Great Cumberland Place","line2":"Flat 4","phone":"+447700900456","postalCode":"W1H 7AL","region":"Greater London"},"shippingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}}
 type CheckoutRequest struct {
 	// BillingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	BillingAddress *Address `json:"billingAddress,omitempty"`
 
 	// ShippingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	ShippingAddress Address `json:"shippingAddress"`
 }
 
@@ -809,12 +803,12 @@ type InventoryTransactionList struct {
 
 // JWK A public signing key (RFC 7517). Only public parameters are ever published.
 //
-// Example: {"alg":"ES256","crv":"P-256","kid":"7c1a4f2e9b3d","kty":"EC","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+// Example: {"alg":"ES256","crv":"P-256","kid":"yF4203OX9hqb_BYolFYsBJj-tkf5AsaigDQlHfj1Zlo","kty":"EC","use":"sig","x":"P0qK7cYzPbVGF1STaWRw3HIGYqXI07ifHbGpjRHppnY","y":"fgGpJitvVrm-axJotYuBjoreBSu3_ds_NZM6TvzdPBY"}
 type JWK struct {
 	Alg JWKAlg `json:"alg"`
 	Crv JWKCrv `json:"crv"`
 
-	// Kid Key id; matches the `kid` header of the tokens it signs.
+	// Kid Key id (the key's RFC 7638 thumbprint); matches the `kid` header of the tokens it signs.
 	Kid string `json:"kid"`
 
 	// Kty Key type; `EC` for ES256 keys.
@@ -842,7 +836,7 @@ type JWKUse string
 
 // JWKS A JSON Web Key Set.
 //
-// Example: {"keys":[{"alg":"ES256","crv":"P-256","kid":"7c1a4f2e9b3d","kty":"EC","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}
+// Example: {"keys":[{"alg":"ES256","crv":"P-256","kid":"yF4203OX9hqb_BYolFYsBJj-tkf5AsaigDQlHfj1Zlo","kty":"EC","use":"sig","x":"P0qK7cYzPbVGF1STaWRw3HIGYqXI07ifHbGpjRHppnY","y":"fgGpJitvVrm-axJotYuBjoreBSu3_ds_NZM6TvzdPBY"}]}
 type JWKS struct {
 	Keys []JWK `json:"keys"`
 }
@@ -881,7 +875,7 @@ type LoginRequest struct {
 type Order struct {
 	// BillingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	BillingAddress Address   `json:"billingAddress"`
 	CreatedAt      time.Time `json:"createdAt"`
 
@@ -924,7 +918,7 @@ type Order struct {
 
 	// ShippingAddress A postal address.
 	//
-	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","phone":"+447700900123","postalCode":"SW1Y 4JH"}
+	// Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
 	ShippingAddress Address `json:"shippingAddress"`
 	ShippingCents   int64   `json:"shippingCents"`
 
@@ -1231,7 +1225,7 @@ type ProductList struct {
 // `null` clears a nullable field. `stock` is not here: it changes only
 // through the inventory ledger.
 //
-// Example: {"compareAtPriceCents":null,"isFeatured":true,"priceCents":2200}
+// Example: {"category":"apparel","compareAtPriceCents":2500,"costPriceCents":850,"currency":"usd","description":"Heavyweight organic cotton tee, now on sale.","dimensions":{"heightMm":20,"lengthMm":300,"widthMm":250},"isActive":true,"isFeatured":true,"lowStockThreshold":15,"name":"Classic T-Shirt, black, M","priceCents":2200,"sku":"TSHIRT-BLK-M","tags":["cotton","basics","sale"],"weightGrams":210}
 type ProductUpdate struct {
 	Category            nullable.Nullable[string] `json:"category,omitempty"`
 	CompareAtPriceCents nullable.Nullable[int64]  `json:"compareAtPriceCents,omitempty"`
@@ -1290,7 +1284,7 @@ type RegisterRequest struct {
 
 // TokenResponse An access token for the `Authorization: Bearer` header.
 //
-// Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6IjdjMWE0ZjJlOWIzZCIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI2ZjFiM2MyZS04YTRkLTRlN2ItOWMxYS0yZDNlNGY1YTZiN2MiLCJyb2xlIjoiY3VzdG9tZXIifQ.c2lnbmF0dXJl","expiresIn":3600,"tokenType":"Bearer"}
+// Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGkiXSwiZXhwIjoxNzc3ODkzMzMwLCJpYXQiOjE3Nzc4ODk3MzAsImlzcyI6InNob3AiLCJuYmYiOjE3Nzc4ODk3MzAsInJvbGUiOiJjdXN0b21lciIsInN1YiI6IjZmMWIzYzJlLThhNGQtNGU3Yi05YzFhLTJkM2U0ZjVhNmI3YyJ9.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw","expiresIn":3600,"tokenType":"Bearer"}
 type TokenResponse struct {
 	// AccessToken The JWT.
 	AccessToken string `json:"accessToken"`
@@ -1314,6 +1308,9 @@ type OrderId = string
 
 // ProductId defines model for ProductId.
 type ProductId = string
+
+// SequenceCursor defines model for SequenceCursor.
+type SequenceCursor = string
 
 // BadRequest An RFC 9457 problem detail. Branch on `type`, never on `title` or
 // `detail`. Members other than those listed may appear (such as the
@@ -1407,7 +1404,9 @@ type ListOrdersParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1416,8 +1415,10 @@ type ListOrderEventsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
-	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *SequenceCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListProductsParams defines parameters for ListProducts.
@@ -1431,7 +1432,9 @@ type ListProductsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -1440,8 +1443,10 @@ type ListInventoryTransactionsParams struct {
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque cursor from the previous page's `nextCursor`; omit it for the first page.
-	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *SequenceCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // FulfillOrderJSONRequestBody defines body for FulfillOrder for application/json ContentType.
@@ -2093,12 +2098,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 		Handler: si,
 	}
 
+	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
-	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
-	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
+	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/fulfill", wrapper.FulfillOrder, options.OperationMiddlewares["fulfillOrder"]...)
+	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
+	router.DELETE(options.BaseURL+"/v1/cart", wrapper.ClearCart, options.OperationMiddlewares["clearCart"]...)
+	router.GET(options.BaseURL+"/v1/cart", wrapper.GetCart, options.OperationMiddlewares["getCart"]...)
+	router.POST(options.BaseURL+"/v1/cart/items", wrapper.AddCartItem, options.OperationMiddlewares["addCartItem"]...)
+	router.DELETE(options.BaseURL+"/v1/cart/items/:productId", wrapper.RemoveCartItem, options.OperationMiddlewares["removeCartItem"]...)
+	router.PUT(options.BaseURL+"/v1/cart/items/:productId", wrapper.SetCartItemQuantity, options.OperationMiddlewares["setCartItemQuantity"]...)
+	router.POST(options.BaseURL+"/v1/checkout", wrapper.Checkout, options.OperationMiddlewares["checkout"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
+	router.GET(options.BaseURL+"/v1/orders", wrapper.ListOrders, options.OperationMiddlewares["listOrders"]...)
+	router.GET(options.BaseURL+"/v1/orders/:orderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
+	router.POST(options.BaseURL+"/v1/orders/:orderId/cancel", wrapper.CancelOrder, options.OperationMiddlewares["cancelOrder"]...)
+	router.GET(options.BaseURL+"/v1/orders/:orderId/events", wrapper.ListOrderEvents, options.OperationMiddlewares["listOrderEvents"]...)
 	router.GET(options.BaseURL+"/v1/products", wrapper.ListProducts, options.OperationMiddlewares["listProducts"]...)
 	router.POST(options.BaseURL+"/v1/products", wrapper.CreateProduct, options.OperationMiddlewares["createProduct"]...)
 	router.DELETE(options.BaseURL+"/v1/products/:productId", wrapper.ArchiveProduct, options.OperationMiddlewares["archiveProduct"]...)
@@ -2106,18 +2123,6 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/v1/products/:productId", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
 	router.POST(options.BaseURL+"/v1/products/:productId/inventory", wrapper.AdjustInventory, options.OperationMiddlewares["adjustInventory"]...)
 	router.GET(options.BaseURL+"/v1/products/:productId/inventory-transactions", wrapper.ListInventoryTransactions, options.OperationMiddlewares["listInventoryTransactions"]...)
-	router.DELETE(options.BaseURL+"/v1/cart", wrapper.ClearCart, options.OperationMiddlewares["clearCart"]...)
-	router.GET(options.BaseURL+"/v1/cart", wrapper.GetCart, options.OperationMiddlewares["getCart"]...)
-	router.POST(options.BaseURL+"/v1/cart/items", wrapper.AddCartItem, options.OperationMiddlewares["addCartItem"]...)
-	router.DELETE(options.BaseURL+"/v1/cart/items/:productId", wrapper.RemoveCartItem, options.OperationMiddlewares["removeCartItem"]...)
-	router.PUT(options.BaseURL+"/v1/cart/items/:productId", wrapper.SetCartItemQuantity, options.OperationMiddlewares["setCartItemQuantity"]...)
-	router.POST(options.BaseURL+"/v1/checkout", wrapper.Checkout, options.OperationMiddlewares["checkout"]...)
-	router.GET(options.BaseURL+"/v1/orders", wrapper.ListOrders, options.OperationMiddlewares["listOrders"]...)
-	router.GET(options.BaseURL+"/v1/orders/:orderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
-	router.GET(options.BaseURL+"/v1/orders/:orderId/events", wrapper.ListOrderEvents, options.OperationMiddlewares["listOrderEvents"]...)
-	router.POST(options.BaseURL+"/v1/orders/:orderId/cancel", wrapper.CancelOrder, options.OperationMiddlewares["cancelOrder"]...)
-	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/fulfill", wrapper.FulfillOrder, options.OperationMiddlewares["fulfillOrder"]...)
-	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 
 }
 
@@ -5584,415 +5589,4 @@ func (sh *strictHandler) ListInventoryTransactions(ctx echo.Context, productId P
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
 	return nil
-}
-
-// Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
-// Stored as a slice of fixed-width chunks rather than one concatenated
-// const string: with thousands of chunks the chained `+` fold is several
-// times slower for the Go compiler than parsing a slice literal.
-var swaggerSpec = []string{
-	"7L17d9u20jf6VbD4vGfFzqYUSZadWF7Peo/rJq3TOEltZ2e3VU4IkZCEmAJUgrKspPnuZ2EGIMGLbrbT",
-	"tN35o40l8QIMBjODufzmkxfKyVQKJlLl9T557IZOpjGDv4+TcMyvWfQ6kdEsTPVXajaZ0GTh9bxjQaj5",
-	"nUzxArJDFaGC0GjCBVGMKcLTXc/3rmk8Y/r2kKZsJOF+Op3ShMWeDwOgCTtOXyc8ZCc4EjGLY/2TKnx7",
-	"2Gr5XpgwmrLoOPV6XqfVOWi09hut7mW71Wvv9/Zav+pHzpKEiVC/Z6Yiz/cipsKET1MuhdfzfmT0ejFn",
-	"fDROiUxGVPCQhDJNpSApY019PZ8wobgU2VB45PW8w0Fn2A3brLEX7dNGd3gwaDwJH0eNFmsPO3Rv0A33",
-	"9dv4hI40CX9753tcHYcpv2Zeb0hjxfQXzxhNZwmLsq9iOb9IZXh1OU6YGss48nrtlu8JOmFezzuJqVI8",
-	"JJeNizFPUp8MYhpe+eTM872pQ5zOvqaOupp5Pe/y4sfT88vGdy9+aujLlH6612v5XkpHemAeTtfzvQFV",
-	"PFTeO9+bTaMKXTuty9Zhr9XqtYCuSLMfEjoxdPn82fdOqAhZHLPoVRKxpMIlUn9LQnsRGbChTBiZ0sWE",
-	"idTljgGPYy5Gx1GUMAUcGPJUP+WFFBEMNpQzkcKDf/jO870hT1T6Eql0HFHP92KaffFCXrOYhkx/ywVr",
-	"ez2v3SEXKXlOJ0w9UOTi9xlN9M9TqVIan8hI33bxtv0L6T7/0fu8nNM6OUUqnBbOVConLDnV/HIwbA/2",
-	"wg5rPKHdqNFljweNw7BNG51oj3WH+/Rg8DgE7oz5NUvwTchuEVcwWbO2Ld9jE8pjvXEi+v+aXdoM5UST",
-	"YRYPeRxrcl6kNJ0pPRhhvmXAkHow+9Fh+Jjt0UZn0B42uuFB1HjCWrTxeLg32A/b0SHraBLylOnV/e0T",
-	"kO1SatLgIPZbrU25EuTB6RZb5vcZFSmsdmcJD88EL8gCze6f3/ke8NfL2WSgec97df59o9VqtTt7ehzI",
-	"Y6ci1f/Xo5ny93uvfz9/ol5cRafzH2eP+U2LDsJ2Z6+bX58RccpExMXI872EDWciYlG+HGrMp1N3xeCL",
-	"vxT72hGZQbdh+ZSdXLYjtXyYDdLKQqf0Jv/se+4FB/hNQsMrLkaW+EiHOjGCm6aNmwZlRlLWJySkSUrm",
-	"PB2TdC6JnrQq6I7yTrsXRi2Lzy/Aup/96gjbHXeELKETHpLJbOSTvf0WmcSlseHl7tjCLntCO4ODRnu4",
-	"FzW6dD9sHGrx0om6wwP6JGyx9qAwtrYd29mbHxonT88be/stT++f0tofwKuWLWK7t+cs4piFV3KWnjM1",
-	"iyvLOdXcGxnxT0VEeKrIa3dHuqsrre74akpgLIW+41/d7uPHrdZhJkO+KYe/q3K47b67711WHZ4exjfd",
-	"dZtdt1qn5ZOulWq5RjvolDTa4yedW2g0vdPbv+pxWXNWUy7meiFYmLB09bK9V3DR+3/fHP7y8efO4GV3",
-	"8tPj6Yv2bZY/kdccRKin0oRPmfdZi+ink2m6WKpsBbtmCZkpEAPrFW1VWRQ1hT0QPLPCpe5AQKaUW62Q",
-	"jmlKxlQRw5DfDgNfRt5/k/b/eGlPebRO1Odcu68P9XuWa/9uBxeXm+9HzHvtXw8PD4+P23o1uvsHj59o",
-	"GteKfZd0Wta9pknKaRwvzg3pa2WeWQUj9uCMIwUjen8Ru2bfhN834fdN+N1O+Jk9+N7ZSyVRaJyj36Th",
-	"vUrDx5ft/V53P5eGaH/X230Ff8Cc8pSL0V/KDfzNA/BNLH7zAHzzANzGA6CF37IwKcT/bJD0duHQvdbX",
-	"iHx+8sZw6dnE62nixEyM0rH+tKeHM+cRfurstz7fMkLqjdN0qnqPHoWRaKqxnEbNiF0/MsRSj1KlxUdj",
-	"EF81Js0P05FXCKmmyezrRlTbne1jqqUVK8RUO50W+G2mNKETlrIEVuFkligJCrW4mq+m9PcZIyH8TIaJ",
-	"nJB0rDmNXXM5U2RKR+yBIoFgNyk+IzgicsJTwlMylAlcDfsYLtXLb1SH1/PY4vmH0w+Sn304XrzkrfnL",
-	"i9b85bOfb86+lzcvL+XHs2eSvzh5PtXXvHp7uvj1w/mHs7dv+PBnvb56eL/PWLLwMqrjMDXtwjGbUD2d",
-	"Cb15ATzl9fbbHd9LF1NmPFhiBJvqBZ/wtDrz13TEiOIfmU/azWa71WqSY7FIx9qkYLFihCtCSdBttYLC",
-	"rPRy1Y0thte4Q4vYkEJUQ98ylMmE6jXkIt3reL4eOJ/MJiB+fG/ChfmUTYGLlI1YAnMAc0gL8PIsLscM",
-	"7aEHivCI7EhYzyMiZApLEzjaIdgtLs+m6lqAgZyO87lKMxytF36fcdg2uJFqF+agCxO0H9t1q/Q615h1",
-	"czS7uTDL0nQ2lRvV6eTa+t4m9Fk/SU2lUJgI8x2NztnvM6bQvysxetX7pKV2zEOqp6pF1iBmk399UHre",
-	"n/K5aYqkaJxpYiT4JBJJpmClJzQNx7Dex69PiX56QsMUyJMkMkFja8iZFmK5oeF7E6YUHemBT2YqJQNG",
-	"aEomUqXk8BAie+ZNYDq02j/++sveT09+frZ/3vn345eH/3nePTk4a11+5+XaswsqkqewIqfimsY8Inbm",
-	"GZmsxC5Iaz119YjjPaCmM9L/n4QNvZ73P4/yTKNH+Kt69BrvRJpXGcfSiisyobHehXCCIEPKY0XgXUD8",
-	"HqFkQCOSiU1ffyGjRV+Aj5kjpdkNDdN4Ab6X5xevXhLQxPqBpcXgqSI4RLIzE1dCzkVfyIQollyzpCHn",
-	"gkUElkQRLsJ4FrFoV7/z5ZsXJBxTvYAsIVwQKhYkZTcpXu0TmfQFJcksZkTNwjHBjCk2maYL9MnTlIQm",
-	"rtokAXJAQGKuUgU8IodDNHH6wgxgPmZC/5QwQvV/YtHsC70EJ1IMYx7egmmVuSW73TVopH4Xsb+aiP0Y",
-	"1FDCREo0NzHXzMnYH1QyCanQlB5JMmCxnJOPLJE9sqepBVrV1xQUI0Ya+03vVlx8mHNxRoNN2DebMXDj",
-	"DMnEygfZmeBa6yLvcEVSesVE7XyPs8w4QySuyMVPbwiNE0ajBWE3elnvPsnvs6FuMst8YnqaZsteJlQo",
-	"jlvPna6romBh861CY716PK2dOug8kp9nNKGyIyekAxg2GLA8N+zulLBCy5nOFnLrfZrfBhLpXoWY5S6V",
-	"b5mEKTlLQm2kFXYP2aEkWyYtV8A+0dKDUJIPEp6BN0xoOOaivDq7TfJSolWEeypqasHwTCYDHkVM3Fmd",
-	"cUXklCVwCzHaF+UUJoEmMma3XNW9fFXz8W6ymMPs6vtawVReMaE5GJlrMEtBQ+jJkQldAL2nLNH6CTd5",
-	"RhMgtz7BJ4LGT7UwvyPJL+SE4YJqHai1oSBylhDFI9YkP89kygxnGc0ZoX5I2FQm4HHj6a0WZL9oG+CM",
-	"yAUoRIIz22yn4Z33sjZ1xIAtAaNqEr122gogii5gV8C1E5mwI/I7kCrI6BCQVBI1m2oywaq9lOkzORPR",
-	"HRcMBaHmkKF+2i03Qzen/UuZEhzYJvQWMn0PL74Xgr+UaLVYuQUSSVtTYGVpdS5GShOSGithplhCdjDP",
-	"IOJKM+CMqzGLdoHGr+kiljS6lPIFTUbsHq1rWHatnKUksX727QjfdqSQGSy5lJLgcDdZgCne9T6V8j0M",
-	"5N6kkp2ivGZ4ktfnYdQUZKdNzvh3u0f6oD+nqBG0zQFU15uWh+yNoNeUx3QQ3wfhjfeR2EQUPbJZ/oYj",
-	"krA0WdxS9DirYAZP3NFvsg7OWO5lBY5JxKZMREyEC7KT1lBgt0SCXBfrFdGnhBGLSDrnIeshdXAV6SRn",
-	"453MVICvTyM2mcpUv7PxE1uAD8eeFnYJHepDR3CuH9U41h8ColgoRQQ25pjRyDiUnEuqJ/a3Y63XzI16",
-	"M88pT23aPoyTi1HRq+LSc7mv5MlBt+AtadV4SzShL6U8o2JhDp7qrswpJZnoY5ihqTKsqM8bey2XQNuL",
-	"h45jeur36GGTbNybsGVCU/Ye9iyL7okv9SONGJAJ6DkKnKhYRGbTJoHF/3rMstda5ae5O/e8EXSWjmXC",
-	"P7K76u5ja/AxmmgZa81AO/xbKvN2zjSFwW4oxvIb7kml4yRpGDKlzCR3JlwpLkZ+7nfxCbuZ6llrrhrQ",
-	"KF4QxUcCHB8yIfNEihGJ5YgLEiYsYiLlNFagcN6IaSL107UYfGoCZXc/eZSloRarwOUgNCmJ+HDI4FDl",
-	"WgW33Okdx/rN30v0e8+ZSaHcwPzNb31/xRbvE7z1vkyCoESSAGhi3Q0b0Ia8UYxQIticXBn9gp/MVU0v",
-	"PxZjjWAeL6RRBKdSGr9O9AEo5UxlAZmykMLwHqF4e0FA/GUjj1NnWnaQBc+yDQYsdy07cylL0tOLV2Sv",
-	"fXDQaBMaT8e00SGhjJhPZtMpFNApsGGd13UKL+v43pSm+nTl9bz/77fjxq/vPnU+/x+vZgwOAbcef07q",
-	"7W/F9Sjc19nwvk7dfZUrzZKWSfu02T7oEviRCIim+Fn4K6RJwllSIm37oEDNfv9fv7Ubh+9+azUO3306",
-	"8NvdesK6rFMa7tpZJmxkvG+lQ24KPiCwKkUI3mrgoYWvT/YJHvcNV+ktrvSBrDydGmp9dtXwbw5POGts",
-	"18xHbi9MMGfld9mz5eADC1MvKwp1oiYrpYOz9xNGFQY39cFZG8hjZpSLPt80qxvR3lE1TRY+SVgokyh3",
-	"DVhfZpA5HQPCrplISxTbr6dYzTyTtD7oFdI4hleFNEn1+vGQReDeN56+kKY0liP8RTXJCy6YIleMTfVI",
-	"+wIzpbgg8zEPx9aVrMhcLzpGbWkUsajZFyXx+betlHu3pBRxfTlaRTpnNKiTs91O+7GRrrGc10vXvaI8",
-	"pY2P7z7t1W97Q99P+R+rdLhmmdNUK/HsUTRJ6AKsgOLs6/hKzSZEDklQXMrgiKT0BhzrNkEGo0GaQwpB",
-	"Ja8Yzj7oequN6gL1q3sMY08Yu9Jywzqaj4iYxTHhQ8JtocmYqsLb9VMbKQc5U4rP6nvRMYEHBG3AvBLx",
-	"wn5eLctwGcrUdJJj3Dm9W7KrYYmqKRfCzpULCLimhfi23duwXUpWzV+9SrW0g8rDLVMiyIdFHhL7+OAW",
-	"/CWq5sQS9e4QolbkGurPBHeWYPlo2nWjmbq5DCW2rIwop+qqo+vh4bqXwoKse12Jy93EB32/IWSBTL6b",
-	"MFBa0VWMfxxF2yjtu/FjhfVWLcEaK8pdkCKDvBE8Rd90FOl/ihsXtvMOxX/HMo6Uk02xW2aj7ZZ3xbpl",
-	"w121GG9AVm2zHjkV9irEXU4hvYX0/B8oOPLZC+918qsnnBWUb202/tXS9itkr2a1r7IR7GWfazNzN7qz",
-	"RPjyY1bT3xb01+Rylcv6Xdd3KiHKzZNJSfd9/fL+b0n83zBe/uswXpZmw38hhJe/dj18WSRnQmmVPMVa",
-	"puKMVnpozWVl+Ysvyx9TK3+NXKlK3mOIpD9Q2mIZ8pg1SZDImAWEKxJAqk2Azlr9J1dpQlOZVNyq68sH",
-	"VgigCiPzLaRfPdMv88DqqUHCuCHHBnn0VQdAPtlPGx051xwxM9o4T8Nvij7Z/U0etdIBu/ZuXmcXr71r",
-	"leN27c1bOFZlAif/Godq+VC/3sG6dlzIKZ88JrT5+ZvLMrAVvHcbPKTg37gHVil7I6JsY/nL3KwwD9cY",
-	"Weeh+L5QprNF6OU1Da/oiJG8zodwQSbaLJuwNGEqW0HjXjb5z01yKgjti8Dk+uOhJPDx0jBmNIHEv8kR",
-	"pD0Te90JTMlexxX6NiGbgSoSM3rNxQhuJHKWVnyZ2xQgVfirIBDyJ31aXc/RWlfS4Y7j7s/KJnHXR5XY",
-	"Lhtj/go/J0IdTz3jLI6yJMWq3wvyzTHVy+Tb5Rn4JVVjyxVKBlPTWkeV6gXMu3fCVhWBbh5ZdyYxufVU",
-	"EUoimaYsIlOajgkX5pwPqVI7wZLRBLuYWJtVD+gDMJ1Uwm37BzXCI5tH1TWKhQcYu4CwK0+rcZkNAjN6",
-	"3vmLalcOzwG3ODdvUvxdWYryTfXhD4irPVDEXm00RF1oal19kUuP0stXkMO182sc15CgqLljJGWkyJhe",
-	"MwvUAdxsVErxlJX//c4tXypeVGGSHxmN9eSqZt00kQP2QBEq1Bxp4zo1rB0vr6qLoJbMLJBXAeb8juGt",
-	"i3Jco7OOwubJdZQ9FWo2HPIQLPpUhlc2IUGzXBy/GsKhcqMMBv9TaUKFbMQqQ9nTIwqgkAoyYGRMIyLk",
-	"/Ii0sjKYvOZCywMDUVzvw1rplZ5uXtPWrJoINeFd2JssWjM7qq5YpG351UNe5UVeNdiLn96sH+1aR3M+",
-	"Gd9ZtirDvKtNUuEOE72Hkp+AmAyZnrEc9N+ai6VihN2kaKmQCdNbXvWFls6w1uCutQxhyknGNKqUPZAd",
-	"IdFndWTKrETUF/BuMhOpnIWQk1y2PhyWbPt59pG7C7BmCQ5flvE2cYeQHdf1sdsjbRKzYeqTDsmI24SC",
-	"R5VSEWqiPrpuP7JRvNs5YDZOe3KYtbO0ALq2/MYhDMiHDYsCygwBPHgqrplIZbI4jj7MVGpP31vlGU2o",
-	"mNHYLBIyQ5MEdredwBdwisZcNvBogkFimKnV64upVBxK+GkUKfOoHUqChCHz+oQSe/DQ36azRAS7PhFs",
-	"RPV9fZGwibwGOHSyQ4U+sdsJBSYRk2IKh08iOtHmuUxILJWqsqSQKSSjv2q0W13NLCHTAs5xr+GkvF4n",
-	"39hmpFUlgk+rzZywCTIxi0Ys0ROezpJwTJVJovDtmEnCIJUsxJreNUkU1XGuDNTsWOKDjYZ0JDuWsrtH",
-	"JrTcWh2kQPPZtZ8b2VdVMYrf5IdKSz19pswYUW8SvdCO1FsiPkvzNZfXa1fD8MtIgxUOahanRA4JNbyY",
-	"j6pkP9xCRFhcg24HvH9C0dAWBS5zH7VzTzm4hNqt/ceev4JR7+A6dnk7Yzv9IOOfXQrVYNKXcV6lTbFV",
-	"/LHCzoZiq9WuWSjY6pAugZJoe6uktCarLK2Mmy6de1bqdiuwnetXsullcTDVEyO3V1opwvR5q0kCRWMW",
-	"wCfOFAnlhCF8hdVvChV0kLCYUeVcildlzQRk4mQlRyxRZGcg03FWYZllUUX6dBg4LBPsHrkSvCiSRZTJ",
-	"8b6wr6YJM+qkmnH1T90aX96rejtnptVbZWVTdgHVpJDcIrtjmTi+QJvBlKtzAYknarVOqm7pwmIthQjR",
-	"LKxVstk6hkWLu8PkXEHp3ZxXMtrqEquq4myjM0R+2oIdDWetecLTlIlNDkMu320iOBMALLLikysjR24h",
-	"PkuqXRMTVDkQEv66k67nxU1sz0v1JkCBDkU+MBzueoQ3lcQvuEprPQ1gVg7rZTJnSturc6ZSTC0tWRJ5",
-	"wPgfK+re+V6Ok2TArMvib7tEz3oFDLvjFO9387KzHFB3FEuy3ADuydjn+nJY3Nxxb3KdIR3TAjuVoZbW",
-	"CIIlGZXO2Or48fnbn2pZbzaIeQhHLH0mv2ILsnP+7IQ83m8/3m0SLentNTnwFehbEKTwkxobt5xzOo9H",
-	"Xs97etHZP4Cdcq0ZrYGfroAJH4dt2h122OFgT/PPFYTqn554vjdTMFs+8nzvxut5wyd7r57vfd+5edb+",
-	"bvTkejY4TF+w9ujHs4//fnzAnlzO1OHs9Y/X5/9++sbzPf2Ym/fPnn48nx1O9g5+fPHyfTpjB/uHL15O",
-	"//P2YHqyuEj51S8ffjp9e7pPW1U9CkPPxZCdw9Po+4vjGiljZpffYKf5NOrs77cPa2+54jX65Ce2IDw6",
-	"Qn+7gWoIrngUEKz40xIitZAHcGDVq6bKTtvOk7oX1iWV6RfqK49I8PQEg9QwW80FyvWzwrK8+ul17Vxg",
-	"uRyxzUe1l91U3/8dVeygO0viBhOhjFhEbkgoZRJxAUAbZhcZQlo2vGKL3Y3mvNjkjYvCG4EOevZEinij",
-	"15Q24xVkc2qO0DPGhfaBpZBQS3bmRd3WBBikt2wAhWwXrCz39TBB7P+N9tq7ym7DWWwotbUMKwjpTkVG",
-	"l9dDP76O6C/kiItbBGWWZ2FMqVJzmQAyqUwSFqaNsUwUawwglr6oSprNsxaqtnL2Mufu7MtqbGybKI4d",
-	"RPa4OvplOMIlrjVN5ZrkNFUAoq4wE1GmNEa9MUzkRybQSuUQhjN5i/o6MM/7As32I9AxCxJTbVxaU14R",
-	"mpcOOYA7O4qxvgh+eHpJHl23H+GZ89EnA6n3+RGUEqlgt0nOpGAAz8BRGU+4kAlmpsthXwQ2qTBokqCY",
-	"FBmYKLlTyIE/5Ea3PSb3ha3exECIYM2+6IuHDy9cUKCHD8lOgP7agDwiQSEFDr6pZBcGu72+aJDXhmh5",
-	"+UiPBCapDB/l/O3EwIIm3G2yQtUsDBmLFNm5gFQsMmeDsZRXu/phWBicPY/y0s0I9VZzp1PApWcAAeng",
-	"yB4Y0KCP4FFZg0IyH/OYkZmAHiQ7AwRckHMB3kzTuBJRlmapnNCUhzSOF0D3viCFVNc5F5Gc+8TgRJI2",
-	"GctZ4hPN0ExVB2gpdaQftHKQg0XeRBOPPOadvq2rt4xReIlffbBfSdC1OY5kJ7B/Brvw/qxpS+H9O3m3",
-	"FqOuehm3WMpnn2AE4HkJikFac1zN0ilxhbFjgiI7huxDMF31bAHO3TerZUZAMpT3bBK7+n1mx5aZOpX6",
-	"qzIufKAflM8chkWjCNZW5j9gRZVvCu/wNM9ukIeDPEsygM3mkgOm6aw7iCIuaGyO7ji4pgNPpszjR7Iv",
-	"BjS8mtMkUkcAG4gIOo7wAeSBYV7FHXRbh0HFF/Utw/pbhvW3DOv/ggzr+ykvuX+P7p9aeusKivUO3YKI",
-	"WFXLmnADccoBctbctzAO1plIeawvFbetZ62OrCipPm1bQ5mZ+XX+IiTRA0XgqtyMNO2IqLWOC7PZ+Jgw",
-	"rMu2WsV91fSsW8cBtnPIIRC3Kb2ecGG9cFUfXEEclon642xCRWNIQ22bIw1t8rOW5hATKNE4O4D4oLrl",
-	"LCUjOlU1qVkO42spbBOil+BNlEVz3fob07nQepXwyCdShIyY/V/JddzfJJhSlPQbFUbkK17SBnVDpxOb",
-	"YIBWq5JkSBMbYJlIQL+gomiUbV+A7GihpUIh3yuZSXBvm/+2JX4V5bS12FAbLR3sm3zhNgcpsCla6kEF",
-	"r+AWy5Qr063nuWq8QWE+5F/Evof8ixToSxqkIKaDI0S6RSY1gH63mdfm6bTlZFqziQssWU6uXct+f0b9",
-	"gytQC1o7L40wvFgWK3UKxl8K8ZDxSHlvlFVsgSfKwqgAFVHenX7Z2KrK4cqaujKmaIZsU/QB+/DptcmD",
-	"q6Zb1Hms5FCf5k3GVoYm6UJ6A2YQRFj7Av0NPG2SANkaGd16pAyrc3Et42sWIe4l0FEfcPsiQCUX+Nl5",
-	"/D0Hmrw3kzRHZHDzHBmgYiPbzbPxOcUjuvn43jh5dvMio0rCZphKp+bP95xZ2BY/K86j7V4bzqMbngX3",
-	"Oq0sxImGu+2tsfE5cUkjz/x8kfnHcv0P11RDSjj1GoBGElJwGvD0iARqoVI2yX2MBk6Vp4rFQ7IzhIwa",
-	"oKcB/FsYFjJeM5jhrhu4qdRc+R6+BOYB61AXqymszBqBvkSEOTL0/o8xX9OsrU/LPCYIdWUyIWkCaajG",
-	"3WQh2PUFPniv9ZZxvtCbZ5YwYupIanM116oKmbeyWXfWuptxeCvDpJzdgdIo32UlYQQ/cPd3FDBaJlsf",
-	"XqHkI1cT2Z/2lneba8HTyE0A2ULn4Q4v7pwNE0VyzbEuPcQqC31ahGCGT2Qcrc8L+S+SvPefKeIo9n90",
-	"fkh+AK+1X/CMpQ8Kvo3glZDL7gdO609rP7ktpFbxKX8erNa9IV7dHeSqSso6Hs8RvjbHttsOmamAqFUa",
-	"0raoWsD26wQvBtk2ysL7QgLov0D2rCgHNUiq1l/nBrp3rO+u3LZ41y9EsPsC4qU+SSUZZMWk+iInRrjj",
-	"fJ2HCs1JxhouWVShoIVcNZhbKIVC1PzOyr56nQOYVBeu6B3McZzseiGIS+F8gKdJ9C42PygSmFvMo0oN",
-	"C/86ODCVnPbCuNYS54GyxMBRNskP/FofoCA+bpHlHKe7nAtzh3VcxnJUrQWva4BZ6+Etu2nr5LmZs5Mx",
-	"t+wgVhWBeG+dU6NAqbo99rps8y/bZROTHVPYZUKmZMFSiPjDzqIcXAnm2O/3RV1I33cD+jtUi5gh4enu",
-	"0h2Fdl5m6jsmfU0j+eLmwlurOysvgq5kKp0/OyGH3f3HtsKVYBVpk3yXUBGO9f4K9AMD3zAHfMHTmAXQ",
-	"LDDA64MmOcPqV5sXMKZ6Z0rFoDkgi6ATFZ1OGU3Iju0tCCUwE3sjWPfBshruYPeI8JFAp7p+7kLOSCSh",
-	"EvJKyHnF2fKV2lqWS2Jpkj6yOuCrtrwsihVLnVpciDmkEAEyBOSHcUVkaHyOzDe4++PZhIomeQlsoQlI",
-	"OaC1mN5b+IJyDKnTqrXxLM2XwmeoJcAefqGwHjgYsuPyK6xnoen5mxkbDs7IeosjX+1KNBl6TAw5ZDEX",
-	"CEh2ZmoGqUJuK7QpTcdFJM9ZwhtZ/UCZjN0ny6v4l4XanK5rOzRW0ib/Bf9pGJ5qnEYBsc1lTc71ru1G",
-	"xtNCE7IN0o+XgUDowfx4efnaOHgh4L66RHa/COS5pDIWN0rViFVjmaTEtI20kZ8rLiL9t+EbP+9jBFYE",
-	"pF06iwYVrSgLIc/S/L1bZfAaQljXT5UMpVH0oF/Zm/NTgl0VZoo1yVMajqEK0enNqAfaF4Z+4IU2UhkH",
-	"nvIJ6/VFX/yRjdm01FkhLIJd8oddkj+yB/6BwyB/9MUfjUaj8B8838gYfWW31SJ/kJKgIn+QVd1yBwmj",
-	"V5DROovZ0la55I6dcuvb35aa35Jb9L7VZzBlWpVrQdUkSBW3FQ6Spk3+IG5HHfIHuXt7Gxi2niYNQxvo",
-	"E6N1bW/MGLNelDjAPfIHyZpZmlXbpLlkJEHE2admTf3wqV2Yp+kKiHMudOnD7Ml0fJdufebNE5aOZfRe",
-	"DwAajFrK75M/yBn8BiM5xt/MDAGLCXvd+jA/PaW8Iy4+84gEcJfb6xh/gSqUMc1mb/uo4psPyR/ENvk1",
-	"7yu2UsUlUE7ZtdWvxpsuJGYSqCkL+ZCHUK6CXFdtn0rsjqxCmNjRVEEwyB/kGKFKCiglPexOyNNU7whs",
-	"fWwOznUYNmQnyPBIIH7T2m2S41UGHeZXo0tD28nqaobmskH3MNE156kFYJWls89a0+aTzloQw1xRWgCb",
-	"WSPOdE22/ZK1GMqrPM3IqLCbTH8HceEgp3i5Ra9L8XLXX8MJKzsXA/PtmHM0pNnbE7sNl+IpAH7K41+C",
-	"ZbvB7ebExfthzEdjhy3LfaJOBXkGlwCNrLQudvirdnDievg8jsmAgecBHQIsWtozcFVnt5qB522oYOSd",
-	"Ts3IscOVIWp9k6n1zaV6+pqVzaXM6Gw0xiQ75wS1NQHnJgvaipdS50mbJK1fMJIyKkU1NZdhrBk6Z2ph",
-	"a6yg3V7Wso7MNck1s4xZPLUjc7v1IbX0sCqd/3B9V7bhs6u3wWJVOojCm9t7SJBiS1JDklu1Bs3UqjFA",
-	"WfR+wiJO36N5o9+5Dwo2+52c6d/JpZaX+YsfKGI6u6EkNSYFKh7m9IvWKnmauvo8F0R/kH3QljXtPoG6",
-	"5eabEU3pgCrmk01acW5BfXvcwiGh8VXT/FgPdWU34qMciLDSjdg2bl7SjViPxHFlbHAY9TduIehv1knb",
-	"36zH8MrLqrbD6uvDvHX/dthR/mbd7/0tO8L7mzb2y1TB5rc4vQD9Nd2EXdG4+uJCb1F/uybFazioTkSs",
-	"5TqnX+8mHcLf3f6k7ns3Db1dGtc0AUNO75vTbHOUum667eWzrt++h/bsS5keZ9x6krNkxejyfO97h7fM",
-	"2y5d/nEU56l4ZlnE+fYntsiaSRpld56t9DlN2YtsNcuts/WsslUBuXyJa1JslHyaUbeCq4mX4xHfXwUC",
-	"aZB96/wAeU8zuKRJIGqGNZl1hZDEqYPsiyCUyomzge0DTnU1lnOBkGATLlQVf4embCShJoROpzRhMdSJ",
-	"TPSfx4Vg4h64xzZAQq+UJJVywBm9XswBTZfIZEQFD0ko01TLfAaulqiA0LwNjjHfIjLNJ3SE7G23VBiJ",
-	"ZmFbQde4R6ka8yRtDOKrxqT5YQr181wdhym/zuJsXD1jNJ0BQ5iq5FjOgbsvxwlTYxlHXq99265Vy3E5",
-	"vF4bqqzpCKaChPR8b0AVD4EJ1wLA+x6uxg8JhaLtTjX8nnPJp+2TZGu5qS5DywgpstP35lT1vV0Tp9YK",
-	"fSznJEykNt+JnKUFsPSVgesNEuAKW2eJ25nivtPX2hJjOTUAHKU9dkToQDFMyESXlzbgWKzY2lSEr5Gt",
-	"96cWHRVeUH7f65hqScdu0iPj27IO9MTYwpX2nPv1PvuiBFnlUXfQ4G9fSmMkSYV+gEf55vyF8k3XSZM6",
-	"OtHzhLsKnn9XZ2/kU88DAPvLWxHk8YBMZpUH+kxLLMyHty6To9x5krXP1KpojA44AJPLeHswS61+yRd9",
-	"IGXMqMA359LxU83vNaKy2ssVYADhRDhgmRMiZtcsRjBNBaj4cn4LbKt7a6OnjD8ErvOt3rY77IFyVPgt",
-	"+uvVAowhYa4YA7wD/eQj4zGqgRMrtTmmjY+txuG7/M/m+8a7Ty3/YMnuXQLYiLCj+SlTyHmTINKUsULS",
-	"cSJnI3TWlFG01q7XEr4ulLeMigk7BQmxcuN0agJn913VUVKwlRW0YBXGKOKCjPSVS3VchULr1EZdQm0h",
-	"S8sdUKkLYp32LhR5ZLaBWYdMHuawmNX97UijgnjYpqaj0CZja3hjwea3srXvaD6XbI1D+PIrGsx/Hzv2",
-	"Tkbq2tbydzNRfSL0/ozjBaEDec2I0+J1SQJqCWB5fbeT25upRyiEIThVPg9uPbZaBVq0IQHWZQkzf3mb",
-	"8gtahwUDysyyIHGX2jzZ5WZTbWwDmdv0jtsGpHsrM2fN5igaPffAyRvbMaUI2A7AtuQgrbt/moVzKnjK",
-	"LRi+0xrfKAsDB0oR+wou2hZVvXUbu2bNwq2wciAx+/cZM79rJq6aKWvHv2YC5eYoSzstI9VX6Ph1GeD2",
-	"iLIce/Uv6Ob65qy6hbPqC5QQWafsPzqHv9B7bktj2c10lMSC/9GUxEzPQwrWJMfG5YWXaUM6ZsPUJNIu",
-	"9BdHfRHoqQW25R0ldqZ4W5MEJh/ExD3HLGE9wm3eEJ4l+2LlYbLi367b41j35m4D2/bO4eUOlCFNuHDp",
-	"07690XlbP+nWCvc2Hs+tbcANXuLYhH8rw65QVwYbIrDOMOWmGPkk0HMPUOUn0KTmHv1f/2xz70ybdiql",
-	"iz/RuLPmVHEk5wxqlHBp52MZY1lAwTP717a7NnD/VPQBQkjeAmG3UJyMCh+zAQER3qTHvR8s3mfgBlW8",
-	"hSJ+wVLwolSaPLIjIic8NUnepjwfnM+YCGKrX2zpSZMcm7oHB92INEgRpPIWDlg70UrggkJcKpUWMQrV",
-	"XhFJwAV+cFMphgmdRbPYdkuoo2Bt7VHNko64Sllyr7DJm2IEroVXXtazejnscpUvMFkYLgC42oRF6EFo",
-	"hFQZiOLc930LPLZVzaXXbPpVTaLXSVwHLbp0wrE2VruVZ4cXnTYbokq37tKauqYj9foO1FuiWC9p8Fxn",
-	"y17KKybOTSVIbelYIWXdmuPBsUldgRy6HvmO0YQlFr6/3CEBngBv0hy0eD4e/BDyV/z5szcfT9sv+ak6",
-	"naTTX09OD04/RB/O3j5t/frhefzq7enHX09O1ak43w/1b1fT//z75Plhky2ef4zenvJX/LTz64dn/Kxz",
-	"tvj1otX95fL86sXlefyyc5q+ent288tFa/Hr9y/jlz/80v7l8lf+snPGX5w8Xww6N/HpB8l/2fv3x+iH",
-	"w/TX/5zy4c/NsBOLweRZK/rP8xjGP+UJU6fC6+0dIGrmFROXSD+cbh36jTPTul33/O1liQG6rcO6hr7O",
-	"6yveHUwNzPEfzdqYW27RsdOZWl6raea4tlbTnbP7KHcOVc7TtgwLZwlPFxfajjT4ofBOzVv5p2d2Ls/f",
-	"XlY8AxX+TOSEBK9fXSAyOp2l40cg6QKfwKGKqr6oZ17Sn7VaeyE8B/5kQY9QYfpEPH97aeCO1WwA6esy",
-	"ZlAMypWCzl0zSG7nNNX/sJupwXUu9LXwyTVL+JDDQU0/zqK4N+csjhvQ4vzRh/mVan5QUgRNckxUKKcQ",
-	"SaEiT1p9oIhZggkTKXYiNWpS21w8JQKhzgNwTQe7R0RI86gJo0IBtDOmq8OE8awHFj3Y07j2hcpD7/Nn",
-	"KIQbSjwLipRi9pVxbIADBcLxKeWCJfogPUtip25xxNPxbKCVIWbc4f8rpxPvmIRyMmFJCEWbPZvO5ecn",
-	"VB8qdZRPsuzFvGbHLQjvi0LRNIQBAUTcpIhnzscxV/hcxOKecGHQ7CCBF7rAoQGimuRyzBWJZDiD30wa",
-	"gq0s7TnJtvq3ERN6zViErMnNw0zdIlOmjivLmh9RLpQ2zwDV+3/+h5xImLQ+XvVFgzx8CIVQMP6QTlh8",
-	"QlVWkvTwYVaLNZARdIuD5GYbOLYX9gWx5bqQD6LZpGrc9Age2HaPsPAAuNMtogKod5hpQ84FpBoXaqp4",
-	"5BOKwGw+tImEijPIt0/5hKmUTqY+1HHqJwXdVgsh2R8+zNoW6KegnDJdPk1RX20awMOHmGMfzJSBgQ/1",
-	"ou/2DJGx3Bv7x+OzA7BVbYtfKDthWrRyQQILvy7YTWqg2akgWcwlD2NC+EXfkgdgyA6MYRe6wRs7FgDu",
-	"0jGbNPXTXkoyjCVNuRg1ppKL1JgHyhZPU7GYw+KYUcdyrgx1Tr9Hr5CcUn3aQ7ms9OxtjfJB1zFxdpvk",
-	"e6yfntJEQfr7BIq6CaFKzSaMUIIK44gYv4m5RnMNJF79PqMxTxfm/Zd68R4+hDGcPzshe3t7h3r+by5P",
-	"yE5Q52o06P4PH0KWur03oFM03bkUNvP2XyD4sDHTYXf/8a6F8ofidOATrFf0MyB7n9jqdCtxiwnsWNWa",
-	"Z7JD74Nq4bCCTq+m3q9HfvtkON1Ugn9+F9gKTSiTHFNFeApbSW8LU30Jg9XbYMhvWFas2SODUpk9QgSA",
-	"aw/2oX6MPk8Z6yrrPY0+ll2tCIL9m5sAs/bRd0ewtEmVEv57KP6hWhvgOhW5+PmFT6KEQx0Gu0lxD6qU",
-	"hlcA5cnM6rzgKtWLk9IrRoL/C0nb/xuQnXazqW3vrMtEp+X2BsAyKyjHhj0MDRFgJYRl0eD/ojv3f/Vm",
-	"mXIrDdEBxK65nClw4T5QJMidr9ilAn2e0JieBJ/66Ejoez3yW7PZfOeTvuOu1V/3vWaz2ffIH+AS/Rz4",
-	"livAYQoc5LzCqEMnL44MZwnMC3zK5Nh6om0WsL6Bi9FwFmeNJvKKYh5D0zBYGHRtAeKhoe93UHfBP7KH",
-	"D3u23hWKY6AYpqazQnsvsN02sH8MlMgYzaCtGK0ZQlPHok/HMmaqLy6YiMhKK8cx2oytY1Vibkf1Ra0h",
-	"1SSX2JVLc29mHGWtq6GdCVcW0tE3Zg6it1A+UWhBkZ2sVzXCbIA9RXYC+zU2yTDmizastJnVF5vZWUdo",
-	"Zy1QjmVrlLfVUoSma2wvTeWGltNAEdR4Whuh1eS2fBXM1zsbSglTFmq1mllqPb0n2qjXjl2LK0PgtuAA",
-	"8Cww37AVSQO4LXsQNHPptvbMo5xa2QcK65ZlksN8435xWnR0Az8rp9aSa6gZKuIgeLDUmqvUJ0qi4jYC",
-	"JGHXjMbQ8gdep2WNTcAFG9SU9mJZLZDs1ABJZAZSyW61Vr9rwJIl9mtfQBgY7NYeCfLTQY/8BjR6B/GN",
-	"nFxHpYveBba8S8srY3bZ6mvLaSo3+qDTOWyu86xuTvXFOZsytOGwpAo2gvKz+ljFaAJ97HaC3/832IXn",
-	"OT2EE/Mk6LFzbP/ObL4RSxUJup1DsweLhWA76EY19WBajc1phisT85CZc7uxws9OLyt2t5wygQvVlMno",
-	"kblJPdLX5nAKxoB3TW/P965ZotAqbzdbTeghqB9Hp9zreXvNVhN7c6RjOL/V7yX9y2gZqpG7J0Fsmp3r",
-	"HuuUj/kA5TZxfeE2cHzNtTobMyjrRIsOZYLbZRDXHqWE1jZX2OlpRfPHvO+jfq2CavhEpjRl+mQSjpmx",
-	"+FO/L/TCDxkiEqAtj2nXVqwin1tZVYtsk+0VQI/5gaXP51eIKYM+GqBzp9WyhzCDpeWaUpbm/4AOemj/",
-	"bNAs7wKPp7VxZKgBrnb/VE3NzV0kZd3jM5I/+o5m7v3Pvre/yS22xMkgzDj+DoTOMyglepTAGugYMLoc",
-	"dsOOntaul8f4tRLGiqlHY0bjdPxx6c46BvmvSNBptQLTwsqE22BbcUVmU5BToKfFCHBamuTUgU5K5cxA",
-	"J9my1iOonQ4eaStk8TEw3kAK8Z0K3/4IQ7wz52ZIqBIagW/GEObdS1iiQIS/CBO84NdM6EHpcxBzFj03",
-	"AMzSI/E3XnmDmmQBjEhIBR7ateU/HPKwWLlsjMxwTAcxQ00W7Lf2nGAiGgkEKr4HNNYPTYhK5VSRRM4A",
-	"lzCVJnxbYYpzPfi/Gk/AoOCA6NLlz2QMfdfeChq4h+MSLQrwZ+4qmop6XMnmbVDJ9lt7uXVQUwK/ETKZ",
-	"W3G78VpZKLuaxXppgAIWJTyFMhPPRM7GzZVbTy8/32zv6ZOQthOrLTcNKKaeWG4/gMatm2d+iekGhHjO",
-	"U1mXmncOTsq8GSdYzHhGsM0QFZiQNe0O+8Lpd+jXtNjskXLjQFX53tpHFLsg7tS3QfSJg5DtA/tl6KB4",
-	"MOkLLXwGTqMQcCOg80IfKfS6Oe0Ei9LDANsjRmzGzfpIvZ3wKPc58dq/Hh4eHh+3W+3OXnf/4PGT7uaM",
-	"agaVbf9icMSkJNxe2GEKQ4a3umQw9uJHWfdMA6S78TTs9bXqMnu/6Xd7S7nYbbXX31KoiYeb9tbflFfO",
-	"wx3d9Xdk9fVww+H6G7KSe31De4MxlQvj78ViKAbIfjONLt59LoizM5pcZfj5+txkBIBrSJr7Vos03Nlf",
-	"RqJhz1VK8mYeWV2bcZe7Ag6q/6Ax646QfVFoCtNzs1fgcdBcuZTGsgvwaQLkVpNcjllf2IZJVBR6q67M",
-	"czlCjC4rpnwUsUpa110G02SnRA26DbzA9pDlitAYdZie1MLGlvQR85XARsVKlRvBklEi58p2rim0mR0w",
-	"QA2sR6YtNps9ytzm+KRqz2USyT7Ag1mYMqSnaeo7kddMkR0MnJGEpbNEsAgAjmxUTeRxOuihoy8JCI0+",
-	"zFQKcNVNwJ2CdB6z2BELoUEX0tHE5CgEhkpdd7AdRLOILzTF0FWd1kBWu7PSuFWm1mayt5g99tmokDtp",
-	"jIwLzi2A8DrN8bp8x71qECOKAOYoz+X6pkj+REWSnTBW32WsfNfIv40OQi7KBOEK1ZPFFYBva7XF0xub",
-	"s05NwhqIJJvthAhupTyQHUqev73ctflKy3I+soQlcmwwNLOnmgCWDXvDe/tixFIHJa/bagdwHIauZBii",
-	"qnec55iCfWGc5aTgVYYApM2ugqfnMzVA76evyY6JwPVFu0UomXAxS9kuiujCzfktFJA+CI1jfKJyHnJQ",
-	"fEjCHLg4FvWWOqVNCEjrLcM4EGpckOCEhmPWOJEiTWTcI0I2ILUwaJJj8K8j6LzAtINUyjqR/QLY4Q7C",
-	"enkG5trMyo3lHQzyS5n9f5OkuRcnz6fh3pke1Ef6w+H8lM/5L//595W+LuyMr8OT9jj84Qqu++U/P/NX",
-	"H57uvfwYdl99f7V39vFYnU7+3dWDPLsM915+HO2ffTz7ePZj65aZeJutWzHfsUZfvZCjEVQj/rnq6Zaq",
-	"oNvZQOdcSnlGxcLiQn4J7yXuai2GtIQsSeN6F7aV/olJtV6uABCVQB8XspixEaZoB6KkBITS2jRmU/ra",
-	"F0vLIwyCpxH9mDtH6/OF+wJzww16ZOYtR8HWI6GWtLWBc8gkKt2vKlIXAcErEp90WpqsYzlLjvoC85kw",
-	"mmnDiAjc4hNKsox4Q5lUyl1XmPdFUZrXms1mUb6IGP4zEuE3Nb6Lef4bSfL2dnTYoP51G1JBkO5g2B7s",
-	"hR3WeEK7UaPLHg8ah2GbNjrRHusO9+nB4HG4nKy1NPO9RIKn1+mkub6EdFNCn2TnovojgoU116flrBn4",
-	"bQXwn2SH/0WEr+XhGvm4VPKGNDGCNmZ1TT7PGR70UdAAaHiWsaUlXJ51AmlHcMZHD3UOpN8kT/XfxiPi",
-	"AOyb4IT+Uk+uGig6iRlNTvQQ72pFVQrLneZlpQbireXs3u7ttXqtrdhdD34Jq2tKcBYhjf5MI+PeHZCl",
-	"Ux8st2GRxOU9+Pjus18fsTx3uKfAW03yFNgPGgKMqXL7QRxpbtfMBLqwLyBYzSCvFzjNdJkOsiXtQTpg",
-	"0CQvNDNPDUiRiPDMZFihL7Q61nSZpW6Sok0iyIFF9e1Hec75MGHso8nvJVKkEjPe0GFen9dxZ/42NdO4",
-	"kVd6d5AbtZqZYsvElVfDMhoGvg9+/8fx+WWZUaus7ojZR1nla711exxFigRZi01sQGMzy2wfN/dtR4QP",
-	"C+0ZuOoL61C2MHk0STEmah+MiXIRllaCYxqbKxznPg6ZaP4vIhUaX3cXalFAD4xljNax6YYFRTK2fgCe",
-	"3BdzOYsjTCPmqTas9YWZ29zkx6FPxyCQN02PCtQN4FlgybXNJ2V24jAe2HXGtoc2DoWWLTW77TiKNIOe",
-	"YjfwWxu0d2vZutVe0kM9jqJ7t0e3lRn3IgAKbUQ0Czoo9NytFf/TJcV/UbCwJMOOo6hOzGwkyx59ynbC",
-	"502MSEdWPVCrjEktY7IhOX2gHKGWy6OaM6t+XWGjfxHT8U5Nn8sAP1+gDfTnqm2LA1xh3u7fn3lr3vI3",
-	"2Mxfeo8hQ1pDVTNNnU28XXD9dcYvEF6fpXX1wQavMFP9cli3B7Nd5R7ndtrN5uHh7jY78QiRJMxcsW86",
-	"5Il+//TF08unNTv1Aq1fvU1/zltu3lov30XJGhCnL5K482fr2b/PzvurasULlrrb9YEiTkvYJWrR2J3L",
-	"DfzL+tMt4QJLSk10XNvExtEtBasvYIYgH9fbWwv3JrSc48mk0G2o2Cob/b15e+yZ4mKUJZA03V7KwZHT",
-	"etyklGDOynzMhH0ISdhUJqnK0lRcCLE5G4ylvIIimocPAUV1TKdTJtTDh5DEo2eWZWlCVxsaYkDWihUj",
-	"nRSm1mTZ+zmo8DCRH5mAQ7Zp3IUjzqq8BFY46u+wptbvC2UPF3heyDt/giQ0zQYRC/0jSyQmPs8TnqZM",
-	"GOuoL8oAaYQqEigK3ThFmnAGxeEm4bq4bjzzavbFzoSlVBOBBCbXypQMuZLVOIkMJcHYgApfEw5QR9ga",
-	"fTRLIMO1R4KU3uT9Stqt/4fIYV8EBUMg8EkiIb2DjGk8JLPpEcH8UC5G7s2tFtS7tbL88b6wD8oaegF+",
-	"0hEJIq7CPB0LOgIe9YWbRfW/pDAK8i9ix0r+RQqvJw1SfJyZv9Ocpvnw4ZL+bxjKxxQiFOS9rPye0L4Y",
-	"JkyNSUJFJCdQI7RDyZs3p9+T666+iUeMxrsQfpnOknCsOZSmqV4I31RK4Br1BYTY9ROcEp+sZRuoS3Oj",
-	"yXnBenc5M4W3gqVzmVz1Bbo/sawIG2EWD/yYhJDoPYfds007uU4XAkFYD/4MuiEU+vhRPbgeCTqtdpBx",
-	"VrZT4K5LmykA07BuMP0FHMtgYj62MUDcAP2SMVVkyAVUQ/WgkhaLDAo1sHi/cm4zmRE78LNpaoh9bUlx",
-	"m+w2oWsolLo5YlFk34VjaC+nSQI7dkIjVp1OXu4yLNBmWQ9DPY6dUGbCRi8lZ6bgsjYB4qjQuQ07TEKB",
-	"Ickbt50OCxU3YyqiGPmjPK6Is8g3iVFpAk8xVFaORNaj4ILQgeajvVb2our0y+0Pse1h0O109H46RpbM",
-	"yreD7s1NQHYKLnotq532oSA9d30y5De4AbAEHjZFCkEA4C7L9GYApsOi2cLPTJKL3r/HxXfBpjC9cPWH",
-	"rBtuX1R2uW/MzlYAFNbTABGuz1jKaV+qlaTjd3AcW7hm3HFH+G7+TuakEnRilysDKQSdJArtSBXZEdJy",
-	"dRYRQX0zs27p3SY5cetB+6IQ7bVRmyzY22614Be9y3dX5OHU+Lrse7zKyaICsgK6v5EjlGjm4djO3Egy",
-	"riqyEE4Inf19F2DCxxLdqEZ6LZNcLkKU94S1hgd0v9Pohu1Boztss8Yhffy4sTfsRIfhwaDNWl19ANfj",
-	"RinvZcftEoN4ZTPeNawLoF77a7DEtGV46yOJ1WrHUZQwhacBMEC9F1JEANQLWg6szh++2yImrrm97fW8",
-	"dodcpOQ5nTD1QJGL32c0WRXb1aYpjU9kBLU8b9u/kO7zH7c5dxi2+qKVDgmbxnR9gCIfi5rF6a0mYW6s",
-	"gR7CMYAXXhBGk5jrjW21XgllaEXDXM38WvBWfZ2uUnyARajb+3ABZzP6mqTKE3u1IMXxwKy16C1av3cO",
-	"6N/qTHq4fUEdAl3bpoh6H+dHQ6te0YTggmB3TbIDnOCI5V3P9wATpVCeV2m1zBUpMc1SA8WaGzFNEVxv",
-	"o1K+E6eUr9s6zEv5lnaE3qigr77HKGKDlZtRFih4WjEpwOpY1je8QMY8HVlL6oyoNY/UWsYq/k0cqmTH",
-	"dZ7u9kgb0LZ90iFZYn/Tu5WjduOCy+xFy1y6yxay0uN9sxWsNqv9DI7IQqvPwtpt1OG6lu9X3okWBv56",
-	"tKzr9aaU/H4ZmUoNuzeiUbnF7eei6KRi8Wq41F9rhegy1vY++xvWv76rEbxPOaaUl3v553V6O1Xr3fb0",
-	"74u6pv7axrQYWjkWi73SFFRpo7cvTBP+I4OHYzTkFn3k+6IkQXuu+W0hqwp2rm+zjOwJ257Bi83mucFS",
-	"gfOY+QlRamaxiQuj9Qhi3nlBDQpxwhQ60+KFhfCon+IVyu1sNkekFrDFwjjZSRQM4LbLWssRqzH7eWWX",
-	"kM93SmfrbKJmjVbSwvgpukb/5FS4L1XKUvIFv9YWTe6fdSKWxSCpPW9lHmHELV6b6jRN5JDHLEc0tIdA",
-	"vbGiCRe7uC/cshZ0EulPtegKZ+zuUc+/aLIqtpn4mhmqmfPeLNw/N6XJTHBp8ihWCi9lckARNECrPhFs",
-	"roUmsAai6Rk+VyzvaMl4QjADSd90RKjoC6z/hatsc9QHmLE3oQuDtEcGC5Ihxp1GQZN8J9Oxc0Ff6CtM",
-	"xWttsRFX6SuczxqHCUAgGPhYbkDO8MFN65v4fYZJ6RYRF42RrUoosQhXL141TwwKqDTFTK9kMxhz9LLA",
-	"e5YcRRfLhnuwbho5fb0lzpSD7jpfir82sA095b0NLjSNedA9cxdRl+dzDDi0mv2rO2uWt9Lq9FqYoFzT",
-	"SstZvo3ZIGIxv2YJvglFbyEuA8bHCj1QLirXg8nBQaxe2I8Ow8dsjzY6g/aw0Q0PosYT1qKNx8O9wX7Y",
-	"jg5Zh95X3s29Z9lA95FC55/Ofqul+bc8ynbHHSVL6ISHZDIb+WRvv0UmcWl8YZc9oZ3BQaM93IsaXbof",
-	"Ng71OnWi7vCAPglbrD0ojK9tx3f25ofGydPzxt5+q2Z4ehh604DUyMBPXp1/32hlfOd6bWAwU/5+7/Xv",
-	"50/Ui6vodP7j7DG/adFB2O7sdfPrszWeMgBAACPEgS4AbslgaCxD/V1cpPlILSGB61R10qWkqwPse21C",
-	"nfDZ99wLHj+Bb0p4NEidZXYN7vT20uZtW6gaaARY6wO1rQBRwfyjDB09aTMvF+gJvyhZODkWylqDXgqb",
-	"7E9OMljRkAqAqlpu5WAEzkroByoHcDWQrS5Ua47TmlVTZ2/AZAaDz1NzMsgBML4SFJGf7ZO1UBR43f0D",
-	"UPx3JyP+gHW5ZTyGjPP9W6P8LNkzjxD960vgB53Ak93gOPqHYkYVtI5T1r9sEnUC81uWqLPb7AtgjLmA",
-	"NIKFwSpzoTKN1zBzyhsGPsJ6B304mdAFYJrpGyGgnqP+mHzJBUuJA4qGSNUO6BGGhESOAJQhHRXhkJoE",
-	"5wwZBLQAyQXDweoPO5gMq8vE1rMzV+g+JB+G7wKvHa+TSpuD7+CY7wy+kyHtwJMY5qogXIfiH/Egvmn2",
-	"pB7QvWLtZBTfINPTXHmvoq204t/KJ9hf3K94YuXFclm8TKIC9pVaCacN1z5wULQgyRJqs5RPZBxlzpge",
-	"YTQcI54WZHbNoXQL8zW1sJqPpRYf+mvseRERblLhUudNaAgzlTnhm30BwdJrrviAxzyFdDDE2q+Z1Wq3",
-	"zNNr09d6Ox3yNb0JNEy1Qe56KQvwYWj2b3CU3/AYvddue74nZJq5SQ1pNz9iLz/I1RxzjG/HZCBoGtsZ",
-	"q4XCyput59vear6drzJfExHkwBHvzXyK8wddvfX82732Vuvdad37/CmPCpPHGE9p/jy6h1MnbOgNj54o",
-	"nNR/t+F+LDJRa7qUfRHz3Xa9X+PWp9Dc2YaGq/79UvkwpuybGn1sddQkgW30nbdmMJX9RyT4Pf9S0Anz",
-	"iTMKzL+8+OkNtoMIqWINLhQDBXcNZfzocTZxANuOJ5STARcMMlFtQxew0BkD0M23BrcSrXrT7yWfQawk",
-	"4pv1RVBs9x0cuT1hsuemuNf1KIXMGuxdOF1Cgl3Tz8w2fKNkypKGSck8fQ1Nq2ghIRQyQvtiTUooBqux",
-	"ThpU9my6TL++tiu+SeAjo4YNfdg1JDuwdrhou8WgA51OacLiZXEF2+59SVRhfbvXapDkpMISQHQ96lpu",
-	"Ihc/vSmOOW2oMYcIb92Yf1822M5Gg/0LWy15831n2Wrb6O+B/3ODQHElFFFcqx8ZvV5gu24ikxEVPCSh",
-	"TFMpSMoAsb7Yg34Ml55NsBV4DITWn/b0cOY8wk+d/dZnoyg39PTzCR0xkKY2HyiMRLOQEwSs/ygFzmgM",
-	"4qvGpPlhOvLeue3uMdnYbU9vekPXdKRv37ZceEluGOTatcGbbNMSgJCe7w2o4qHSQ10bKi81T+90WmV1",
-	"77HF8w+nHyQ/+3C8eMlb85cXrfnLZz/fnH0vb15eyo9nzyTA/elrXr09Xfz64fzD2ds3fPjzVuD/mt7r",
-	"bQS7MLe2D74aflNF4/ufatzUJV1bKEEEHBrU+2sw82wWlwuo3SSBupoFFhmPLAXGQy8ZFzzlNCYBcFpQ",
-	"QGnmtr9ItTYOOjHiLX3hFPsdOXUzvvHU2WIK4yoH35fbgC7bhA72wKPspYHv9tsSkfWKIMZesy9eTXiK",
-	"fdnQW2UaoSJECXrmbWUd9KCzrT1tK9GgsokD0m5BWzrc/wGB/a+/sAIgwP6pu7WeMVgew+l38Y1tLbYL",
-	"9ovXO4Qvv6Kg/vvIz4pw3FKg4Zp/IUgXcxpdG1wxHPd528Fvgu3yddL8t8f1/mf1e0C2ygV9rZooHfI2",
-	"RXAxx7liOnBd6xm7jW3P6CZ5aarkuOoLfHwEUNkmacl6ESt6wyTvDvWfUh9kVEoXfcGh3TjAVVUgqiKu",
-	"sGmycrM0Tc/wPD8aav36WDaOhYcAmw2Y2DmQm0ywt7hprguRHy109FBQP2qBjoQx0IaVAWFZcBnmkJwz",
-	"AKiF2kOEYX19fHnyo+nEkJNQi4Rar6hZDldt3Cl2YQe+VmzYY/29i48y6f5pPQH+JBlg1meNEPDX5zDY",
-	"ZajdZzuVbb6bBQVhX9k8TWilMk1NT9UmqfpcjrJeIY7PpVifkLldoByg5HfxLT7/Mt8LtI51nC91SRH3",
-	"to8s0b+W9r39rvn6vs7yyQfyFNaw8Z0gk2gajmvOS+b8gQWacDaYmhoQc8KBgLer+44IHcAF5npUVIh8",
-	"sCA0Ma1zsO84CWNQUBRgSOkgNq9pZoeqTFH1BYzRdHJHCDX3WFSrN5sEZgDgLnC0S2Vf6K1ok4zstoK+",
-	"9aZX+2HQJBcshZ6NZf1DEtRWCpOxy3KavMasY6POrxibGiMBgFqABHOWMJudrLf7UV+galVjOc8wKeAO",
-	"QlMAm6jbqQjRdB9npbpjEUZQ3GMHHkQKZ4dOa2tr/0sCSxlPzp8vb0zx1z9VW//jjgawXLc/GuQOlu2z",
-	"uEpSd2VnS1pwAi13KWmVr7cG5HhZPKmCa6ns5bJZ0kgJ8FwpPhKmUh1hnz6yRPb6YipNyIBGUYYkItiI",
-	"wpeJwbLkWMSCA8X+bjnWLdzUFzmOlO0Lp5xO/Evxb2mcI1LzpC+yfDaasAyLarDIzyplR5dvamYTVg+C",
-	"+2Gm0tNsRe8gSDH27L1+1Wi3uh2SsJDBMSLPSkd6e71ON4uDGFfg5n7gbKjHWeu4L9Kf4RbFAdZj1O1A",
-	"/rblvlUFdO08rwOCE+3W/uMsjF9HyjvULLjUh6M0EyHTDzKZ90udYKYaFudVWrbt180MY6UuAceRdSY7",
-	"WBljgyClLQQUDtZjYIQBE2my+KaA/toKCHduroAeGMHqKKJcxWyoihrOhludC5e/tKxKimkLJY8WnGL7",
-	"wiD77Vhxu+s7acQ7rtwl0Id6yhMLGzMTU8qjvgDjGO9DI98nQd4H0/h9TINM36krR36HGAmj4bgvkNlr",
-	"sius3c0Tew5YEuzPNuWlS72/U1rdBglzVrA+KeVH3YMobXRKonTTVKsNhG1eyK9ZDsj7j9Uid8kfq+Ph",
-	"9VFiR19wpr45GG8nyFcI0yXC/C5uGqMIDJysemQSK3ufNsmcY8l1fSLTCxnSmETsmsUSu+jjtWQnmGjz",
-	"PZmJADKYZkls0GF6jx61O4+brWar2e49aT1pAQeb6VaPM3ljN59A0ze/iPtrMR+sLYNey2uW8KGRgeSK",
-	"LaCg3IQ3ofK+mudkc7ea5FiAxxU66ydyrlg5beAInUfUVIyBYPGt9YUAo+g8Tsds0iykZ8EJcUklutVS",
-	"mTpbHtOxvT1gHLYlgHVlcWWvyl+ds1H15QWkAjkXBrYcXF04cfhiyhLoG7TbJK9z7ODlvXzITKQ8rm/o",
-	"UyBKktYNyoF4rkV2prbTdQEYzScZmFYaL9zXWFCR6qteFeJnPLFJoW7hoWIsLzc8skuvv6Vx7LzGZI8u",
-	"WeGGzEAGSGZQKLKDCckTGD+WLaldl2NBflSfiZn8ZDoDHD1AitSncaym0OdaU+mUP8lu/5qHveDXTDCl",
-	"TOEXjTh8miZyYProaouXDGis7TRDLwnpl3qDysTdY/nktOj5/wMAAP//",
-}
-
-// decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
-// after base64-decoding and flate-decompressing the embedded blob.
-func decodeSpec() ([]byte, error) {
-	encoded := strings.Join(swaggerSpec, "")
-	compressed, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("error base64 decoding spec: %w", err)
-	}
-	zr := flate.NewReader(bytes.NewReader(compressed))
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read flate: %w", err)
-	}
-	if err := zr.Close(); err != nil {
-		return nil, fmt.Errorf("close flate reader: %w", err)
-	}
-
-	return buf.Bytes(), nil
-}
-
-var rawSpec = decodeSpecCached()
-
-// a naive cache of the decoded OpenAPI spec
-func decodeSpecCached() func() ([]byte, error) {
-	data, err := decodeSpec()
-	return func() ([]byte, error) {
-		return data, err
-	}
-}
-
-// Constructs a synthetic filesystem for resolving external references when loading openapi specifications.
-func PathToRawSpec(pathToFile string) map[string]func() ([]byte, error) {
-	res := make(map[string]func() ([]byte, error))
-	if len(pathToFile) > 0 {
-		res[pathToFile] = rawSpec
-	}
-
-	return res
-}
-
-// GetSpec returns the OpenAPI specification corresponding to the generated
-// code in this file. External references in the spec are resolved through
-// PathToRawSpec; externally-referenced files must be embedded in their
-// corresponding Go packages (via the import-mapping feature). URL-based
-// external refs are not supported.
-func GetSpec() (swagger *openapi3.T, err error) {
-	resolvePath := PathToRawSpec("")
-
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = true
-	loader.ReadFromURIFunc = func(loader *openapi3.Loader, url *url.URL) ([]byte, error) {
-		pathToFile := url.String()
-		pathToFile = path.Clean(pathToFile)
-		getSpec, ok := resolvePath[pathToFile]
-		if !ok {
-			err1 := fmt.Errorf("path not found: %s", pathToFile)
-			return nil, err1
-		}
-		return getSpec()
-	}
-	var specData []byte
-	specData, err = rawSpec()
-	if err != nil {
-		return
-	}
-	swagger, err = loader.LoadFromData(specData)
-	if err != nil {
-		return
-	}
-	return
-}
-
-// GetSpecJSON returns the raw JSON bytes of the embedded OpenAPI
-// specification: decompressed but not unmarshaled. External references
-// are not resolved here; the bytes are the spec exactly as embedded by
-// codegen. The result is cached at package init time, so repeated calls
-// are cheap.
-func GetSpecJSON() ([]byte, error) {
-	return rawSpec()
-}
-
-// GetSwagger returns the OpenAPI specification corresponding to the
-// generated code in this file.
-//
-// Deprecated: GetSwagger predates kin-openapi renaming openapi3.Swagger
-// to openapi3.T. Use [GetSpec] instead. This wrapper is retained for
-// backwards compatibility.
-func GetSwagger() (*openapi3.T, error) {
-	return GetSpec()
 }

@@ -167,8 +167,9 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 		"currency":"usd","category":null,"tags":[],"images":[],"stock":0,"lowStockThreshold":0,"isActive":true,
 		"isFeatured":false,"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}`
 	problemJSON := `{"type":"https://shopd.dev/problems/rate_limited","title":"Too Many Requests","status":429}`
-	problemCT := http.Header{"Content-Type": {"application/problem+json"}}
-	jsonCT := http.Header{"Content-Type": {"application/json"}}
+	const requestID = "hmIUJYLuysoxlxdQbMoGpFfqQkNzLzXJ"
+	problemCT := http.Header{"Content-Type": {"application/problem+json"}, "X-Request-Id": {requestID}}
+	jsonCT := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {requestID}}
 	cases := []struct {
 		name   string
 		method string
@@ -180,12 +181,13 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 	}{
 		{"conforming", http.MethodGet, "/v1/products/p1", 200, jsonCT, productJSON, true},
 		{"missing required field", http.MethodGet, "/v1/products/p1", 200, jsonCT, `{"id":"p1"}`, false},
+		{"without X-Request-Id", http.MethodGet, "/v1/products/p1", 200, http.Header{"Content-Type": {"application/json"}}, productJSON, false},
 		{"float money", http.MethodGet, "/v1/products/p1", 200, jsonCT, strings.Replace(productJSON, `"priceCents":1`, `"priceCents":1.5`, 1), false},
 		{"undocumented status", http.MethodGet, "/v1/products/p1", 418, problemCT, `{"type":"x","title":"t","status":418}`, false},
 		{"wrong content type", http.MethodGet, "/v1/products/p1", 404, jsonCT, `{"type":"x","title":"t","status":404}`, false},
 		{"429 without Retry-After", http.MethodPost, "/v1/auth/login", 429, problemCT, problemJSON, false},
 		{"429 with Retry-After", http.MethodPost, "/v1/auth/login", 429,
-			http.Header{"Content-Type": {"application/problem+json"}, "Retry-After": {"7"}}, problemJSON, true},
+			http.Header{"Content-Type": {"application/problem+json"}, "Retry-After": {"7"}, "X-Request-Id": {requestID}}, problemJSON, true},
 		{"unlisted problem type", http.MethodGet, "/v1/products/p1", 404, problemCT, `{"type":"about:blank","title":"Not Found","status":404}`, false},
 		{"not in the spec", http.MethodGet, "/v1/nowhere", 200, jsonCT, `{}`, false},
 		{"outside the spec", http.MethodGet, "/metrics", 200, http.Header{"Content-Type": {"text/plain"}}, "x 1", true},
