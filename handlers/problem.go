@@ -19,15 +19,20 @@ import (
 
 // statusOf is the one table from domain error codes to HTTP statuses.
 var statusOf = map[string]int{
-	shopd.EInvalid:      http.StatusBadRequest,
-	shopd.EUnauthorized: http.StatusUnauthorized,
-	shopd.EForbidden:    http.StatusForbidden,
-	shopd.ENotFound:     http.StatusNotFound,
-	shopd.EConflict:     http.StatusConflict,
-	shopd.EKeyReused:     http.StatusUnprocessableEntity,
-	shopd.ERateLimited:  http.StatusTooManyRequests,
-	shopd.EUnavailable:  http.StatusServiceUnavailable,
-	shopd.EInternal:     http.StatusInternalServerError,
+	shopd.EInvalid:           http.StatusBadRequest,
+	shopd.EUnauthorized:      http.StatusUnauthorized,
+	shopd.EForbidden:         http.StatusForbidden,
+	shopd.ENotFound:          http.StatusNotFound,
+	shopd.EConflict:          http.StatusConflict,
+	shopd.EInsufficientStock: http.StatusConflict,
+	shopd.EDuplicate:         http.StatusConflict,
+	shopd.EInvalidTransition: http.StatusConflict,
+	shopd.EInFlight:          http.StatusConflict,
+	shopd.EPaymentRefused:    http.StatusConflict,
+	shopd.EKeyReused:         http.StatusUnprocessableEntity,
+	shopd.ERateLimited:       http.StatusTooManyRequests,
+	shopd.EUnavailable:       http.StatusServiceUnavailable,
+	shopd.EInternal:          http.StatusInternalServerError,
 }
 
 // codeOfStatus names the problem type of errors Echo and the validator
