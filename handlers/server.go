@@ -122,10 +122,6 @@ func New(cfg Config) (http.Handler, error) {
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
 	}
-	if cfg.Orders.Render == nil {
-		// The checkout response is the API's representation: ours to render.
-		cfg.Orders.Render = renderCheckout
-	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
