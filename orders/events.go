@@ -115,8 +115,15 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev paymentEvent) (Outco
 	return outcome, out, t, nil
 }
 
+// refundTimeout bounds the background refund of a payment for a cancelled
+// order; the reconciler retries one that did not finish.
+const refundTimeout = time.Minute
+
 // HandleEvent applies a verified Stripe event. Unknown types and events for
-// orders that are not ours are accepted and ignored.
+// orders that are not ours are accepted and ignored. Money that arrives for
+// a cancelled order is refunded in the background, tracked so that
+// Shutdown waits for it; once shutdown has begun it is left to the
+// reconciler.
 func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 	pe := paymentEvent{ID: ev.ID, Type: ev.Type}
 	switch {
@@ -138,15 +145,15 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
 	}
 	if outcome == OutcomeRefundDue {
-		// Answer Stripe now; refund in the background. If this process dies
-		// first, the reconciler finds the cancelled-but-paid order.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
+		// Answer Stripe now; refund in the background.
+		started := s.background(ctx, refundTimeout, func(ctx context.Context) {
 			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
 				s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
 			}
-		}()
+		})
+		if !started {
+			s.Log.InfoContext(ctx, "shutting down: refund of cancelled order left to the reconciler", "order_id", o.ID)
+		}
 	}
 	return nil
 }

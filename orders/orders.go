@@ -47,6 +47,8 @@ type Service struct {
 	// ("order_created", "intent_created"); an error aborts the checkout
 	// there, as a crash would. Tests use it to inject failures.
 	AfterPhase func(phase string) error
+	// bg tracks the work that outlives a request; see Shutdown.
+	bg backgroundGroup
 }
 
 func (s *Service) now() time.Time {
