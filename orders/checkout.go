@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopd/shopd"
@@ -41,9 +42,9 @@ var inFlight = &shopd.Error{Code: shopd.EInFlight, RetryAfter: time.Second,
 //
 // Errors: EKeyReused (the key came with another body), EInFlight (another
 // request is on the key), EInvalid (empty cart), EInsufficientStock (a
-// line, named in its Shortage), ERateLimited, EUnavailable (retry with the
-// same key); a refusal recorded on the key is returned again on every
-// retry.
+// line, named in its Shortage), EPaymentRefused (the provider refuses the
+// payment for good), ERateLimited, EUnavailable (retry with the same key);
+// a refusal recorded on the key is returned again on every retry.
 func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Placed, error) {
 	if s.Payments == nil {
 		return Placed{}, errPaymentsOff
@@ -177,8 +178,13 @@ func stripeFailure(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// stripeMaxChargeCents is the largest amount Stripe charges in one payment
+// (99,999,999 minor units: $999,999.99 for usd).
+const stripeMaxChargeCents = 99_999_999
+
 // placeOrder runs the order transaction. A refusal that changed nothing
-// (empty cart, short stock, quota) frees the key for another try.
+// (empty cart, short stock, a total no payment can take, quota) frees the
+// key for another try.
 func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.IdempotencyKey, req CheckoutRequest) (store.Order, *store.User, error) {
 	forget := func(err error) (store.Order, *store.User, error) {
 		if ferr := st.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
@@ -207,11 +213,15 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.Idempo
 			ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
 			Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		// Before commit: a total no payment can take must not hold stock.
+		return s.chargeable(o)
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
-		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock:
+		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused:
 			return forget(err)
 		}
 		return store.Order{}, nil, err
@@ -219,16 +229,40 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.Idempo
 	return o, &u, nil
 }
 
+// chargeable refuses (EPaymentRefused) an order whose total is more than
+// the payment provider takes in one payment: asking would only be refused.
+func (s *Service) chargeable(o store.Order) error {
+	most := s.MaxChargeCents
+	if most <= 0 {
+		most = stripeMaxChargeCents
+	}
+	if o.TotalCents <= most {
+		return nil
+	}
+	return shopd.Errorf(shopd.EPaymentRefused,
+		"The order total of %s is more than the payment provider takes in one payment (%s); split the cart into smaller orders.",
+		minorUnits(o.TotalCents, o.Currency), minorUnits(most, o.Currency))
+}
+
+// minorUnits shows an amount of a two-decimal currency, e.g. "1234.50 USD".
+func minorUnits(cents int64, currency string) string {
+	return fmt.Sprintf("%d.%02d %s", cents/100, cents%100, strings.ToUpper(currency))
+}
+
 // finishCheckout creates (or, on a retry, gets back) the order's one
-// PaymentIntent and records the outcome on the key. A Stripe failure leaves
-// the key at order_created: the next retry, or the reconciler, continues
-// from here.
+// PaymentIntent and records the outcome on the key. A transient Stripe
+// failure leaves the key at order_created: the next retry, or the
+// reconciler, continues from here. A permanent refusal ends the checkout
+// (refusePayment).
 func (s *Service) finishCheckout(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, u *store.User) (Placed, error) {
 	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
 		return s.refuseCancelled(ctx, st, k, o, "")
 	}
 	if o.PaymentIntentID == nil {
 		intent, err := s.createIntent(ctx, st, o, u)
+		if shopd.ErrorCode(err) == shopd.EPaymentRefused {
+			return s.refusePayment(ctx, st, k, o, err)
+		}
 		if err != nil {
 			return Placed{}, err
 		}
@@ -286,6 +320,44 @@ func (s *Service) createIntent(ctx context.Context, st *store.Conn, o store.Orde
 		return payments.Intent{}, stripeFailure(ctx, "payment intent", err)
 	}
 	return intent, nil
+}
+
+// refusePayment ends a checkout whose payment the provider refused for
+// good (cause is EPaymentRefused): retrying cannot help, so nothing may
+// keep holding stock while the reconciler tries for the whole payment
+// window. In one transaction the order is cancelled with its events and
+// its stock released, the customer's cart is given back as it was, and
+// the key records the refusal, which every retry gets again.
+func (s *Service) refusePayment(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, cause error) (Placed, error) {
+	why := strings.TrimSuffix(shopd.ErrorMessage(cause), ".")
+	refusal := &shopd.Error{Code: shopd.EPaymentRefused}
+	err := st.WithTx(ctx, func(tx *store.Tx) error {
+		// The cart before the order's stock, in the order checkout locks them.
+		if err := tx.LockCart(ctx, o.CustomerID); err != nil {
+			return err
+		}
+		var t Transition
+		_, err := tx.UpdateOrder(ctx, o.ID, func(tx *store.Tx, cur *store.Order) error {
+			t = PaymentRefused(cur.State(), why)
+			return apply(ctx, tx, cur, t, store.Actor{Kind: store.ActorSystem})
+		})
+		if err != nil {
+			return err
+		}
+		refusal.Message = fmt.Sprintf("The payment provider refused the payment of order %s (%s); nothing was charged and the order is cancelled.", o.Number(), why)
+		if t.Applies() {
+			if err := tx.RestoreCart(ctx, k.ID); err != nil {
+				return err
+			}
+			refusal.Message = fmt.Sprintf("The payment provider refused the payment of order %s (%s); nothing was charged, the order is cancelled and the cart is as it was.", o.Number(), why)
+		}
+		return tx.RefuseKey(ctx, k.ID, refusal.Code, refusal.Message)
+	})
+	if err != nil {
+		return Placed{}, fmt.Errorf("refuse checkout of order %s: %w", o.ID, err)
+	}
+	s.Log.WarnContext(ctx, "payment refused for good: order cancelled, stock released, cart restored", "order_id", o.ID, "err", cause)
+	return Placed{}, refusal
 }
 
 // refuseCancelled ends a checkout whose order was cancelled (expired, or by

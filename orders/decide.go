@@ -150,6 +150,24 @@ func ChargeRefunded(st shopd.OrderState, p Payment) Transition {
 	return Transition{Steps: []Step{{Event: shopd.EventRefunded, State: next, AmountCents: &delta, Note: "reported by Stripe"}}}
 }
 
+// PaymentRefused cancels an order whose payment the provider refused for
+// good before it could start (no PaymentIntent exists), putting its stock
+// back. An order that is no longer waiting for its payment to start is left
+// as it is.
+func PaymentRefused(st shopd.OrderState, reason string) Transition {
+	if st.PaymentIntentID != "" || !st.CanMarkFailed() {
+		return Transition{}
+	}
+	failed := st
+	failed.PaymentStatus = shopd.PaymentFailed
+	cancelled := failed
+	cancelled.Status = shopd.StatusCancelled
+	return Transition{Steps: []Step{
+		{Event: shopd.EventPaymentFailed, State: failed, Note: reason},
+		{Event: shopd.EventCancelled, State: cancelled, Note: "payment refused", ReleasesStock: true},
+	}}
+}
+
 // Expire cancels an unpaid order whose payment window closed before now and
 // puts its stock back; a payment that arrived meanwhile wins.
 func Expire(st shopd.OrderState, dueAt, now time.Time) Transition {

@@ -35,8 +35,12 @@ type Service struct {
 	Limiter       ratelimit.Limiter
 	// CheckoutLimit is checkouts per customer (new keys only; replays are free).
 	CheckoutLimit ratelimit.Limit
-	Log           *slog.Logger
-	Now           func() time.Time
+	// MaxChargeCents is the most the payment provider takes in one payment,
+	// in minor units; 0 means Stripe's, 99,999,999 (for usd and most other
+	// currencies). Checkout refuses a larger total before taking stock.
+	MaxChargeCents int64
+	Log            *slog.Logger
+	Now            func() time.Time
 	// CheckoutSlots bounds the checkouts in flight on this instance (0:
 	// 16). Each holds one database connection, also while Stripe answers,
 	// so the pool must keep connections for everything else.

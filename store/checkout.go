@@ -125,6 +125,7 @@ UPDATE idempotency_keys
 SET recovery_point = 'finished',
 	outcome = 'created',
 	order_snapshot = $2,
+	cart_snapshot = NULL,
 	updated_at = now()
 WHERE id = $1`
 
@@ -148,6 +149,7 @@ SET recovery_point = 'finished',
 	outcome = 'refused',
 	refusal_code = $2,
 	refusal_message = $3,
+	cart_snapshot = NULL,
 	updated_at = now()
 WHERE id = $1`
 
@@ -254,8 +256,21 @@ type PlaceOrder struct {
 }
 
 type cartLine struct {
-	ProductID string `db:"product_id"`
-	Quantity  int    `db:"quantity"`
+	ProductID string    `db:"product_id" json:"product_id"`
+	Quantity  int       `db:"quantity" json:"quantity"`
+	AddedAt   time.Time `db:"added_at" json:"added_at"`
+}
+
+// cartSnapshot is the cart as a checkout found it. The key keeps it until
+// the checkout ends, so that a payment refused for good can give the cart
+// back as it was (RestoreCart). Its names are the ones RestoreCart's SQL
+// reads.
+type cartSnapshot struct {
+	// UpdatedAt is the cart's stamp before the checkout; EmptiedAt the one
+	// the checkout gave it when it emptied it.
+	UpdatedAt time.Time  `json:"updatedAt"`
+	EmptiedAt time.Time  `json:"emptiedAt"`
+	Lines     []cartLine `json:"lines"`
 }
 
 type takenStock struct {
@@ -267,7 +282,7 @@ type takenStock struct {
 
 const (
 	checkoutCartSQL = `
-SELECT product_id, quantity
+SELECT product_id, quantity, added_at
 FROM cart_items
 WHERE user_id = $1
 ORDER BY product_id`
@@ -317,7 +332,8 @@ SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_pric
 FROM unnest($2::integer[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
 	AS l (line_no, product_id, sku, name, unit_price_cents, quantity)`
 
-	// emptyCartSQL deletes the ordered lines and stamps the cart.
+	// emptyCartSQL deletes the ordered lines and stamps the cart, returning
+	// the stamp as stored.
 	emptyCartSQL = `
 WITH gone AS (
 	DELETE FROM cart_items
@@ -325,12 +341,14 @@ WITH gone AS (
 )
 UPDATE carts
 SET updated_at = $2
-WHERE user_id = $1`
+WHERE user_id = $1
+RETURNING updated_at`
 
 	orderCreatedSQL = `
 UPDATE idempotency_keys
 SET recovery_point = 'order_created',
 	order_id = $2,
+	cart_snapshot = $3,
 	updated_at = now()
 WHERE id = $1
 	AND recovery_point = 'started'`
@@ -356,8 +374,8 @@ SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1)
 // transaction, which may still refuse the order before it commits: it
 // takes the stock of every line in ascending product order, freezes lines
 // and prices, writes the sale ledger rows, records the order's first event,
-// empties the cart, moves the idempotency key to order_created and numbers
-// the order without gaps.
+// empties the cart (keeping it on the key, see RestoreCart), moves the
+// idempotency key to order_created and numbers the order without gaps.
 // Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
@@ -366,27 +384,26 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	tx := t.tx
 	// Lock the cart first, as every cart write does, so a line added
 	// during checkout is either ordered or left in the cart.
-	var cartUpdatedAt time.Time
-	err := tx.GetContext(ctx, &cartUpdatedAt, lockCartForUpdateSQL, p.UserID)
+	var cart cartSnapshot
+	err := tx.GetContext(ctx, &cart.UpdatedAt, lockCartForUpdateSQL, p.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	} else if err != nil {
 		return Order{}, fmt.Errorf("lock cart: %w", translate(err))
 	}
-	var lines []cartLine
-	if err := tx.SelectContext(ctx, &lines, checkoutCartSQL, p.UserID); err != nil {
+	if err := tx.SelectContext(ctx, &cart.Lines, checkoutCartSQL, p.UserID); err != nil {
 		return Order{}, fmt.Errorf("read cart: %w", translate(err))
 	}
-	if len(lines) == 0 {
+	if len(cart.Lines) == 0 {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
 	// The id is made here so the sale ledger rows can name the order
 	// before it exists; it is numbered last (numberOrderSQL).
 	orderID := uuid.NewString()
-	items := make([]OrderItem, 0, len(lines))
+	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
 	currency := ""
-	for i, l := range lines {
+	for i, l := range cart.Lines {
 		var taken takenStock
 		err := tx.GetContext(ctx, &taken, takeStockSQL, l.ProductID, l.Quantity, orderID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -417,10 +434,14 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, err
 	}
 	o.Items = items
-	if _, err := tx.ExecContext(ctx, emptyCartSQL, p.UserID, t.now().UTC()); err != nil {
+	if err := tx.GetContext(ctx, &cart.EmptiedAt, emptyCartSQL, p.UserID, t.now().UTC()); err != nil {
 		return Order{}, fmt.Errorf("empty cart: %w", translate(err))
 	}
-	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID)
+	snapshot, err := json.Marshal(cart)
+	if err != nil {
+		return Order{}, fmt.Errorf("encode cart: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
 	if err != nil {
 		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
 	}
@@ -432,6 +453,58 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, fmt.Errorf("number order: %w", translate(err))
 	}
 	return o, nil
+}
+
+const (
+	restoreCartLinesSQL = `
+INSERT INTO cart_items (user_id, product_id, quantity, added_at)
+SELECT k.user_id, l.product_id, l.quantity, l.added_at
+FROM idempotency_keys k,
+	jsonb_to_recordset(k.cart_snapshot -> 'lines') AS l (product_id uuid, quantity integer, added_at timestamptz)
+WHERE k.id = $1
+ON CONFLICT (user_id, product_id) DO NOTHING`
+
+	// restoreCartStampSQL puts the cart's stamp back when nothing touched
+	// the cart since the checkout emptied it; otherwise the restore is a
+	// change of its own, stamped now.
+	restoreCartStampSQL = `
+UPDATE carts c
+SET updated_at = CASE
+		WHEN c.updated_at = (k.cart_snapshot ->> 'emptiedAt')::timestamptz
+			THEN (k.cart_snapshot ->> 'updatedAt')::timestamptz
+		ELSE $2
+	END
+FROM idempotency_keys k
+WHERE k.id = $1
+	AND k.cart_snapshot IS NOT NULL
+	AND c.user_id = k.user_id`
+)
+
+// LockCart takes the row lock of the user's cart for the rest of the
+// transaction. A flow that will change both an order and the cart takes it
+// first, in the order checkout takes them (cart, then products).
+func (t *Tx) LockCart(ctx context.Context, userID string) error {
+	var updatedAt time.Time
+	err := t.tx.GetContext(ctx, &updatedAt, lockCartForUpdateSQL, userID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lock cart: %w", translate(err))
+	}
+	return nil
+}
+
+// RestoreCart gives the user back the cart that the checkout of the key
+// emptied: its lines with their quantities and the times they were added.
+// Lines the customer has put in the cart since are left as they are. A
+// cart nobody touched since the checkout is exactly as it was, its
+// updatedAt included. A key that kept no cart changes nothing.
+func (t *Tx) RestoreCart(ctx context.Context, keyID int64) error {
+	if _, err := t.tx.ExecContext(ctx, restoreCartLinesSQL, keyID); err != nil {
+		return fmt.Errorf("restore cart lines: %w", translate(err))
+	}
+	if _, err := t.tx.ExecContext(ctx, restoreCartStampSQL, keyID, t.now().UTC()); err != nil {
+		return fmt.Errorf("restore cart stamp: %w", translate(err))
+	}
+	return nil
 }
 
 func insertItems(ctx context.Context, tx *sqlx.Tx, orderID string, items []OrderItem) error {

@@ -289,3 +289,91 @@ func stockOf(t *testing.T, s *Store, productID string) int {
 	}
 	return n
 }
+
+// TestRestoreCart: a cart that checkout emptied comes back exactly as it
+// was (lines, quantities, the times they were added, its updatedAt) when
+// nobody touched it since; lines the customer added since are kept, and
+// the restore then counts as a change of its own.
+func TestRestoreCart(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	s.Now = func() time.Time { at = at.Add(time.Second); return at }
+	a, b, c := newCartProduct(t, s, 1000), newCartProduct(t, s, 2000), newCartProduct(t, s, 3000)
+	checkout := func(u string) int64 {
+		t.Helper()
+		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustCart(t, s, u); len(got.Lines) != 0 {
+			t.Fatalf("cart after checkout = %+v, want empty", got.Lines)
+		}
+		return k.ID
+	}
+	restore := func(keyID int64) {
+		t.Helper()
+		if err := s.WithTx(ctx, func(tx *Tx) error { return tx.RestoreCart(ctx, keyID) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type line struct {
+		product string
+		qty     int
+		added   time.Time
+	}
+	linesOf := func(c Cart) []line {
+		var out []line
+		for _, l := range c.Lines {
+			out = append(out, line{l.ProductID, l.Quantity, l.AddedAt.UTC()})
+		}
+		return out
+	}
+
+	untouched := newCartUser(t, s)
+	for _, l := range []struct {
+		p   Product
+		qty int
+	}{{b, 5}, {a, 2}} {
+		if _, err := s.AddToCart(ctx, untouched, l.p.ID, l.qty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := mustCart(t, s, untouched)
+	restore(checkout(untouched))
+	after := mustCart(t, s, untouched)
+	if !reflect.DeepEqual(linesOf(after), linesOf(before)) || !after.UpdatedAt.Equal(*before.UpdatedAt) {
+		t.Errorf("restored cart = %+v at %v\nwant            %+v at %v", linesOf(after), after.UpdatedAt, linesOf(before), before.UpdatedAt)
+	}
+
+	moved := newCartUser(t, s)
+	if _, err := s.AddToCart(ctx, moved, a.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddToCart(ctx, moved, b.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	old := linesOf(mustCart(t, s, moved))
+	keyID := checkout(moved)
+	if _, err := s.AddToCart(ctx, moved, c.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddToCart(ctx, moved, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	since := linesOf(mustCart(t, s, moved))
+	restore(keyID)
+	got := mustCart(t, s, moved)
+	want := []line{old[1], since[0], since[1]} // b as it was, then c and a as added since, by time added
+	if !reflect.DeepEqual(linesOf(got), want) {
+		t.Errorf("cart changed since = %+v\nwant %+v", linesOf(got), want)
+	}
+	if !got.UpdatedAt.After(since[1].added) {
+		t.Errorf("updatedAt %v, want the restore's own stamp (after %v)", got.UpdatedAt, since[1].added)
+	}
+}

@@ -2,12 +2,15 @@
 -- shop's own terms, not as HTTP: 'created' with the order as it was
 -- answered (order_snapshot, the order's JSON), or 'refused' with the
 -- shopd error code and message. The HTTP layer renders either, the same
--- on every replay.
+-- on every replay. Until the checkout ends the key also keeps the cart as
+-- checkout found it (cart_snapshot), so that a payment the provider
+-- refuses for good can give the customer's cart back.
 
 ALTER TABLE idempotency_keys
     ADD COLUMN outcome text CHECK (outcome IN ('created', 'refused')),
     ADD COLUMN refusal_code text,
-    ADD COLUMN refusal_message text;
+    ADD COLUMN refusal_message text,
+    ADD COLUMN cart_snapshot jsonb;
 
 ALTER TABLE idempotency_keys RENAME COLUMN response_body TO order_snapshot;
 
