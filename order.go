@@ -17,16 +17,30 @@ const (
 	PaymentPartiallyRefunded = "partially_refunded"
 )
 
-// Fulfillment statuses.
+// FulfillmentFulfilled is the fulfillment status of a shipped order (until
+// then it is "unfulfilled").
+const FulfillmentFulfilled = "fulfilled"
+
+// Order event types: each recorded transition is one of these ("placed"
+// and "payment_intent_created" are written by checkout itself).
 const (
-	FulfillmentUnfulfilled = "unfulfilled"
-	FulfillmentFulfilled   = "fulfilled"
+	EventPaid          = "paid"
+	EventPaymentFailed = "payment_failed"
+	EventCancelled     = "cancelled"
+	EventFulfilled     = "fulfilled"
+	EventRefunded      = "refunded"
+	EventRefundFailed  = "refund_failed"
 )
 
 // OrderState is the part of an order the state machine looks at.
 type OrderState struct {
 	Status, PaymentStatus, FulfillmentStatus string
 	TotalCents, RefundedCents                int64
+	// Currency is what the order is priced in, e.g. "usd".
+	Currency string
+	// PaymentIntentID is the order's PaymentIntent, "" before checkout
+	// stored one.
+	PaymentIntentID string
 }
 
 // Captured reports whether money was taken (and so may be refunded).
@@ -43,45 +57,48 @@ func (s OrderState) Refundable() int64 {
 }
 
 // CanCancel says whether the order may be cancelled: by its owner while
-// payment is pending, by an admin while it is not fulfilled.
+// payment is pending, by an admin while it is not fulfilled. A refusal is
+// EInvalidTransition.
 func (s OrderState) CanCancel(byAdmin bool) error {
 	switch {
 	case s.Status == StatusCancelled:
-		return Errorf(EConflict, "The order is already cancelled.")
+		return Errorf(EInvalidTransition, "The order is already cancelled.")
 	case s.Status == StatusFulfilled || s.FulfillmentStatus == FulfillmentFulfilled:
-		return Errorf(EConflict, "A fulfilled order cannot be cancelled.")
+		return Errorf(EInvalidTransition, "A fulfilled order cannot be cancelled.")
 	case byAdmin:
 		return nil
 	case s.Status != StatusPending || s.PaymentStatus != PaymentPending:
-		return Errorf(EConflict, "The order is paid; ask the shop to cancel it.")
+		return Errorf(EInvalidTransition, "The order is paid; ask the shop to cancel it.")
 	}
 	return nil
 }
 
-// CanFulfill says whether the order may be shipped: only a paid, open order.
+// CanFulfill says whether the order may be shipped: only a paid, open
+// order. A refusal is EInvalidTransition.
 func (s OrderState) CanFulfill() error {
 	switch {
 	case s.Status == StatusFulfilled:
-		return Errorf(EConflict, "The order is already fulfilled.")
+		return Errorf(EInvalidTransition, "The order is already fulfilled.")
 	case s.Status != StatusProcessing || !s.Captured():
-		return Errorf(EConflict, "Only a paid order can be fulfilled (status %s, payment %s).", s.Status, s.PaymentStatus)
+		return Errorf(EInvalidTransition, "Only a paid order can be fulfilled (status %s, payment %s).", s.Status, s.PaymentStatus)
 	}
 	return nil
 }
 
 // CanRefund says whether amountCents may be refunded now, given refunds
-// already under way (pendingCents).
+// already under way (pendingCents). A refusal is EInvalidTransition, except
+// a non-positive amount (EInvalid).
 func (s OrderState) CanRefund(amountCents, pendingCents int64) error {
 	left := s.Refundable() - pendingCents
 	switch {
 	case !s.Captured():
-		return Errorf(EConflict, "Only a paid order can be refunded (payment %s).", s.PaymentStatus)
+		return Errorf(EInvalidTransition, "Only a paid order can be refunded (payment %s).", s.PaymentStatus)
 	case left <= 0:
-		return Errorf(EConflict, "Nothing is left to refund (refunds under way cover the rest).")
+		return Errorf(EInvalidTransition, "Nothing is left to refund (refunds under way cover the rest).")
 	case amountCents <= 0:
 		return FieldError("amountCents", "Must be positive.")
 	case amountCents > left:
-		return Errorf(EConflict, "At most %d can be refunded.", left)
+		return Errorf(EInvalidTransition, "At most %d can be refunded.", left)
 	}
 	return nil
 }

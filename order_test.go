@@ -30,8 +30,8 @@ func TestTotals(t *testing.T) {
 
 func TestOrderTransitions(t *testing.T) {
 	t.Parallel()
-	pending := OrderState{Status: StatusPending, PaymentStatus: PaymentPending, FulfillmentStatus: FulfillmentUnfulfilled, TotalCents: 1000}
-	paid := OrderState{Status: StatusProcessing, PaymentStatus: PaymentPaid, FulfillmentStatus: FulfillmentUnfulfilled, TotalCents: 1000}
+	pending := OrderState{Status: StatusPending, PaymentStatus: PaymentPending, FulfillmentStatus: "unfulfilled", TotalCents: 1000}
+	paid := OrderState{Status: StatusProcessing, PaymentStatus: PaymentPaid, FulfillmentStatus: "unfulfilled", TotalCents: 1000}
 	partly := paid
 	partly.PaymentStatus, partly.RefundedCents = PaymentPartiallyRefunded, 400
 	refunded := paid
@@ -67,7 +67,11 @@ func TestOrderTransitions(t *testing.T) {
 		{"refund unpaid", ok(pending.CanRefund(1, 0)), false},
 		{"refund refunded", ok(refunded.CanRefund(1, 0)), false},
 		{"refund zero", ok(paid.CanRefund(0, 0)), false},
-		{"refund with the rest pending is a conflict", ErrorCode(paid.CanRefund(0, 1000)) == EConflict, true},
+		{"refund with the rest pending is an invalid transition", ErrorCode(paid.CanRefund(0, 1000)) == EInvalidTransition, true},
+		{"cancel cancelled is an invalid transition", ErrorCode(cancelled.CanCancel(true)) == EInvalidTransition, true},
+		{"fulfil unpaid is an invalid transition", ErrorCode(pending.CanFulfill()) == EInvalidTransition, true},
+		{"refund over what is left is an invalid transition", ErrorCode(partly.CanRefund(601, 0)) == EInvalidTransition, true},
+		{"refund of nothing is invalid", ErrorCode(paid.CanRefund(0, 0)) == EInvalid, true},
 		{"pay pending", pending.CanMarkPaid(), true},
 		{"pay paid again", paid.CanMarkPaid(), false},
 		{"pay cancelled", cancelled.CanMarkPaid(), false},

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"net/http"
@@ -142,10 +143,9 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 	if first == nil {
 		t.Fatalf("no 201 among %v", statusCounts(res))
 	}
-	want := asJSON(t, first.body)
 	for _, r := range replays {
-		if got := asJSON(t, r.body); !reflect.DeepEqual(got, want) {
-			t.Errorf("replay differs from the first answer:\n got %s\nwant %s", r.body, first.body)
+		if !bytes.Equal(r.body, first.body) {
+			t.Errorf("replay differs from the first answer, byte for byte:\n got %s\nwant %s", r.body, first.body)
 		}
 	}
 	var out gen.CheckoutResult
@@ -164,9 +164,11 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 		t.Errorf("stock = %d, want 48 (taken once)", st)
 	}
 
-	// Later, the same again: 200 with the same body.
+	// Later, after the order moved on (paid), the same again: 200 with the
+	// same body, byte for byte.
+	s.pay(t, out)
 	r := s.checkout(t, c.token, key).want(t, http.StatusOK)
-	if got := asJSON(t, r.body); !reflect.DeepEqual(got, want) {
+	if !bytes.Equal(r.body, first.body) {
 		t.Errorf("late replay differs:\n got %s\nwant %s", r.body, first.body)
 	}
 	// Same key, another body: 422, nothing new.
@@ -733,7 +735,7 @@ func TestCheckoutRefusalsChangeNothing(t *testing.T) {
 }
 
 // pin returns the store bound to one connection, released at cleanup.
-func pin(t *testing.T, st *store.Store) *store.Store {
+func pin(t *testing.T, st *store.Store) *store.Conn {
 	t.Helper()
 	p, err := st.Pin(context.Background())
 	if err != nil {
@@ -800,7 +802,151 @@ func TestCheckoutResumeRacesCancel(t *testing.T) {
 	if o := s.storedOrder(t, id); o.PaymentIntentID != nil && r.status >= 300 {
 		t.Errorf("the reconciler attached %s to the cancelled order", *o.PaymentIntentID)
 	}
-	if r := s.checkout(t, c.token, key); r.status == http.StatusOK || r.status == http.StatusCreated {
-		t.Errorf("a later replay answers %d with the cancelled order's payment", r.status)
+	later := s.checkout(t, c.token, key)
+	if later.status == http.StatusOK || later.status == http.StatusCreated {
+		t.Errorf("a later replay answers %d with the cancelled order's payment", later.status)
+	}
+	// A refusal is recorded: every replay is the same problem.
+	if r.status == http.StatusConflict {
+		first, again := expectProblem(t, r, http.StatusConflict), expectProblem(t, later, http.StatusConflict)
+		if again.Type != first.Type || again.Detail != first.Detail {
+			t.Errorf("replayed refusal %s %q, first %s %q", again.Type, again.Detail, first.Type, first.Detail)
+		}
+	}
+}
+
+// bigCart fills the customer's cart with 3 products x 99 units at
+// $1,000,000 (the largest price), plus one small line, and returns the
+// products and the cart as the API shows it.
+func (s *shop) bigCart(t *testing.T, c account) ([]gen.Product, *resp) {
+	t.Helper()
+	var ps []gen.Product
+	var lines []line
+	for range 3 {
+		p := s.product(t, s.admin, map[string]any{"stock": 500, "priceCents": 100_000_000})
+		ps = append(ps, p)
+		lines = append(lines, line{p.Id, 99})
+	}
+	small := s.product(t, s.admin, map[string]any{"stock": 10, "priceCents": 1500})
+	ps = append(ps, small)
+	s.fillCart(t, c.token, append(lines, line{small.Id, 2})...)
+	return ps, s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK)
+}
+
+// TestCheckoutPermanentRefusal: Stripe refuses the PaymentIntent for good
+// (amount_too_large). No order keeps the stock: it is cancelled with its
+// events and its stock released in release ledger rows; the cart is as it
+// was; the key answers the same refusal on every replay; and the
+// reconciler does not keep asking Stripe.
+func TestCheckoutPermanentRefusal(t *testing.T) {
+	t.Parallel()
+	// Lift the shop's own ceiling so that the total reaches Stripe, whose
+	// limit (stripefake.MaxAmount) then refuses it.
+	s := newShop(t, func(cfg *handlers.Config) { cfg.Orders.MaxChargeCents = 1 << 62 })
+	c := s.newCustomer(t)
+	ps, before := s.bigCart(t, c)
+	key := newKey()
+
+	r := s.checkout(t, c.token, key)
+	pr := expectProblem(t, r, http.StatusConflict)
+	if !strings.HasSuffix(pr.Type, "/payment_refused") {
+		t.Errorf("problem type %s, want .../payment_refused", pr.Type)
+	}
+	id := s.onlyOrderOf(t, c.id)
+	o := s.storedOrder(t, id)
+	if !strings.Contains(pr.Detail, o.Number()) || !strings.Contains(pr.Detail, "999,999.99") {
+		t.Errorf("detail %q does not name the order %s and Stripe's reason", pr.Detail, o.Number())
+	}
+	if o.Status != "cancelled" || o.PaymentStatus != "failed" || o.PaymentIntentID != nil {
+		t.Errorf("order = %s/%s intent %v, want cancelled/failed without intent", o.Status, o.PaymentStatus, o.PaymentIntentID)
+	}
+	if evs := eventTypes(s.events(t, s.admin, id)); !reflect.DeepEqual(evs, []string{"placed", "payment_failed", "cancelled"}) {
+		t.Errorf("events = %v", evs)
+	}
+	initial := []int{500, 500, 500, 10}
+	for i, p := range ps {
+		if st := s.dbStock(t, p.Id); st != initial[i] {
+			t.Errorf("%s: stock = %d, want %d (released)", p.Sku, st, initial[i])
+		}
+		sold, _ := s.ledgerFor(t, p.Id, id, "sale")
+		released, units := s.ledgerFor(t, p.Id, id, "release")
+		if sold != 1 || released != 1 || units <= 0 {
+			t.Errorf("%s: %d sale and %d release rows (%+d units), want 1 and 1", p.Sku, sold, released, units)
+		}
+		s.ledgerCheck(t, p.Id)
+	}
+	after := s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK)
+	if !bytes.Equal(after.body, before.body) {
+		t.Errorf("cart after the refusal differs from before:\n got %s\nwant %s", after.body, before.body)
+	}
+	if k := s.keyState(t, c.id, key); k != "finished" {
+		t.Errorf("key is %q, want finished", k)
+	}
+
+	calls := s.fake.Calls("POST", "/v1/payment_intents")
+	again := expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
+	if again.Type != pr.Type || again.Detail != pr.Detail {
+		t.Errorf("replay = %s %q, want %s %q", again.Type, again.Detail, pr.Type, pr.Detail)
+	}
+	s.clock.Advance(31 * time.Second)
+	s.Orders.Reconcile(context.Background())
+	if n := s.fake.Calls("POST", "/v1/payment_intents"); n != calls {
+		t.Errorf("Stripe was asked %d more times after the refusal", n-calls)
+	}
+	if n := s.fake.IntentCount(); n != 0 {
+		t.Errorf("intents = %d, want 0", n)
+	}
+	if ids := s.ordersOf(t, c.id); len(ids) != 1 {
+		t.Errorf("orders = %d, want the one refused", len(ids))
+	}
+
+	// A cart Stripe can take checks out with a new key.
+	for _, p := range ps[:3] {
+		s.do(t, http.MethodDelete, "/v1/cart/items/"+p.Id, c.token, nil).want(t, http.StatusOK)
+	}
+	s.checkout(t, c.token, newKey()).want(t, http.StatusCreated)
+}
+
+// TestCheckoutOverProviderMaximum: a total above what the payment provider
+// takes in one payment is refused before any stock is taken: no order, no
+// Stripe call, the cart and the stock as they were, no order number used,
+// and the key free for another try.
+func TestCheckoutOverProviderMaximum(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	ps, before := s.bigCart(t, c)
+	key := newKey()
+
+	pr := expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
+	if !strings.HasSuffix(pr.Type, "/payment_refused") || !strings.Contains(pr.Detail, "999999.99") {
+		t.Errorf("problem %s %q, want payment_refused naming the maximum", pr.Type, pr.Detail)
+	}
+	if ids := s.ordersOf(t, c.id); len(ids) != 0 {
+		t.Errorf("orders = %v, want none", ids)
+	}
+	if n := s.fake.Calls("POST", "/v1/payment_intents"); n != 0 {
+		t.Errorf("Stripe was asked %d times", n)
+	}
+	for i, want := range []int{500, 500, 500, 10} {
+		if st := s.dbStock(t, ps[i].Id); st != want {
+			t.Errorf("%s: stock = %d, want %d", ps[i].Sku, st, want)
+		}
+		if types := s.ledgerCheck(t, ps[i].Id); types["sale"] != 0 {
+			t.Errorf("%s: %d sale rows", ps[i].Sku, types["sale"])
+		}
+	}
+	if after := s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK); !bytes.Equal(after.body, before.body) {
+		t.Errorf("cart changed:\n got %s\nwant %s", after.body, before.body)
+	}
+	if k := s.keyState(t, c.id, key); k != "" {
+		t.Errorf("key is %q, want it free", k)
+	}
+	// With the cart cut down, the same key goes through, as order 1.
+	s.fillCart(t, c.token, line{ps[3].Id, 1})
+	var out gen.CheckoutResult
+	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
+	if out.Order.OrderNumber != "ORD-000001" {
+		t.Errorf("order number %s, want ORD-000001 (the refusal used none)", out.Order.OrderNumber)
 	}
 }

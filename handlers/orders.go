@@ -40,28 +40,30 @@ func (s *Server) Checkout(ctx context.Context, req gen.CheckoutRequestObject) (g
 	sum := sha256.Sum256(canonical)
 	shipping, _ := json.Marshal(body.ShippingAddress)
 	billing, _ := json.Marshal(body.BillingAddress)
-	res, err := s.orders.Checkout(ctx, orders.CheckoutRequest{
+	placed, err := s.orders.Checkout(ctx, orders.CheckoutRequest{
 		UserID: c.UserID, Key: req.Params.IdempotencyKey, RequestHash: hex.EncodeToString(sum[:]),
 		ShippingAddress: shipping, BillingAddress: billing,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var out gen.CheckoutResult
-	if err := json.Unmarshal(res.Body, &out); err != nil {
-		return nil, fmt.Errorf("decode stored checkout: %w", err)
-	}
-	if res.Status == http.StatusCreated {
-		return gen.Checkout201JSONResponse(out), nil
-	}
-	return gen.Checkout200JSONResponse(out), nil
-}
-
-// renderCheckout is the checkout response body, stored for replays.
-func renderCheckout(o store.Order) ([]byte, error) {
-	order, err := toAPIOrder(o)
+	// Replays render the same frozen order, so their bodies are the first
+	// answer's, byte for byte.
+	out, err := toAPICheckout(placed.Order)
 	if err != nil {
 		return nil, err
+	}
+	if placed.Replay {
+		return gen.Checkout200JSONResponse(out), nil
+	}
+	return gen.Checkout201JSONResponse(out), nil
+}
+
+// toAPICheckout is the checkout answer for the order as it was placed.
+func toAPICheckout(o store.Order) (gen.CheckoutResult, error) {
+	order, err := toAPIOrder(o)
+	if err != nil {
+		return gen.CheckoutResult{}, err
 	}
 	r := gen.CheckoutResult{Order: order, Payment: gen.Payment{Provider: gen.PaymentProviderStripe}}
 	if o.PaymentIntentID != nil {
@@ -70,7 +72,7 @@ func renderCheckout(o store.Order) ([]byte, error) {
 	if o.ClientSecret != nil {
 		r.Payment.ClientSecret = *o.ClientSecret
 	}
-	return json.Marshal(r)
+	return r, nil
 }
 
 // ownOrder returns the order if the caller may see it: its owner or an

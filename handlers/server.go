@@ -125,10 +125,6 @@ func withDefaults(cfg Config) Config {
 	if cfg.Orders == nil {
 		cfg.Orders = &orders.Service{Store: cfg.Store, Log: cfg.Log, Pricing: shopd.DefaultPricing, PaymentWindow: time.Hour}
 	}
-	if cfg.Orders.Render == nil {
-		// The checkout response is the API's representation: ours to render.
-		cfg.Orders.Render = renderCheckout
-	}
 	return cfg
 }
 

@@ -2,10 +2,12 @@ package orders_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/orders"
 )
 
 // TestExpiryAsksStripeFirst: past the payment window the reconciler asks
@@ -45,5 +47,69 @@ func TestExpiryAsksStripeFirst(t *testing.T) {
 	e.svc.Reconcile(ctx)
 	if st := e.stock(t, p.ID); st != 8 {
 		t.Errorf("stock = %d after another pass, want 8", st)
+	}
+}
+
+// TestExpireVersusPayment: the payment window closing and the payment
+// arriving race on the order's row lock. Either the payment wins (paid,
+// stock kept) or the expiry does (cancelled, stock released, and the late
+// payment is due a refund) — never paid with its stock released.
+func TestExpireVersusPayment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.product(t, 1000, 100)
+	outcomes := map[string]int{}
+	for i := range 15 {
+		o := e.placed(t, p, 1)
+		late := o.PaymentDueAt.Add(time.Minute)
+		var wg sync.WaitGroup
+		var outcome orders.Outcome
+		var expired bool
+		var perr, eerr error
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			outcome, perr = e.svc.ApplySuccess(ctx, o)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			expired, eerr = orders.ExpireOrder(e.svc, ctx, o.ID, late)
+		}()
+		close(start)
+		wg.Wait()
+		if perr != nil || eerr != nil {
+			t.Fatalf("round %d: payment %v, expiry %v", i, perr, eerr)
+		}
+		got := e.order(t, o.ID)
+		var releases int
+		if err := e.st.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE type = 'release' AND reference_id = $1`, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !expired && outcome == orders.OutcomeApplied:
+			outcomes["payment first"]++
+			if got.Status != shopd.StatusProcessing || got.PaymentStatus != shopd.PaymentPaid || releases != 0 {
+				t.Errorf("round %d: payment won but order is %s/%s with %d releases", i, got.Status, got.PaymentStatus, releases)
+			}
+		case expired && outcome == orders.OutcomeRefundDue:
+			outcomes["expiry first"]++
+			if got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid || releases != 1 {
+				t.Errorf("round %d: expiry won but order is %s/%s with %d releases", i, got.Status, got.PaymentStatus, releases)
+			}
+		default:
+			t.Errorf("round %d: expired=%v outcome=%v: inconsistent (order %s/%s, %d releases)", i, expired, outcome, got.Status, got.PaymentStatus, releases)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+	var sum int
+	if err := e.st.DB().Get(&sum, `SELECT sum(quantity_change) FROM inventory_transactions WHERE product_id = $1`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.stock(t, p.ID); st != sum || st != 100-outcomes["payment first"] {
+		t.Errorf("stock %d, ledger %d, want %d", st, sum, 100-outcomes["payment first"])
 	}
 }

@@ -3,17 +3,24 @@ package orders
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
 )
 
-// Cancel cancels the order and releases its stock; money already taken is
-// refunded in full through Stripe.
+// Cancel cancels the order and releases its stock: by its owner while
+// payment is pending, by an admin while it is not fulfilled (otherwise
+// EInvalidTransition). Money already taken is refunded in full through
+// Stripe; an intent nobody paid is cancelled there.
 func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, reason string) (store.Order, error) {
-	o, err := s.Store.CancelOrder(ctx, orderID, by, reason)
+	o, err := s.Store.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
+		t, err := Cancel(o.State(), by.Kind == store.ActorAdmin, reason)
+		if err != nil {
+			return err
+		}
+		return apply(ctx, tx, o, t, by)
+	})
 	if err != nil {
 		return store.Order{}, err
 	}
@@ -34,23 +41,38 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 	return o, nil
 }
 
-// Refund refunds amountCents of the order (0: all that is left). Its
+// Refund refunds amountCents of the order (0: all that is left). The
+// refund is first reserved under the order's lock, counting refunds still
+// under way, so concurrent refunds never add up to more than was paid. Its
 // Stripe idempotency key is derived from the refund row, so a retry after a
 // lost answer cannot refund twice.
 func (s *Service) Refund(ctx context.Context, orderID string, amountCents int64, reason string, by store.Actor) (store.Order, error) {
 	if s.Payments == nil {
 		return store.Order{}, errPaymentsOff
 	}
-	r, o, err := s.Store.BeginRefund(ctx, orderID, amountCents, reason)
+	var r store.Refund
+	o, err := s.Store.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
+		pending, err := tx.PendingRefundCents(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		amount, err := RefundAmount(o.State(), amountCents, pending)
+		if err != nil {
+			return err
+		}
+		r, err = tx.InsertRefund(ctx, o.ID, amount, reason)
+		return err
+	})
 	if err != nil {
 		return store.Order{}, err
 	}
 	return s.settleRefund(ctx, r, o, by)
 }
 
+// settleRefund asks Stripe for a reserved refund and records the answer.
 func (s *Service) settleRefund(ctx context.Context, r store.Refund, o store.Order, by store.Actor) (store.Order, error) {
 	if o.PaymentIntentID == nil {
-		return s.Store.CompleteRefund(ctx, r, "", false, by)
+		return s.recordRefund(ctx, r, "", false, by)
 	}
 	reason := ""
 	if r.Reason != nil {
@@ -66,53 +88,47 @@ func (s *Service) settleRefund(ctx context.Context, r store.Refund, o store.Orde
 		return store.Order{}, err
 	}
 	if err != nil {
-		if _, cerr := s.Store.CompleteRefund(ctx, r, "", false, by); cerr != nil {
-			s.Log.ErrorContext(ctx, "record failed refund", "order_id", o.ID, "err", cerr)
+		if _, rerr := s.recordRefund(ctx, r, "", false, by); rerr != nil {
+			s.Log.ErrorContext(ctx, "record failed refund", "order_id", o.ID, "err", rerr)
 		}
 		return store.Order{}, fmt.Errorf("refund %s: %w", o.ID, err)
 	}
-	return s.Store.CompleteRefund(ctx, r, res.ID, true, by)
+	return s.recordRefund(ctx, r, res.ID, true, by)
 }
 
-// Fulfill marks a paid order shipped.
-func (s *Service) Fulfill(ctx context.Context, orderID, trackingNumber string, by store.Actor) (store.Order, error) {
-	return s.Store.FulfillOrder(ctx, orderID, trackingNumber, by)
-}
-
-// HandleEvent applies a verified Stripe event. Unknown types and events for
-// orders that are not ours are accepted and ignored.
-func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
-	pe := store.PaymentEvent{EventID: ev.ID, Type: ev.Type}
-	switch {
-	case ev.PaymentIntent != nil && (ev.Type == "payment_intent.succeeded" || ev.Type == "payment_intent.payment_failed"):
-		pi := ev.PaymentIntent
-		pe.OrderID, pe.PaymentIntentID, pe.AmountCents, pe.Currency = pi.OrderID, pi.ID, pi.AmountCents, pi.Currency
-	case ev.Charge != nil && ev.Type == "charge.refunded":
-		ch := ev.Charge
-		pe.OrderID, pe.PaymentIntentID, pe.AmountCents, pe.Currency = ch.OrderID, ch.PaymentIntentID, ch.AmountRefundedCents, ch.Currency
-	default:
-		return nil
-	}
-	outcome, o, err := s.Store.ApplyPaymentEvent(ctx, pe)
-	if err != nil {
-		return err
-	}
-	s.Log.InfoContext(ctx, "stripe event", "event_id", ev.ID, "type", ev.Type, "order_id", o.ID, "outcome", outcome.String())
-	if outcome == store.OutcomeApplied && o.Status == shopd.StatusCancelled && o.PaymentIntentID != nil && s.Payments != nil {
-		// payment_failed cancelled the order and released its stock; Stripe
-		// would still let the customer retry the intent with another card.
-		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
-	}
-	if outcome == store.OutcomeRefundDue {
-		// Answer Stripe now; refund in the background. If this process dies
-		// first, the reconciler finds the cancelled-but-paid order.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
-				s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
+// recordRefund records Stripe's answer to a reserved refund under the
+// order's lock; a refund settled before (by a racing retry) changes
+// nothing.
+func (s *Service) recordRefund(ctx context.Context, r store.Refund, stripeRefundID string, succeeded bool, by store.Actor) (store.Order, error) {
+	return s.Store.UpdateOrder(ctx, r.OrderID, func(tx *store.Tx, o *store.Order) error {
+		settled, err := tx.SettleRefund(ctx, r.ID, succeeded, stripeRefundID)
+		if err != nil || !settled {
+			return err
+		}
+		var sum int64
+		if succeeded {
+			if sum, err = tx.SucceededRefundCents(ctx, o.ID); err != nil {
+				return err
 			}
-		}()
-	}
-	return nil
+		}
+		note := ""
+		if r.Reason != nil {
+			note = *r.Reason
+		}
+		return apply(ctx, tx, o, RefundSettled(o.State(), r.AmountCents, succeeded, sum, note), by)
+	})
+}
+
+// Fulfill marks a paid order shipped with its tracking number (otherwise
+// EInvalidTransition).
+func (s *Service) Fulfill(ctx context.Context, orderID, trackingNumber string, by store.Actor) (store.Order, error) {
+	return s.Store.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
+		t, err := Fulfill(o.State(), trackingNumber)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		o.TrackingNumber, o.ShippedAt = &trackingNumber, &now
+		return apply(ctx, tx, o, t, by)
+	})
 }

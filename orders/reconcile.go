@@ -91,9 +91,9 @@ func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 		switch pi.Status {
 		case "succeeded":
 			// Applied like its webhook; the webhook itself, when it comes, is then a no-op.
-			_, _, err := s.Store.ApplyPaymentEvent(ctx, store.PaymentEvent{
-				EventID: "reconcile:" + pi.ID, Type: "payment_intent.succeeded", OrderID: o.ID,
-				PaymentIntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency,
+			_, _, _, err := s.applyPaymentEvent(ctx, paymentEvent{
+				ID: "reconcile:" + pi.ID, Type: StripePaymentSucceeded, OrderID: o.ID,
+				Payment: Payment{IntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency},
 			})
 			if err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: apply a payment Stripe reports", "order_id", id, "err", err)
@@ -109,11 +109,24 @@ func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 			}
 		}
 	}
-	if _, expired, err := s.Store.ExpireOrder(ctx, id, now); err != nil {
+	if expired, err := s.expireOrder(ctx, id, now); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
 	} else if expired {
 		s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
 	}
+}
+
+// expireOrder cancels the order and releases its stock if it is still
+// unpaid past its payment window (see Expire), under its row lock, and
+// reports whether it did.
+func (s *Service) expireOrder(ctx context.Context, id string, now time.Time) (bool, error) {
+	expired := false
+	_, err := s.Store.UpdateOrder(ctx, id, func(tx *store.Tx, o *store.Order) error {
+		t := Expire(o.State(), o.PaymentDueAt, now)
+		expired = t.Applies()
+		return apply(ctx, tx, o, t, store.Actor{Kind: store.ActorSystem})
+	})
+	return expired, err
 }
 
 // resumeCheckout finishes one stuck checkout unless a request is on it.

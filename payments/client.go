@@ -1,7 +1,7 @@
 // Package payments is the shop's side of Stripe: PaymentIntents, customers,
 // refunds and webhook verification, on stripe-go v76 (API version
 // 2023-10-16). Callers never import stripe-go; every failure comes back as a
-// *shopd.Error (unavailable, conflict) or as an internal error.
+// *shopd.Error (unavailable, payment refused) or as an internal error.
 package payments
 
 import (

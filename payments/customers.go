@@ -13,9 +13,10 @@ import (
 // so concurrent or repeated calls make one customer; Stripe forgets keys
 // after 24 h, so the caller stores the id and does not call again.
 //
-// Errors: shopd.EUnavailable (retry), shopd.EConflict (Stripe refused the
-// request), context errors, or an internal error (also when the same user is
-// created again with another email or name within 24 h).
+// Errors: shopd.EUnavailable (transient: retry), shopd.EPaymentRefused
+// (Stripe refused the request for good), context errors, or an internal
+// error (also when the same user is created again with another email or
+// name within 24 h).
 func (c *Client) CreateCustomer(ctx context.Context, userID, email, name string) (string, error) {
 	if userID == "" {
 		return "", errors.New("create customer: no user id")

@@ -21,10 +21,13 @@ const unavailableMessage = "The payment provider is unavailable; retry."
 // providerError turns what stripe-go returned for op into the error a caller
 // acts on:
 //   - ctx's own cancellation or deadline, wrapped, so callers see errors.Is(err, context.Canceled);
-//   - shopd.EUnavailable for network failures, timeouts, 5xx, 429 and
-//     idempotency keys still in flight (409): retrying later is safe;
-//   - shopd.EConflict for a card or invalid-request 4xx, with Stripe's
-//     message when it is safe to show;
+//   - shopd.EUnavailable for network failures, timeouts, 5xx, 429, lock
+//     timeouts and idempotency keys still in flight (409): transient,
+//     retrying later is safe;
+//   - shopd.EPaymentRefused for a card or invalid-request 4xx (a declined
+//     card, amount_too_large, an unknown object): Stripe refused the
+//     request for good and the same request will be refused again; with
+//     Stripe's message when it is safe to show;
 //   - a plain error (internal) for the rest: bad API keys, idempotency key
 //     reuse with other parameters, undecodable answers.
 //
@@ -52,7 +55,7 @@ func providerError(ctx context.Context, op string, err error) error {
 			return fmt.Errorf("%s: %s", op, detail)
 		case (se.Type == stripe.ErrorTypeCard || se.Type == stripe.ErrorTypeInvalidRequest) &&
 			se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500:
-			return fmt.Errorf("%s: %w (%s)", op, shopd.Errorf(shopd.EConflict, "%s", clientMessage(se)), detail)
+			return fmt.Errorf("%s: %w (%s)", op, shopd.Errorf(shopd.EPaymentRefused, "%s", clientMessage(se)), detail)
 		}
 		return fmt.Errorf("%s: %s", op, detail)
 	}

@@ -46,8 +46,9 @@ func intentIdempotencyKey(orderID string) string {
 // as Stripe keeps the idempotency key (at least 24 h); the caller stores
 // the id for anything later.
 //
-// Errors: shopd.EUnavailable (retry), shopd.EConflict (Stripe refused the
-// request), context errors, or an internal error.
+// Errors: shopd.EUnavailable (transient: retry), shopd.EPaymentRefused
+// (Stripe refused the request for good), context errors, or an internal
+// error.
 func (c *Client) CreatePaymentIntent(ctx context.Context, p IntentParams) (Intent, error) {
 	op := fmt.Sprintf("create payment intent for order %s", p.OrderID)
 	switch {
@@ -85,7 +86,7 @@ func (c *Client) CreatePaymentIntent(ctx context.Context, p IntentParams) (Inten
 // PaymentIntent fetches an intent, for reconciling an order whose webhook
 // never came.
 //
-// Errors: as CreatePaymentIntent; an unknown id is shopd.EConflict.
+// Errors: as CreatePaymentIntent; an unknown id is shopd.EPaymentRefused.
 func (c *Client) PaymentIntent(ctx context.Context, id string) (Intent, error) {
 	params := &stripe.PaymentIntentParams{}
 	params.Context = ctx
@@ -100,7 +101,7 @@ func (c *Client) PaymentIntent(ctx context.Context, id string) (Intent, error) {
 // can no longer be paid. Its idempotency key is derived from the intent id.
 //
 // Errors: as CreatePaymentIntent; an intent that already succeeded or was
-// cancelled is shopd.EConflict.
+// cancelled is shopd.EPaymentRefused.
 func (c *Client) CancelPaymentIntent(ctx context.Context, id string) (Intent, error) {
 	params := &stripe.PaymentIntentCancelParams{}
 	params.Context = ctx

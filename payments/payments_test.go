@@ -177,8 +177,8 @@ func TestErrorMapping(t *testing.T) {
 		{http.StatusServiceUnavailable, shopd.EUnavailable, "The payment provider is unavailable; retry."},
 		{http.StatusTooManyRequests, shopd.EUnavailable, "The payment provider is unavailable; retry."},
 		{http.StatusConflict, shopd.EUnavailable, "The payment provider is unavailable; retry."},
-		{http.StatusPaymentRequired, shopd.EConflict, "Your card was declined."},
-		{http.StatusNotFound, shopd.EConflict, "No such object."},
+		{http.StatusPaymentRequired, shopd.EPaymentRefused, "Your card was declined."},
+		{http.StatusNotFound, shopd.EPaymentRefused, "No such object."},
 		// A bad API key is ours to fix, not the client's.
 		{http.StatusUnauthorized, shopd.EInternal, "An internal error occurred."},
 	}
@@ -269,8 +269,8 @@ func TestErrorMappingTransport(t *testing.T) {
 		t.Cleanup(srv.Close)
 		c := payments.New(payments.Config{SecretKey: "sk_test_x", APIBase: srv.URL, MaxNetworkRetries: -1})
 		_, err := c.CreatePaymentIntent(context.Background(), params)
-		if got := shopd.ErrorCode(err); got != shopd.EConflict {
-			t.Errorf("code = %q, want conflict (%v)", got, err)
+		if got := shopd.ErrorCode(err); got != shopd.EPaymentRefused {
+			t.Errorf("code = %q, want payment refused (%v)", got, err)
 		}
 		if msg := shopd.ErrorMessage(err); strings.Contains(msg, "secret") {
 			t.Errorf("message %q leaks the secret", msg)
@@ -300,8 +300,8 @@ func TestRefund(t *testing.T) {
 		t.Errorf("replayed refund = %+v, %v; want %+v", again, err, part)
 	}
 	_, err = c.Refund(ctx, payments.RefundParams{PaymentIntentID: in.ID, AmountCents: 4000, IdempotencyKey: "r2"})
-	if got := shopd.ErrorCode(err); got != shopd.EConflict {
-		t.Errorf("over-refund: code = %q, want conflict (%v)", got, err)
+	if got := shopd.ErrorCode(err); got != shopd.EPaymentRefused {
+		t.Errorf("over-refund: code = %q, want payment refused (%v)", got, err)
 	}
 	rest, err := c.Refund(ctx, payments.RefundParams{PaymentIntentID: in.ID, IdempotencyKey: "r3"})
 	if err != nil {

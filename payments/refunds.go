@@ -44,7 +44,7 @@ var refundReasons = map[string]bool{
 // Refund refunds all or part of a PaymentIntent.
 //
 // Errors: shopd.EInvalid (field reason) for a reason Stripe does not know;
-// shopd.EConflict when Stripe refuses (e.g. more than is left to refund);
+// shopd.EPaymentRefused when Stripe refuses (e.g. more than is left to refund);
 // shopd.EUnavailable (retry with the same key), context errors, or an
 // internal error.
 func (c *Client) Refund(ctx context.Context, p RefundParams) (Refund, error) {

@@ -36,8 +36,6 @@ type PaymentIntentEvent struct {
 	Currency    string
 	Status      string
 	AmountCents int64
-	// AmountReceivedCents is what was actually collected.
-	AmountReceivedCents int64
 }
 
 // ChargeEvent is the charge an event is about.
@@ -90,12 +88,11 @@ func ParseWebhook(payload []byte, sigHeader, secret string) (Event, error) {
 			return Event{}, fmt.Errorf("parse webhook %s: payment intent without id", se.ID)
 		}
 		ev.PaymentIntent = &PaymentIntentEvent{
-			ID:                  pi.ID,
-			OrderID:             pi.Metadata["orderId"],
-			Currency:            string(pi.Currency),
-			Status:              string(pi.Status),
-			AmountCents:         pi.Amount,
-			AmountReceivedCents: pi.AmountReceived,
+			ID:          pi.ID,
+			OrderID:     pi.Metadata["orderId"],
+			Currency:    string(pi.Currency),
+			Status:      string(pi.Status),
+			AmountCents: pi.Amount,
 		}
 	case "charge":
 		var ch stripe.Charge

@@ -66,7 +66,7 @@ func TestParseWebhook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := payments.PaymentIntentEvent{ID: "pi_123", OrderID: "order-1", Currency: "usd", Status: "succeeded", AmountCents: 2599, AmountReceivedCents: 2599}
+			want := payments.PaymentIntentEvent{ID: "pi_123", OrderID: "order-1", Currency: "usd", Status: "succeeded", AmountCents: 2599}
 			if ev.ID != "evt_1" || ev.Type != "payment_intent.succeeded" || ev.PaymentIntent == nil || *ev.PaymentIntent != want || ev.Charge != nil {
 				t.Errorf("event = %+v / %+v", ev, ev.PaymentIntent)
 			}

@@ -62,7 +62,15 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 	if p.Serving != nil {
 		p.Serving(base)
 	}
-	return shutdownWhenDone(ctx, srv, errc)
+	err = shutdownWhenDone(ctx, srv, errc)
+	// Work requests left in the background (a refund) ends before the store
+	// closes; what cannot finish in time is left to the reconciler.
+	bgCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if berr := a.orders.Shutdown(bgCtx); berr != nil {
+		log.Warn("background work cut short; the reconciler finishes it", "err", berr)
+	}
+	return err
 }
 
 // app is what serve builds from the configuration and tears down after.

@@ -127,7 +127,7 @@ SET updated_at = EXCLUDED.updated_at`
 // addCartItemSQL adds to the product's line, or starts one, in one
 // statement: no row comes back when the product is unknown or archived,
 // when its currency differs from another line's, or when the line would
-// pass the cap of 99 (MaxCartLineQuantity, and the table's CHECK).
+// pass the cap ($5: MaxCartLineQuantity, which the table's CHECK repeats).
 const addCartItemSQL = `
 INSERT INTO cart_items (user_id, product_id, quantity, added_at)
 SELECT $1, p.id, $3, $4
@@ -144,7 +144,7 @@ WHERE p.id = $2
 	)
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET quantity = cart_items.quantity + EXCLUDED.quantity
-WHERE cart_items.quantity + EXCLUDED.quantity <= 99
+WHERE cart_items.quantity + EXCLUDED.quantity <= $5
 RETURNING quantity`
 
 // addRefusalSQL explains why addCartItemSQL changed nothing.
@@ -174,9 +174,9 @@ type addRefusal struct {
 
 // AddToCart adds qty units of a product to the user's cart, merging with the
 // product's line, and returns the cart. It returns EInvalid for qty outside
-// 1..99, ENotFound for an unknown or archived product, and EConflict when
-// the line would hold more than 99 or the product's currency differs from
-// the cart's; then nothing changes.
+// 1..MaxCartLineQuantity, ENotFound for an unknown or archived product, and
+// EConflict when the line would hold more than MaxCartLineQuantity or the
+// product's currency differs from the cart's; then nothing changes.
 func (s *Store) AddToCart(ctx context.Context, userID, productID string, qty int) (Cart, error) {
 	if err := checkQuantity(qty); err != nil {
 		return Cart{}, err
@@ -194,7 +194,7 @@ func (s *Store) AddToCart(ctx context.Context, userID, productID string, qty int
 			return fmt.Errorf("add to cart: touch cart: %w", translate(err))
 		}
 		var quantity int
-		err := tx.GetContext(ctx, &quantity, addCartItemSQL, userID, productID, qty, now)
+		err := tx.GetContext(ctx, &quantity, addCartItemSQL, userID, productID, qty, now, MaxCartLineQuantity)
 		if errors.Is(err, sql.ErrNoRows) {
 			return addRefused(ctx, tx, userID, productID, qty)
 		}
@@ -249,9 +249,9 @@ WHERE user_id = $1
 	AND product_id = $2`
 
 // SetCartQuantity sets the quantity of the product's line and returns the
-// cart. It returns EInvalid for qty outside 1..99 and ENotFound when the
-// product is not in the cart. A line whose product was archived can still
-// be changed; checkout refuses it.
+// cart. It returns EInvalid for qty outside 1..MaxCartLineQuantity and
+// ENotFound when the product is not in the cart. A line whose product was
+// archived can still be changed; checkout refuses it.
 func (s *Store) SetCartQuantity(ctx context.Context, userID, productID string, qty int) (Cart, error) {
 	if err := checkQuantity(qty); err != nil {
 		return Cart{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,24 +22,45 @@ import (
 const (
 	PointStarted      = "started"       // key claimed, nothing else done
 	PointOrderCreated = "order_created" // order committed, stock taken, cart emptied; no intent yet
-	PointFinished     = "finished"      // response stored; replays return it
+	PointFinished     = "finished"      // outcome recorded; replays return it
 )
 
-// IdempotencyKey is a checkout attempt identified by (user, key).
+// Outcomes of a finished checkout, as its idempotency key records them.
+const (
+	OutcomeCreated = "created" // the order was placed and its payment is ready; OrderSnapshot is what was answered
+	OutcomeRefused = "refused" // the checkout was refused for good; RefusalCode and RefusalMessage say why
+)
+
+// IdempotencyKey is a checkout attempt identified by (user, key). Once
+// finished it records the checkout's outcome in the shop's own terms (not
+// as HTTP): every retry with the key gets that outcome again.
 type IdempotencyKey struct {
-	ID             int64          `db:"id"`
-	UserID         string         `db:"user_id"`
-	Key            string         `db:"key"`
-	RequestHash    string         `db:"request_hash"`
-	RecoveryPoint  string         `db:"recovery_point"`
-	OrderID        *string        `db:"order_id"`
-	ResponseStatus *int           `db:"response_status"`
-	ResponseBody   types.JSONText `db:"response_body"`
+	ID            int64   `db:"id"`
+	UserID        string  `db:"user_id"`
+	Key           string  `db:"key"`
+	RequestHash   string  `db:"request_hash"`
+	RecoveryPoint string  `db:"recovery_point"`
+	OrderID       *string `db:"order_id"`
+	// Outcome is OutcomeCreated or OutcomeRefused once finished, else nil.
+	Outcome        *string        `db:"outcome"`
+	OrderSnapshot  types.JSONText `db:"order_snapshot"`
+	RefusalCode    *string        `db:"refusal_code"`
+	RefusalMessage *string        `db:"refusal_message"`
 	CreatedAt      time.Time      `db:"created_at"`
 	UpdatedAt      time.Time      `db:"updated_at"`
 }
 
-const keyColumns = `id, user_id, key, request_hash, recovery_point, order_id, response_status, response_body, created_at, updated_at`
+// Order is the order a created checkout answered, as it was then.
+func (k IdempotencyKey) Order() (Order, error) {
+	var o Order
+	if err := json.Unmarshal(k.OrderSnapshot, &o); err != nil {
+		return Order{}, fmt.Errorf("idempotency key %d: order snapshot: %w", k.ID, err)
+	}
+	return o, nil
+}
+
+const keyColumns = `id, user_id, key, request_hash, recovery_point, order_id, outcome, order_snapshot,
+	refusal_code, refusal_message, created_at, updated_at`
 
 // claimKeySQL inserts the key or, when it exists, returns the existing row.
 // When another transaction inserted it concurrently, neither branch sees a
@@ -98,19 +120,44 @@ func (s *Store) ForgetIdempotencyKey(ctx context.Context, id int64) error {
 	return nil
 }
 
-const finishKeySQL = `
+const finishKeyCreatedSQL = `
 UPDATE idempotency_keys
 SET recovery_point = 'finished',
-	response_status = $2,
-	response_body = $3,
+	outcome = 'created',
+	order_snapshot = $2,
+	cart_snapshot = NULL,
 	updated_at = now()
 WHERE id = $1`
 
-// FinishIdempotencyKey stores the response that every retry will replay.
-func (s *Store) FinishIdempotencyKey(ctx context.Context, id int64, status int, body []byte) error {
+// FinishKeyCreated ends a checkout that placed o and readied its payment:
+// every retry with the key gets o as it is now (see IdempotencyKey.Order).
+func (s *Store) FinishKeyCreated(ctx context.Context, id int64, o Order) error {
+	snapshot, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("finish idempotency key: encode order: %w", err)
+	}
 	// jsonb goes as text: see withOneRoundTrip.
-	if _, err := s.db.ExecContext(ctx, finishKeySQL, id, status, string(body)); err != nil {
+	if _, err := s.db.ExecContext(ctx, finishKeyCreatedSQL, id, string(snapshot)); err != nil {
 		return fmt.Errorf("finish idempotency key: %w", translate(err))
+	}
+	return nil
+}
+
+const refuseKeySQL = `
+UPDATE idempotency_keys
+SET recovery_point = 'finished',
+	outcome = 'refused',
+	refusal_code = $2,
+	refusal_message = $3,
+	cart_snapshot = NULL,
+	updated_at = now()
+WHERE id = $1`
+
+// RefuseKey ends a checkout that was refused for good: every retry with the
+// key gets the same refusal, a shopd.Error with code and message.
+func (t *Tx) RefuseKey(ctx context.Context, id int64, code, message string) error {
+	if _, err := t.tx.ExecContext(ctx, refuseKeySQL, id, code, message); err != nil {
+		return fmt.Errorf("refuse idempotency key: %w", translate(err))
 	}
 	return nil
 }
@@ -168,26 +215,23 @@ type CheckoutLock struct {
 }
 
 // TryLockCheckout takes the lock of (userID, key) without waiting, on the
-// connection of a pinned Store; ok is false when another request (or the
-// reconciler) holds it.
-func (s *Store) TryLockCheckout(ctx context.Context, userID, key string) (lock *CheckoutLock, ok bool, err error) {
-	if s.conn == nil {
-		return nil, false, errors.New("lock checkout: the store must be pinned to a connection")
-	}
+// Conn's connection; ok is false when another request (or the reconciler)
+// holds it.
+func (c *Conn) TryLockCheckout(ctx context.Context, userID, key string) (lock *CheckoutLock, ok bool, err error) {
 	name := "checkout:" + userID + ":" + key
 	// TCP keepalives from the server's side: if this host dies without
 	// closing the socket (power loss, network split), PostgreSQL ends the
 	// session, and frees the lock, within about 25 s instead of the
 	// kernel's default two hours.
 	var idle, interval, count string
-	err = s.conn.QueryRowContext(ctx, tryLockCheckoutSQL, name).Scan(&ok, &idle, &interval, &count)
+	err = c.conn.QueryRowContext(ctx, tryLockCheckoutSQL, name).Scan(&ok, &idle, &interval, &count)
 	if err != nil {
 		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
 	}
 	if !ok {
 		return nil, false, nil
 	}
-	return &CheckoutLock{conn: s.conn, name: name}, true, nil
+	return &CheckoutLock{conn: c.conn, name: name}, true, nil
 }
 
 // Unlock releases the lock. If that fails the connection is discarded
@@ -212,8 +256,21 @@ type PlaceOrder struct {
 }
 
 type cartLine struct {
-	ProductID string `db:"product_id"`
-	Quantity  int    `db:"quantity"`
+	ProductID string    `db:"product_id" json:"product_id"`
+	Quantity  int       `db:"quantity" json:"quantity"`
+	AddedAt   time.Time `db:"added_at" json:"added_at"`
+}
+
+// cartSnapshot is the cart as a checkout found it. The key keeps it until
+// the checkout ends, so that a payment refused for good can give the cart
+// back as it was (RestoreCart). Its names are the ones RestoreCart's SQL
+// reads.
+type cartSnapshot struct {
+	// UpdatedAt is the cart's stamp before the checkout; EmptiedAt the one
+	// the checkout gave it when it emptied it.
+	UpdatedAt time.Time  `json:"updatedAt"`
+	EmptiedAt time.Time  `json:"emptiedAt"`
+	Lines     []cartLine `json:"lines"`
 }
 
 type takenStock struct {
@@ -225,7 +282,7 @@ type takenStock struct {
 
 const (
 	checkoutCartSQL = `
-SELECT product_id, quantity
+SELECT product_id, quantity, added_at
 FROM cart_items
 WHERE user_id = $1
 ORDER BY product_id`
@@ -275,9 +332,24 @@ SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_pric
 FROM unnest($2::integer[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
 	AS l (line_no, product_id, sku, name, unit_price_cents, quantity)`
 
+	// emptyCartSQL deletes the ordered lines and stamps the cart, returning
+	// the stamp as stored.
+	emptyCartSQL = `
+WITH gone AS (
+	DELETE FROM cart_items
+	WHERE user_id = $1
+)
+UPDATE carts
+SET updated_at = $2
+WHERE user_id = $1
+RETURNING updated_at`
+
 	orderCreatedSQL = `
 UPDATE idempotency_keys
-SET recovery_point = 'order_created', order_id = $2, updated_at = now()
+SET recovery_point = 'order_created',
+	order_id = $2,
+	cart_snapshot = $3,
+	updated_at = now()
 WHERE id = $1
 	AND recovery_point = 'started'`
 )
@@ -298,86 +370,141 @@ WITH o AS (
 )
 SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + ` FROM o`
 
-// PlaceOrder turns the user's cart into an order in one transaction: it
-// takes the stock of every line in ascending product order (EConflict naming
-// the product when one is short or archived, and nothing changes), freezes
-// lines and prices, writes the sale ledger rows, numbers the order without
-// gaps, records its first event, empties the cart and moves the idempotency
-// key to order_created. An empty cart is EInvalid.
-func (s *Store) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
-	var out Order
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Lock the cart first, as every cart write does, so a line added
-		// during checkout is either ordered or left in the cart.
-		var cartUpdated time.Time
-		err := tx.GetContext(ctx, &cartUpdated, lockCartForUpdateSQL, p.UserID)
+// PlaceOrder turns the user's cart into an order inside the caller's
+// transaction, which may still refuse the order before it commits: it
+// takes the stock of every line in ascending product order, freezes lines
+// and prices, writes the sale ledger rows, records the order's first event,
+// empties the cart (keeping it on the key, see RestoreCart), moves the
+// idempotency key to order_created and numbers the order without gaps.
+// Refusals, after which the caller must roll back: an empty cart is
+// EInvalid; a line short of stock, or whose product was archived since it
+// was added, is EInsufficientStock naming the product, with its Shortage;
+// a cart mixing currencies is EConflict.
+func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
+	tx := t.tx
+	// Lock the cart first, as every cart write does, so a line added
+	// during checkout is either ordered or left in the cart.
+	var cart cartSnapshot
+	err := tx.GetContext(ctx, &cart.UpdatedAt, lockCartForUpdateSQL, p.UserID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
+	} else if err != nil {
+		return Order{}, fmt.Errorf("lock cart: %w", translate(err))
+	}
+	if err := tx.SelectContext(ctx, &cart.Lines, checkoutCartSQL, p.UserID); err != nil {
+		return Order{}, fmt.Errorf("read cart: %w", translate(err))
+	}
+	if len(cart.Lines) == 0 {
+		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
+	}
+	// The id is made here so the sale ledger rows can name the order
+	// before it exists; it is numbered last (numberOrderSQL).
+	orderID := uuid.NewString()
+	items := make([]OrderItem, 0, len(cart.Lines))
+	var subtotal int64
+	currency := ""
+	for i, l := range cart.Lines {
+		var taken takenStock
+		err := tx.GetContext(ctx, &taken, takeStockSQL, l.ProductID, l.Quantity, orderID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
-		} else if err != nil {
-			return fmt.Errorf("lock cart: %w", translate(err))
+			return Order{}, shortOf(ctx, tx, l)
 		}
-		var lines []cartLine
-		if err := tx.SelectContext(ctx, &lines, checkoutCartSQL, p.UserID); err != nil {
-			return fmt.Errorf("read cart: %w", translate(err))
-		}
-		if len(lines) == 0 {
-			return shopd.Errorf(shopd.EInvalid, "The cart is empty.")
-		}
-		// The id is made here so the sale ledger rows can name the order
-		// before it exists; it is numbered last (numberOrderSQL).
-		orderID := uuid.NewString()
-		items := make([]OrderItem, 0, len(lines))
-		var subtotal int64
-		currency := ""
-		for i, l := range lines {
-			var t takenStock
-			err := tx.GetContext(ctx, &t, takeStockSQL, l.ProductID, l.Quantity, orderID)
-			if errors.Is(err, sql.ErrNoRows) {
-				return shortOf(ctx, tx, l)
-			}
-			if err != nil {
-				return fmt.Errorf("take stock %s: %w", l.ProductID, translate(err))
-			}
-			if currency == "" {
-				currency = t.Currency
-			} else if t.Currency != currency {
-				return shopd.Errorf(shopd.EConflict, "The cart mixes currencies (%s and %s); check out separately.", currency, t.Currency)
-			}
-			line := t.PriceCents * int64(l.Quantity)
-			subtotal += line
-			items = append(items, OrderItem{OrderID: orderID, LineNo: i + 1, ProductID: l.ProductID, SKU: t.SKU, Name: t.Name,
-				UnitPriceCents: t.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
-		}
-		totals := p.Pricing.Totals(subtotal, 0)
-		var o Order
-		err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
-			totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-			currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
 		if err != nil {
-			return fmt.Errorf("insert order: %w", translate(err))
+			return Order{}, fmt.Errorf("take stock %s: %w", l.ProductID, translate(err))
 		}
-		if err := insertItems(ctx, tx, orderID, items); err != nil {
-			return err
+		if currency == "" {
+			currency = taken.Currency
+		} else if taken.Currency != currency {
+			return Order{}, shopd.Errorf(shopd.EConflict, "The cart mixes currencies (%s and %s); check out separately.", currency, taken.Currency)
 		}
-		o.Items = items
-		if err := clearCartTx(ctx, tx, p.UserID, s.Now()); err != nil {
-			return fmt.Errorf("empty cart: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID)
-		if err != nil {
-			return fmt.Errorf("record order on key: %w", translate(err))
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			// Another request finished this key first; roll everything back.
-			return shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
-		}
-		if err := tx.GetContext(ctx, &o.OrderNumber, numberOrderSQL, o.ID); err != nil {
-			return fmt.Errorf("number order: %w", translate(err))
-		}
-		out = o
-		return nil
-	})
-	return out, err
+		line := taken.PriceCents * int64(l.Quantity)
+		subtotal += line
+		items = append(items, OrderItem{OrderID: orderID, LineNo: i + 1, ProductID: l.ProductID, SKU: taken.SKU, Name: taken.Name,
+			UnitPriceCents: taken.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
+	}
+	totals := p.Pricing.Totals(subtotal, 0)
+	var o Order
+	err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
+		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
+		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
+	if err != nil {
+		return Order{}, fmt.Errorf("insert order: %w", translate(err))
+	}
+	if err := insertItems(ctx, tx, orderID, items); err != nil {
+		return Order{}, err
+	}
+	o.Items = items
+	if err := tx.GetContext(ctx, &cart.EmptiedAt, emptyCartSQL, p.UserID, t.now().UTC()); err != nil {
+		return Order{}, fmt.Errorf("empty cart: %w", translate(err))
+	}
+	snapshot, err := json.Marshal(cart)
+	if err != nil {
+		return Order{}, fmt.Errorf("encode cart: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
+	if err != nil {
+		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		// Another request finished this key first; roll everything back.
+		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
+	}
+	if err := tx.GetContext(ctx, &o.OrderNumber, numberOrderSQL, o.ID); err != nil {
+		return Order{}, fmt.Errorf("number order: %w", translate(err))
+	}
+	return o, nil
+}
+
+const (
+	restoreCartLinesSQL = `
+INSERT INTO cart_items (user_id, product_id, quantity, added_at)
+SELECT k.user_id, l.product_id, l.quantity, l.added_at
+FROM idempotency_keys k,
+	jsonb_to_recordset(k.cart_snapshot -> 'lines') AS l (product_id uuid, quantity integer, added_at timestamptz)
+WHERE k.id = $1
+ON CONFLICT (user_id, product_id) DO NOTHING`
+
+	// restoreCartStampSQL puts the cart's stamp back when nothing touched
+	// the cart since the checkout emptied it; otherwise the restore is a
+	// change of its own, stamped now.
+	restoreCartStampSQL = `
+UPDATE carts c
+SET updated_at = CASE
+		WHEN c.updated_at = (k.cart_snapshot ->> 'emptiedAt')::timestamptz
+			THEN (k.cart_snapshot ->> 'updatedAt')::timestamptz
+		ELSE $2
+	END
+FROM idempotency_keys k
+WHERE k.id = $1
+	AND k.cart_snapshot IS NOT NULL
+	AND c.user_id = k.user_id`
+)
+
+// LockCart takes the row lock of the user's cart for the rest of the
+// transaction. A flow that will change both an order and the cart takes it
+// first, in the order checkout takes them (cart, then products).
+func (t *Tx) LockCart(ctx context.Context, userID string) error {
+	var updatedAt time.Time
+	err := t.tx.GetContext(ctx, &updatedAt, lockCartForUpdateSQL, userID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lock cart: %w", translate(err))
+	}
+	return nil
+}
+
+// RestoreCart gives the user back the cart that the checkout of the key
+// emptied: its lines with their quantities and the times they were added.
+// Lines the customer has put in the cart since are left as they are. A
+// cart nobody touched since the checkout is exactly as it was, its
+// updatedAt included. A key that kept no cart changes nothing.
+func (t *Tx) RestoreCart(ctx context.Context, keyID int64) error {
+	if _, err := t.tx.ExecContext(ctx, restoreCartLinesSQL, keyID); err != nil {
+		return fmt.Errorf("restore cart lines: %w", translate(err))
+	}
+	if _, err := t.tx.ExecContext(ctx, restoreCartStampSQL, keyID, t.now().UTC()); err != nil {
+		return fmt.Errorf("restore cart stamp: %w", translate(err))
+	}
+	return nil
 }
 
 func insertItems(ctx context.Context, tx *sqlx.Tx, orderID string, items []OrderItem) error {
@@ -407,10 +534,14 @@ func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
 	if err := tx.GetContext(ctx, &p, productStateSQL, l.ProductID); err != nil {
 		return fmt.Errorf("product state: %w", translate(err))
 	}
+	short := &shopd.Shortage{ProductID: l.ProductID, SKU: p.SKU, Requested: l.Quantity, Available: p.Stock}
 	if !p.IsActive {
-		return shopd.Errorf(shopd.EConflict, "%s (%s) is no longer sold; remove it from the cart.", p.Name, p.SKU)
+		short.Available = 0
+		return &shopd.Error{Code: shopd.EInsufficientStock, Shortage: short,
+			Message: fmt.Sprintf("%s (%s) is no longer sold; remove it from the cart.", p.Name, p.SKU)}
 	}
-	return shopd.Errorf(shopd.EConflict, "Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)
+	return &shopd.Error{Code: shopd.EInsufficientStock, Shortage: short,
+		Message: fmt.Sprintf("Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)}
 }
 
 // ErrOrderCancelled is AttachPaymentIntent's answer for an order cancelled

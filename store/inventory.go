@@ -11,10 +11,9 @@ import (
 	"github.com/shopd/shopd"
 )
 
-// Ledger entry types.
+// Ledger entry types an admin may write ("sale" and "release" rows are
+// written by checkout and cancellation).
 const (
-	InventorySale       = "sale"
-	InventoryRelease    = "release"
 	InventoryRestock    = "restock"
 	InventoryAdjustment = "adjustment"
 	InventoryReturn     = "return"

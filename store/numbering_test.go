@@ -31,10 +31,10 @@ func TestOrderNumbersAreGapFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.PlaceOrder(ctx, PlaceOrder{KeyID: k.ID, UserID: u, Email: "y@example.com",
+	_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "y@example.com",
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
-	if shopd.ErrorCode(err) != shopd.EConflict {
-		t.Fatalf("short checkout: %v, want conflict", err)
+	if shopd.ErrorCode(err) != shopd.EInsufficientStock {
+		t.Fatalf("short checkout: %v, want insufficient stock", err)
 	}
 	second := placeTestOrder(t, s, p, 1, due)
 	if first.OrderNumber != 1 || second.OrderNumber != 2 || second.Number() != "ORD-000002" {

@@ -15,40 +15,45 @@ import (
 )
 
 // Order is a placed order. Its lines and money never change after
-// checkout; its statuses change only through the transitions below, each of
-// which records an OrderEvent.
+// checkout; its statuses change only through UpdateOrder, each change with
+// its OrderEvent. The json names are the snapshot an idempotency key keeps
+// of the order it answered (see FinishKeyCreated); they match the API's.
 type Order struct {
-	ID                string         `db:"id"`
-	OrderNumber       int64          `db:"order_number"`
-	CustomerID        string         `db:"customer_id"`
-	Email             string         `db:"email"`
-	Status            string         `db:"status"`
-	PaymentStatus     string         `db:"payment_status"`
-	FulfillmentStatus string         `db:"fulfillment_status"`
-	SubtotalCents     int64          `db:"subtotal_cents"`
-	TaxCents          int64          `db:"tax_cents"`
-	ShippingCents     int64          `db:"shipping_cents"`
-	DiscountCents     int64          `db:"discount_cents"`
-	TotalCents        int64          `db:"total_cents"`
-	RefundedCents     int64          `db:"refunded_cents"`
-	Currency          string         `db:"currency"`
-	ShippingAddress   types.JSONText `db:"shipping_address"`
-	BillingAddress    types.JSONText `db:"billing_address"`
-	PaymentIntentID   *string        `db:"payment_intent_id"`
-	ClientSecret      *string        `db:"client_secret"`
-	TrackingNumber    *string        `db:"tracking_number"`
-	ShippedAt         *time.Time     `db:"shipped_at"`
-	DeliveredAt       *time.Time     `db:"delivered_at"`
-	PaymentDueAt      time.Time      `db:"payment_due_at"`
-	CreatedAt         time.Time      `db:"created_at"`
-	UpdatedAt         time.Time      `db:"updated_at"`
-	Items             []OrderItem    `db:"-"`
+	ID                string         `db:"id" json:"id"`
+	OrderNumber       int64          `db:"order_number" json:"orderNumber"`
+	CustomerID        string         `db:"customer_id" json:"customerId"`
+	Email             string         `db:"email" json:"email"`
+	Status            string         `db:"status" json:"status"`
+	PaymentStatus     string         `db:"payment_status" json:"paymentStatus"`
+	FulfillmentStatus string         `db:"fulfillment_status" json:"fulfillmentStatus"`
+	SubtotalCents     int64          `db:"subtotal_cents" json:"subtotalCents"`
+	TaxCents          int64          `db:"tax_cents" json:"taxCents"`
+	ShippingCents     int64          `db:"shipping_cents" json:"shippingCents"`
+	DiscountCents     int64          `db:"discount_cents" json:"discountCents"`
+	TotalCents        int64          `db:"total_cents" json:"totalCents"`
+	RefundedCents     int64          `db:"refunded_cents" json:"refundedCents"`
+	Currency          string         `db:"currency" json:"currency"`
+	ShippingAddress   types.JSONText `db:"shipping_address" json:"shippingAddress"`
+	BillingAddress    types.JSONText `db:"billing_address" json:"billingAddress"`
+	PaymentIntentID   *string        `db:"payment_intent_id" json:"paymentIntentId"`
+	ClientSecret      *string        `db:"client_secret" json:"clientSecret"`
+	TrackingNumber    *string        `db:"tracking_number" json:"trackingNumber"`
+	ShippedAt         *time.Time     `db:"shipped_at" json:"shippedAt"`
+	DeliveredAt       *time.Time     `db:"delivered_at" json:"deliveredAt"`
+	PaymentDueAt      time.Time      `db:"payment_due_at" json:"paymentDueAt"`
+	CreatedAt         time.Time      `db:"created_at" json:"createdAt"`
+	UpdatedAt         time.Time      `db:"updated_at" json:"updatedAt"`
+	Items             []OrderItem    `db:"-" json:"items"`
 }
 
 // State is what the order state machine looks at.
 func (o Order) State() shopd.OrderState {
-	return shopd.OrderState{Status: o.Status, PaymentStatus: o.PaymentStatus, FulfillmentStatus: o.FulfillmentStatus,
-		TotalCents: o.TotalCents, RefundedCents: o.RefundedCents}
+	st := shopd.OrderState{Status: o.Status, PaymentStatus: o.PaymentStatus, FulfillmentStatus: o.FulfillmentStatus,
+		TotalCents: o.TotalCents, RefundedCents: o.RefundedCents, Currency: o.Currency}
+	if o.PaymentIntentID != nil {
+		st.PaymentIntentID = *o.PaymentIntentID
+	}
+	return st
 }
 
 // Number is the customer-facing order number, e.g. ORD-000123.
@@ -56,14 +61,14 @@ func (o Order) Number() string { return fmt.Sprintf("ORD-%06d", o.OrderNumber) }
 
 // OrderItem is a line frozen at checkout.
 type OrderItem struct {
-	OrderID        string `db:"order_id"`
-	LineNo         int    `db:"line_no"`
-	ProductID      string `db:"product_id"`
-	SKU            string `db:"sku"`
-	Name           string `db:"name"`
-	UnitPriceCents int64  `db:"unit_price_cents"`
-	Quantity       int    `db:"quantity"`
-	LineTotalCents int64  `db:"line_total_cents"`
+	OrderID        string `db:"order_id" json:"orderId"`
+	LineNo         int    `db:"line_no" json:"lineNo"`
+	ProductID      string `db:"product_id" json:"productId"`
+	SKU            string `db:"sku" json:"sku"`
+	Name           string `db:"name" json:"name"`
+	UnitPriceCents int64  `db:"unit_price_cents" json:"unitPriceCents"`
+	Quantity       int    `db:"quantity" json:"quantity"`
+	LineTotalCents int64  `db:"line_total_cents" json:"lineTotalCents"`
 }
 
 // OrderEvent is one recorded transition, with the state after it.
@@ -93,18 +98,6 @@ const (
 	ActorAdmin    = "admin"
 	ActorSystem   = "system"
 	ActorStripe   = "stripe"
-)
-
-// Event types.
-const (
-	EventPlaced               = "placed"
-	EventPaymentIntentCreated = "payment_intent_created"
-	EventPaid                 = "paid"
-	EventPaymentFailed        = "payment_failed"
-	EventCancelled            = "cancelled"
-	EventFulfilled            = "fulfilled"
-	EventRefunded             = "refunded"
-	EventRefundFailed         = "refund_failed"
 )
 
 const orderColumns = `id, order_number, customer_id, email, status, payment_status, fulfillment_status,
@@ -233,14 +226,15 @@ const insertEventSQL = `
 INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
-// recordEvent writes the transition with the order's state after it.
-func recordEvent(ctx context.Context, tx *sqlx.Tx, o Order, typ string, by Actor, amount *int64, note string) error {
+// RecordEvent writes a transition of the order (of type typ, see shopd's
+// Event constants) with the order's state after it.
+func (t *Tx) RecordEvent(ctx context.Context, o Order, typ string, by Actor, amountCents *int64, note string) error {
 	var n *string
 	if note != "" {
 		n = &note
 	}
-	_, err := tx.ExecContext(ctx, insertEventSQL, o.ID, typ, o.Status, o.PaymentStatus, o.FulfillmentStatus,
-		by.Kind, nullID(by.ID), amount, n)
+	_, err := t.tx.ExecContext(ctx, insertEventSQL, o.ID, typ, o.Status, o.PaymentStatus, o.FulfillmentStatus,
+		by.Kind, nullID(by.ID), amountCents, n)
 	if err != nil {
 		return fmt.Errorf("record %s event: %w", typ, translate(err))
 	}
@@ -257,6 +251,7 @@ SET status = $2,
 	shipped_at = $7,
 	payment_intent_id = $8,
 	client_secret = $9,
+	delivered_at = $10,
 	updated_at = now()
 WHERE id = $1
 RETURNING updated_at`
@@ -264,29 +259,75 @@ RETURNING updated_at`
 // saveState writes the mutable part of a locked order.
 func saveState(ctx context.Context, tx *sqlx.Tx, o *Order) error {
 	err := tx.GetContext(ctx, &o.UpdatedAt, setOrderStateSQL, o.ID, o.Status, o.PaymentStatus, o.FulfillmentStatus,
-		o.RefundedCents, o.TrackingNumber, o.ShippedAt, o.PaymentIntentID, o.ClientSecret)
+		o.RefundedCents, o.TrackingNumber, o.ShippedAt, o.PaymentIntentID, o.ClientSecret, o.DeliveredAt)
 	if err != nil {
 		return fmt.Errorf("save order %s: %w", o.ID, translate(err))
 	}
 	return nil
 }
 
-// withLockedOrder runs fn on the order inside a transaction holding its row
-// lock, so transitions on one order are serialised.
-func (s *Store) withLockedOrder(ctx context.Context, orderID string, fn func(tx *sqlx.Tx, o *Order) error) (Order, error) {
+// mutable is the part of an order that transitions change, comparable so
+// that an update which changed nothing writes nothing.
+type mutable struct {
+	status, paymentStatus, fulfillmentStatus      string
+	refundedCents                                 int64
+	trackingNumber, paymentIntentID, clientSecret string
+	shippedAt, deliveredAt                        time.Time
+}
+
+func (o Order) mutable() mutable {
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	at := func(p *time.Time) time.Time {
+		if p == nil {
+			return time.Time{}
+		}
+		return *p
+	}
+	return mutable{o.Status, o.PaymentStatus, o.FulfillmentStatus, o.RefundedCents,
+		deref(o.TrackingNumber), deref(o.PaymentIntentID), deref(o.ClientSecret), at(o.ShippedAt), at(o.DeliveredAt)}
+}
+
+// UpdateOrder runs fn on the order, with its lines, in a transaction of its
+// own holding the order's row lock (SELECT ... FOR UPDATE), so transitions
+// on one order are serialised; then it saves the state fn left (statuses,
+// refunded amount, intent, tracking, dates) and commits. An error from fn
+// rolls everything back and is returned as it is. An unknown order is
+// ENotFound.
+func (s *Store) UpdateOrder(ctx context.Context, orderID string, fn func(tx *Tx, o *Order) error) (Order, error) {
 	var out Order
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		o, err := getOrder(ctx, tx, orderID, true)
-		if err != nil {
-			return err
-		}
-		if err := fn(tx, &o); err != nil {
-			return err
-		}
-		out = o
-		return nil
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		var err error
+		out, err = tx.UpdateOrder(ctx, orderID, fn)
+		return err
 	})
-	return out, err
+	if err != nil {
+		return Order{}, err
+	}
+	return out, nil
+}
+
+// UpdateOrder is Store.UpdateOrder inside the caller's transaction, which
+// keeps the row lock until it ends.
+func (t *Tx) UpdateOrder(ctx context.Context, orderID string, fn func(tx *Tx, o *Order) error) (Order, error) {
+	o, err := getOrder(ctx, t.tx, orderID, true)
+	if err != nil {
+		return Order{}, err
+	}
+	before := o.mutable()
+	if err := fn(t, &o); err != nil {
+		return Order{}, err
+	}
+	if o.mutable() != before {
+		if err := saveState(ctx, t.tx, &o); err != nil {
+			return Order{}, err
+		}
+	}
+	return o, nil
 }
 
 const releaseStockSQL = `
@@ -300,9 +341,10 @@ INSERT INTO inventory_transactions (product_id, sku, quantity_change, type, stoc
 SELECT id, sku, $2, 'release', stock, $3, $4
 FROM p`
 
-// releaseStock puts an order's units back, in ascending product order like
-// checkout takes them, and writes the release ledger rows.
-func releaseStock(ctx context.Context, tx *sqlx.Tx, o Order, why string) error {
+// ReleaseStock puts the order's units back on sale, in ascending product
+// order as checkout takes them, and writes the release ledger rows with the
+// note why.
+func (t *Tx) ReleaseStock(ctx context.Context, o Order, why string) error {
 	qty := map[string]int{}
 	var ids []string
 	for _, it := range o.Items {
@@ -313,48 +355,9 @@ func releaseStock(ctx context.Context, tx *sqlx.Tx, o Order, why string) error {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, releaseStockSQL, id, qty[id], o.ID, why); err != nil {
+		if _, err := t.tx.ExecContext(ctx, releaseStockSQL, id, qty[id], o.ID, why); err != nil {
 			return fmt.Errorf("release stock %s: %w", id, translate(err))
 		}
 	}
 	return nil
-}
-
-// CancelOrder cancels an order and puts its stock back. The actor selects
-// the rule (a customer: payment pending; an admin: not fulfilled). The caller refunds
-// what the returned order still has captured.
-func (s *Store) CancelOrder(ctx context.Context, orderID string, by Actor, reason string) (Order, error) {
-	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
-		if err := o.State().CanCancel(by.Kind == ActorAdmin); err != nil {
-			return err
-		}
-		return cancelLocked(ctx, tx, o, by, reason)
-	})
-}
-
-func cancelLocked(ctx context.Context, tx *sqlx.Tx, o *Order, by Actor, reason string) error {
-	if err := releaseStock(ctx, tx, *o, "order cancelled"); err != nil {
-		return err
-	}
-	o.Status = shopd.StatusCancelled
-	if err := saveState(ctx, tx, o); err != nil {
-		return err
-	}
-	return recordEvent(ctx, tx, *o, EventCancelled, by, nil, reason)
-}
-
-// FulfillOrder marks a paid order shipped with its tracking number.
-func (s *Store) FulfillOrder(ctx context.Context, orderID, trackingNumber string, by Actor) (Order, error) {
-	return s.withLockedOrder(ctx, orderID, func(tx *sqlx.Tx, o *Order) error {
-		if err := o.State().CanFulfill(); err != nil {
-			return err
-		}
-		now := s.Now().UTC()
-		o.Status, o.FulfillmentStatus = shopd.StatusFulfilled, shopd.FulfillmentFulfilled
-		o.TrackingNumber, o.ShippedAt = &trackingNumber, &now
-		if err := saveState(ctx, tx, o); err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, *o, EventFulfilled, by, nil, "tracking "+trackingNumber)
-	})
 }

@@ -79,7 +79,7 @@ WITH p AS (
 SELECT ` + productColumns + ` FROM p`
 
 // CreateProduct stores a product and, for non-zero opening stock, its first
-// ledger row, so the ledger always sums to the stock. A taken SKU is EConflict.
+// ledger row, so the ledger always sums to the stock. A taken SKU is EDuplicate.
 func (s *Store) CreateProduct(ctx context.Context, np NewProduct, actorID string) (Product, error) {
 	if np.Currency == "" {
 		np.Currency = "usd"
@@ -202,7 +202,7 @@ type ProductPatch struct {
 }
 
 // UpdateProduct applies the patch and returns the product as it now is.
-// Unknown id is ENotFound; a taken SKU EConflict.
+// Unknown id is ENotFound; a taken SKU EDuplicate.
 func (s *Store) UpdateProduct(ctx context.Context, id string, p ProductPatch) (Product, error) {
 	if !validID(id) {
 		return Product{}, productNotFound(id)

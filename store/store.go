@@ -18,12 +18,10 @@ import (
 	shopsql "github.com/shopd/shopd/sql"
 )
 
-// Store is the database. It is safe for concurrent use, except a pinned
-// Store (see Pin), which belongs to one goroutine.
+// Store is the database. It is safe for concurrent use.
 type Store struct {
-	db   dbtx     // the pool, or the one connection of a pinned Store
+	db   dbtx     // the pool, or the one connection of a Conn
 	pool *sqlx.DB // always the pool
-	conn *sqlx.Conn
 	// Now is the clock used for business timestamps and time windows.
 	Now func() time.Time
 }
@@ -37,24 +35,28 @@ type dbtx interface {
 	BeginTxx(ctx context.Context, opts *sql.TxOptions) (*sqlx.Tx, error)
 }
 
-// Pin returns a Store whose queries all run on one connection taken from
-// the pool, until Release. A flow that holds a session-level lock (checkout)
-// works on the lock's own connection: taking a second connection while
-// holding the first could deadlock a full pool.
-func (s *Store) Pin(ctx context.Context) (*Store, error) {
+// Conn is a Store whose queries, transactions included, all run on one
+// connection taken from the pool, until Release. It belongs to one
+// goroutine. A flow that holds a session-level lock (checkout) works on the
+// lock's own connection: taking a second connection while holding the first
+// could deadlock a full pool. Only a Conn can take such a lock, so a lock
+// on the wrong handle does not compile.
+type Conn struct {
+	*Store
+	conn *sqlx.Conn
+}
+
+// Pin takes a connection from the pool for the caller's exclusive use.
+func (s *Store) Pin(ctx context.Context) (*Conn, error) {
 	c, err := s.pool.Connx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pin connection: %w", translate(err))
 	}
-	return &Store{db: c, pool: s.pool, conn: c, Now: s.Now}, nil
+	return &Conn{Store: &Store{db: c, pool: s.pool, Now: s.Now}, conn: c}, nil
 }
 
-// Release gives a pinned Store's connection back to the pool.
-func (s *Store) Release() {
-	if s.conn != nil {
-		s.conn.Close()
-	}
-}
+// Release gives the connection back to the pool.
+func (c *Conn) Release() { c.conn.Close() }
 
 // Open connects to url, checks the connection and applies migrations.
 func Open(ctx context.Context, url string) (*Store, error) {
@@ -90,6 +92,25 @@ func (s *Store) Close() error { return s.pool.Close() }
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.PingContext(ctx) }
 
+// Tx is a transaction a caller can extend: a flow that must commit several
+// things together (an order transition, its event, the jobs it causes)
+// runs the store's Tx methods, its own decisions and, through SQL, other
+// writers' inserts in it, and they commit together or not at all.
+type Tx struct {
+	tx  *sqlx.Tx
+	now func() time.Time
+}
+
+// SQL is the underlying transaction, for code outside the store that must
+// write in it (a job queue's InsertTx).
+func (t *Tx) SQL() *sql.Tx { return t.tx.Tx }
+
+// WithTx runs fn in a transaction, committing when fn returns nil and
+// rolling back otherwise; fn's error is returned as it is.
+func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(&Tx{tx: tx, now: s.Now}) })
+}
+
 // inTx runs fn in a transaction, committing when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -118,7 +139,7 @@ func translate(err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505": // unique_violation
-			return &shopd.Error{Code: shopd.EConflict, Message: uniqueMessage(pe.Constraint)}
+			return &shopd.Error{Code: shopd.EDuplicate, Message: uniqueMessage(pe.Constraint)}
 		case "23514": // check_violation
 			if pe.Constraint == "products_stock_check" {
 				return shopd.Errorf(shopd.EConflict, "Not enough stock.")

@@ -45,7 +45,7 @@ RETURNING ` + userColumns
 // NormalizeEmail is how emails are compared and stored.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-// CreateUser stores a new user. A taken email is EConflict.
+// CreateUser stores a new user. A taken email is EDuplicate.
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (User, error) {
 	var out User
 	err := s.db.GetContext(ctx, &out, insertUserSQL,

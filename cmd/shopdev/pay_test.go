@@ -137,7 +137,7 @@ func TestPay(t *testing.T) {
 		t.Errorf("event %s of type %s", ev.ID, ev.Type)
 	}
 	want := payments.PaymentIntentEvent{
-		ID: "pi_3OrderIntent", OrderID: id, Currency: "usd", Status: "succeeded", AmountCents: 12050, AmountReceivedCents: 12050,
+		ID: "pi_3OrderIntent", OrderID: id, Currency: "usd", Status: "succeeded", AmountCents: 12050,
 	}
 	if ev.PaymentIntent == nil || *ev.PaymentIntent != want {
 		t.Errorf("intent = %+v, want %+v", ev.PaymentIntent, want)

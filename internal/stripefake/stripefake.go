@@ -16,7 +16,8 @@
 //   - a refund does not need the intent to have been paid (tests mark
 //     orders paid with signed webhooks, not through the double); it only
 //     refuses cancelled intents and amounts beyond what is left;
-//   - no minimum charge amount.
+//   - no minimum charge amount, and one maximum (MaxAmount) for every
+//     currency, where Stripe's depends on the currency.
 package stripefake
 
 import (
@@ -33,6 +34,11 @@ import (
 	"testing"
 	"time"
 )
+
+// MaxAmount is the largest PaymentIntent amount Stripe accepts for usd (and
+// most currencies), in minor units; a larger one is refused for good with
+// amount_too_large and Stripe's message (in dollars, whatever the currency).
+const MaxAmount = 99_999_999
 
 // Intent is a PaymentIntent the double holds.
 type Intent struct {
@@ -265,6 +271,9 @@ func (s *Server) createIntent(r *http.Request, form url.Values) answer {
 			"This value must be greater than or equal to 1.")
 	case form.Get("currency") == "":
 		return stripeError(http.StatusBadRequest, "invalid_request_error", "parameter_missing", "Missing required param: currency.")
+	case amount > MaxAmount:
+		return stripeError(http.StatusBadRequest, "invalid_request_error", "amount_too_large",
+			"Amount must be no more than $999,999.99")
 	}
 	id := "pi_" + randomID(24)
 	in := &Intent{

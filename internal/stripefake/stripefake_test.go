@@ -191,12 +191,12 @@ func TestCancelAndGet(t *testing.T) {
 		t.Errorf("get = %+v, %v", got, err)
 	}
 	_, err = c.Refund(ctx, payments.RefundParams{PaymentIntentID: in.ID, IdempotencyKey: "r1"})
-	if code := shopd.ErrorCode(err); code != shopd.EConflict {
-		t.Errorf("refund of a cancelled intent: code = %q, want conflict (%v)", code, err)
+	if code := shopd.ErrorCode(err); code != shopd.EPaymentRefused {
+		t.Errorf("refund of a cancelled intent: code = %q, want payment refused (%v)", code, err)
 	}
 	_, err = c.PaymentIntent(ctx, "pi_missing")
-	if code := shopd.ErrorCode(err); code != shopd.EConflict {
-		t.Errorf("unknown intent: code = %q, want conflict (%v)", code, err)
+	if code := shopd.ErrorCode(err); code != shopd.EPaymentRefused {
+		t.Errorf("unknown intent: code = %q, want payment refused (%v)", code, err)
 	}
 
 	paid, err := c.CreatePaymentIntent(ctx, order("o2"))
@@ -207,8 +207,8 @@ func TestCancelAndGet(t *testing.T) {
 		t.Fatal("SetIntentStatus: no such intent")
 	}
 	_, err = c.CancelPaymentIntent(ctx, paid.ID)
-	if code := shopd.ErrorCode(err); code != shopd.EConflict {
-		t.Errorf("cancel of a paid intent: code = %q, want conflict (%v)", code, err)
+	if code := shopd.ErrorCode(err); code != shopd.EPaymentRefused {
+		t.Errorf("cancel of a paid intent: code = %q, want payment refused (%v)", code, err)
 	}
 	if got, _ := fake.Intent(paid.ID); got.AmountReceived != 2599 || got.ChargeID == "" {
 		t.Errorf("paid intent = %+v", got)
@@ -227,5 +227,26 @@ func TestRequiresAPIKey(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || fake.IntentCount() != 0 {
 		t.Errorf("status %d, intents %d; want 401, 0", resp.StatusCode, fake.IntentCount())
+	}
+}
+
+// TestAmountTooLarge: an intent over Stripe's maximum is refused for good,
+// as Stripe refuses it, and nothing is created.
+func TestAmountTooLarge(t *testing.T) {
+	t.Parallel()
+	fake, c := setup(t, -1)
+	ctx := context.Background()
+	if _, err := c.CreatePaymentIntent(ctx, payments.IntentParams{OrderID: "max", AmountCents: stripefake.MaxAmount, Currency: "usd"}); err != nil {
+		t.Fatalf("the maximum itself: %v", err)
+	}
+	_, err := c.CreatePaymentIntent(ctx, payments.IntentParams{OrderID: "over", AmountCents: stripefake.MaxAmount + 1, Currency: "usd"})
+	if code := shopd.ErrorCode(err); code != shopd.EPaymentRefused {
+		t.Errorf("over the maximum: code = %q, want payment refused (%v)", code, err)
+	}
+	if msg := shopd.ErrorMessage(err); !strings.Contains(msg, "999,999.99") {
+		t.Errorf("message %q does not say the maximum", msg)
+	}
+	if n := len(fake.IntentsForOrder("over")); n != 0 {
+		t.Errorf("intents for the refused order = %d, want 0", n)
 	}
 }

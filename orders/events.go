@@ -1,0 +1,159 @@
+package orders
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/store"
+)
+
+// apply carries out t on the order o, which tx holds locked: each step
+// puts the stock back when it says so, takes the step's state and records
+// its event as done by by. Tx.UpdateOrder then saves the order.
+func apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by store.Actor) error {
+	if t.AttachIntent != "" {
+		id := t.AttachIntent
+		o.PaymentIntentID = &id
+	}
+	for _, step := range t.Steps {
+		if step.ReleasesStock {
+			if err := tx.ReleaseStock(ctx, *o, "order cancelled"); err != nil {
+				return err
+			}
+		}
+		o.Status, o.PaymentStatus = step.State.Status, step.State.PaymentStatus
+		o.FulfillmentStatus, o.RefundedCents = step.State.FulfillmentStatus, step.State.RefundedCents
+		if err := tx.RecordEvent(ctx, *o, step.Event, by, step.AmountCents, step.Note); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Outcome says what a payment event did to its order.
+type Outcome int
+
+// Outcomes of a payment event.
+const (
+	OutcomeIgnored   Outcome = iota // recorded, but it does not apply (late, mismatched, not our order)
+	OutcomeApplied                  // the order changed
+	OutcomeDuplicate                // the event id was seen before: nothing done
+	OutcomeRefundDue                // money arrived for a cancelled order: it is being refunded
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeApplied:
+		return "applied"
+	case OutcomeDuplicate:
+		return "duplicate"
+	case OutcomeRefundDue:
+		return "refund_due"
+	}
+	return "ignored"
+}
+
+// paymentEvent is a verified Stripe event about an order's payment.
+type paymentEvent struct {
+	ID, Type string
+	OrderID  string // metadata.orderId, may be ""
+	Payment
+}
+
+var byStripe = store.Actor{Kind: store.ActorStripe}
+
+// applyPaymentEvent applies a payment event to its order in one
+// transaction: the event id is recorded with its effect, so a redelivery
+// does nothing; the order's row lock orders it against checkout, cancel and
+// other events; OnPaymentEvent decides what it does. The order is found by
+// the event's orderId, else by its PaymentIntent; an event for no order of
+// ours is recorded and ignored.
+func (s *Service) applyPaymentEvent(ctx context.Context, ev paymentEvent) (Outcome, store.Order, Transition, error) {
+	outcome := OutcomeIgnored
+	var out store.Order
+	var t Transition
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
+		orderID := ev.OrderID
+		if orderID == "" && ev.IntentID != "" {
+			var err error
+			if orderID, err = tx.OrderIDByIntent(ctx, ev.IntentID); err != nil {
+				return err
+			}
+		}
+		fresh, err := tx.RecordStripeEvent(ctx, ev.ID, ev.Type, orderID)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			outcome = OutcomeDuplicate
+			return nil
+		}
+		o, err := tx.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
+			t = OnPaymentEvent(o.State(), ev.Type, ev.Payment)
+			return apply(ctx, tx, o, t, byStripe)
+		})
+		if shopd.ErrorCode(err) == shopd.ENotFound {
+			return nil // not ours; keep the event id so it is not retried
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.RefundDue:
+			outcome = OutcomeRefundDue
+		case t.Applies():
+			outcome = OutcomeApplied
+		}
+		out = o
+		return nil
+	})
+	if err != nil {
+		return OutcomeIgnored, store.Order{}, Transition{}, err
+	}
+	return outcome, out, t, nil
+}
+
+// refundTimeout bounds the background refund of a payment for a cancelled
+// order; the reconciler retries one that did not finish.
+const refundTimeout = time.Minute
+
+// HandleEvent applies a verified Stripe event. Unknown types and events for
+// orders that are not ours are accepted and ignored. Money that arrives for
+// a cancelled order is refunded in the background, tracked so that
+// Shutdown waits for it; once shutdown has begun it is left to the
+// reconciler.
+func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
+	pe := paymentEvent{ID: ev.ID, Type: ev.Type}
+	switch {
+	case ev.PaymentIntent != nil && (ev.Type == StripePaymentSucceeded || ev.Type == StripePaymentFailed):
+		pi := ev.PaymentIntent
+		pe.OrderID, pe.Payment = pi.OrderID, Payment{IntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency}
+	case ev.Charge != nil && ev.Type == StripeChargeRefunded:
+		ch := ev.Charge
+		pe.OrderID, pe.Payment = ch.OrderID, Payment{IntentID: ch.PaymentIntentID, AmountCents: ch.AmountRefundedCents, Currency: ch.Currency}
+	default:
+		return nil
+	}
+	outcome, o, t, err := s.applyPaymentEvent(ctx, pe)
+	if err != nil {
+		return err
+	}
+	s.Log.InfoContext(ctx, "stripe event", "event_id", ev.ID, "type", ev.Type, "order_id", o.ID, "outcome", outcome.String())
+	if t.CancelIntent && o.PaymentIntentID != nil && s.Payments != nil {
+		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
+	}
+	if outcome == OutcomeRefundDue {
+		// Answer Stripe now; refund in the background.
+		started := s.background(ctx, refundTimeout, func(ctx context.Context) {
+			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
+				s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
+			}
+		})
+		if !started {
+			s.Log.InfoContext(ctx, "shutting down: refund of cancelled order left to the reconciler", "order_id", o.ID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package orders_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/store"
+)
+
+// paidAfterCancel cancels an unpaid order as its owner, sets Stripe's
+// latency, then delivers the payment Stripe took anyway: the order is due a
+// refund.
+func (e *env) paidAfterCancel(t *testing.T, o store.Order, latency time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.svc.Cancel(ctx, o.ID, store.Actor{Kind: store.ActorCustomer, ID: o.CustomerID}, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
+	e.fake.SetLatency(latency)
+	err := e.svc.HandleEvent(ctx, payments.Event{
+		ID: "evt_" + uuid.NewString(), Type: "payment_intent.succeeded",
+		PaymentIntent: &payments.PaymentIntentEvent{ID: *o.PaymentIntentID, OrderID: o.ID, Currency: o.Currency,
+			Status: "succeeded", AmountCents: o.TotalCents},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdownWaitsForBackgroundRefund: the refund of money that arrived
+// for a cancelled order runs after the webhook is answered; Shutdown waits
+// for it. Once shutdown has begun, such a refund is left to the reconciler.
+func TestShutdownWaitsForBackgroundRefund(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.product(t, 1000, 10)
+	first, second := e.placed(t, p, 1), e.placed(t, p, 1)
+	// Stripe is slow to refund: the webhook's answer comes first.
+	e.paidAfterCancel(t, first, 300*time.Millisecond)
+
+	if err := e.svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown returned: the refund is done, nothing of it still running.
+	if got := e.order(t, first.ID); got.PaymentStatus != shopd.PaymentRefunded || got.RefundedCents != got.TotalCents {
+		t.Errorf("after Shutdown: order %s refunded %d, want refunded in full", got.PaymentStatus, got.RefundedCents)
+	}
+	if n := len(e.fake.Refunds()); n != 1 {
+		t.Errorf("refunds at Stripe = %d after Shutdown, want 1", n)
+	}
+
+	e.paidAfterCancel(t, second, 0)
+	if n := len(e.fake.Refunds()); n != 1 {
+		t.Errorf("refunds at Stripe = %d: a refund started after Shutdown", n)
+	}
+	if got := e.order(t, second.ID); got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid {
+		t.Errorf("order paid after shutdown began = %s/%s, want cancelled/paid (for the reconciler)", got.Status, got.PaymentStatus)
+	}
+	e.svc.Reconcile(ctx)
+	if got := e.order(t, second.ID); got.PaymentStatus != shopd.PaymentRefunded {
+		t.Errorf("after reconciling: %s, want refunded", got.PaymentStatus)
+	}
+}
+
+// TestShutdownGivesUp: when Shutdown's context ends first, the running
+// refund is cancelled and Shutdown returns once it has stopped; the refund
+// stays pending for the reconciler, which settles it once.
+func TestShutdownGivesUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	o := e.placed(t, e.product(t, 1000, 10), 1)
+	e.paidAfterCancel(t, o, time.Minute) // longer than the test may wait
+
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := e.svc.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want its context's deadline", err)
+	}
+	if rs := e.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "pending" {
+		t.Fatalf("refund rows = %+v, want one left pending", rs)
+	}
+	e.fake.SetLatency(0)
+	e.clock.Advance(31 * time.Second)
+	e.svc.Reconcile(ctx)
+	if got := e.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
+		t.Errorf("after reconciling: %s, want refunded", got.PaymentStatus)
+	}
+	if rs := e.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
+		t.Errorf("refund rows = %+v, want the one, succeeded", rs)
+	}
+}

@@ -1,0 +1,379 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/pgtest"
+)
+
+// TestWithTxComposes: what a flow writes through the store's Tx methods
+// and what another writer inserts through Tx.SQL commit together, or not
+// at all.
+func TestWithTxComposes(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := s.DB().Get(&n, q, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const events = `SELECT count(*) FROM order_events WHERE order_id = $1`
+	const foreign = `SELECT count(*) FROM stripe_events WHERE order_id = $1`
+	before := count(events)
+	write := func(tx *Tx) error {
+		if err := tx.RecordEvent(ctx, o, shopd.EventPaid, Actor{Kind: ActorSystem}, nil, "test"); err != nil {
+			return err
+		}
+		// As a job queue's InsertTx would, on the same transaction.
+		_, err := tx.SQL().ExecContext(ctx, `INSERT INTO stripe_events (id, type, order_id) VALUES ($1, 'test', $2)`, "evt_"+uuid.NewString(), o.ID)
+		return err
+	}
+
+	errLater := errors.New("a later step failed")
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		return errLater
+	})
+	if !errors.Is(err, errLater) {
+		t.Fatalf("WithTx = %v, want the function's own error", err)
+	}
+	if n, f := count(events), count(foreign); n != before || f != 0 {
+		t.Errorf("after a rollback: %d events (want %d), %d foreign rows (want 0)", n, before, f)
+	}
+	if err := s.WithTx(ctx, write); err != nil {
+		t.Fatal(err)
+	}
+	if n, f := count(events), count(foreign); n != before+1 || f != 1 {
+		t.Errorf("after a commit: %d events (want %d), %d foreign rows (want 1)", n, before+1, f)
+	}
+}
+
+// TestUpdateOrder: the update function runs under the row lock, its
+// changes are saved with the events it records, an unchanged order is not
+// written, and an error rolls everything back.
+func TestUpdateOrder(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
+	by := Actor{Kind: ActorSystem}
+
+	same, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !same.UpdatedAt.Equal(o.UpdatedAt) || len(same.Items) != 1 {
+		t.Errorf("a no-op update: updated_at %v -> %v, %d items", o.UpdatedAt, same.UpdatedAt, len(same.Items))
+	}
+
+	errRefused := shopd.Errorf(shopd.EInvalidTransition, "no")
+	_, err = s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error {
+		if err := tx.ReleaseStock(ctx, *o, "test"); err != nil {
+			return err
+		}
+		o.Status = shopd.StatusCancelled
+		return errRefused
+	})
+	if err != errRefused {
+		t.Fatalf("UpdateOrder = %v, want the function's error as it is", err)
+	}
+	if got := mustOrder(t, s, o.ID); got.Status != shopd.StatusPending || stockOf(t, s, p.ID) != 3 {
+		t.Errorf("after a refused update: order %s, stock %d; want pending, 3", got.Status, stockOf(t, s, p.ID))
+	}
+
+	cancelled, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error {
+		if err := tx.ReleaseStock(ctx, *o, "test"); err != nil {
+			return err
+		}
+		o.Status = shopd.StatusCancelled
+		return tx.RecordEvent(ctx, *o, shopd.EventCancelled, by, nil, "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mustOrder(t, s, o.ID)
+	if cancelled.Status != shopd.StatusCancelled || got.Status != shopd.StatusCancelled || !got.UpdatedAt.Equal(cancelled.UpdatedAt) {
+		t.Errorf("returned %s at %v, stored %s at %v", cancelled.Status, cancelled.UpdatedAt, got.Status, got.UpdatedAt)
+	}
+	if st := stockOf(t, s, p.ID); st != 5 {
+		t.Errorf("stock = %d, want 5", st)
+	}
+	var last OrderEvent
+	if err := s.DB().Get(&last, `SELECT id, order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note, created_at
+		FROM order_events WHERE order_id = $1 ORDER BY id DESC LIMIT 1`, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	if last.Type != shopd.EventCancelled || last.Status != shopd.StatusCancelled {
+		t.Errorf("last event %s with status %s", last.Type, last.Status)
+	}
+
+	if _, err := s.UpdateOrder(ctx, uuid.NewString(), func(*Tx, *Order) error { return nil }); shopd.ErrorCode(err) != shopd.ENotFound {
+		t.Errorf("unknown order: %v, want not found", err)
+	}
+}
+
+// TestOnlyAConnLocksCheckouts: the session-level checkout lock is a method
+// of Conn alone, so taking it on the pool does not compile.
+func TestOnlyAConnLocksCheckouts(t *testing.T) {
+	t.Parallel()
+	if _, ok := reflect.TypeFor[*Store]().MethodByName("TryLockCheckout"); ok {
+		t.Error("*Store has TryLockCheckout: a lock could be taken on a pooled connection and lost")
+	}
+	if _, ok := reflect.TypeFor[*Conn]().MethodByName("TryLockCheckout"); !ok {
+		t.Error("*Conn lacks TryLockCheckout")
+	}
+}
+
+// TestKeyRecordsOutcomes: a finished key gives back the order it answered,
+// frozen (the order may move on), or the refusal it recorded.
+func TestKeyRecordsOutcomes(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
+	var keyID int64
+	if err := s.DB().Get(&keyID, `SELECT id FROM idempotency_keys WHERE order_id = $1`, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishKeyCreated(ctx, keyID, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error { o.Status = shopd.StatusCancelled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.IdempotencyKeyByID(ctx, keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.RecoveryPoint != PointFinished || k.Outcome == nil || *k.Outcome != OutcomeCreated {
+		t.Errorf("key = %s, outcome %v", k.RecoveryPoint, k.Outcome)
+	}
+	want, _ := json.Marshal(o)
+	if have, _ := json.Marshal(got); string(have) != string(want) {
+		t.Errorf("snapshot = %s\nwant       %s", have, want)
+	}
+
+	u := newCartUser(t, s)
+	r, err := s.ClaimIdempotencyKey(ctx, u, "k", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WithTx(ctx, func(tx *Tx) error { return tx.RefuseKey(ctx, r.ID, shopd.EPaymentRefused, "Refused.") }); err != nil {
+		t.Fatal(err)
+	}
+	r, err = s.ClaimIdempotencyKey(ctx, u, "k", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RecoveryPoint != PointFinished || *r.Outcome != OutcomeRefused || *r.RefusalCode != shopd.EPaymentRefused || *r.RefusalMessage != "Refused." {
+		t.Errorf("refused key = %s %v %v %v", r.RecoveryPoint, *r.Outcome, *r.RefusalCode, *r.RefusalMessage)
+	}
+}
+
+// TestCheckoutShortageNamesTheLine: a line short of stock, or whose
+// product was archived since it was added, refuses the order with
+// EInsufficientStock carrying the line: what was asked for and what there
+// is (nothing, for an archived product).
+func TestCheckoutShortageNamesTheLine(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	plenty := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 50 })
+	short := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 3; np.Name = "Short one" })
+	archived := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 50; np.Name = "Gone one" })
+	place := func(p Product, qty int) error {
+		u := newCartUser(t, s)
+		for _, l := range []struct {
+			p   Product
+			qty int
+		}{{plenty, 1}, {p, qty}} {
+			if _, err := s.AddToCart(ctx, u, l.p.ID, l.qty); err != nil {
+				t.Fatal(err)
+			}
+		}
+		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+		return err
+	}
+	check := func(err error, p Product, want shopd.Shortage, name string) {
+		t.Helper()
+		var de *shopd.Error
+		if !errors.As(err, &de) || de.Code != shopd.EInsufficientStock || de.Shortage == nil {
+			t.Fatalf("error = %v, want insufficient stock with a shortage", err)
+		}
+		if *de.Shortage != want {
+			t.Errorf("shortage = %+v, want %+v", *de.Shortage, want)
+		}
+		if !strings.Contains(de.Message, name) || !strings.Contains(de.Message, p.SKU) {
+			t.Errorf("message %q does not name %s (%s)", de.Message, name, p.SKU)
+		}
+	}
+	check(place(short, 5), short, shopd.Shortage{ProductID: short.ID, SKU: short.SKU, Requested: 5, Available: 3}, "Short one")
+	u := newCartUser(t, s)
+	if _, err := s.AddToCart(ctx, u, archived.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ArchiveProduct(ctx, archived.ID); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+		BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+	check(err, archived, shopd.Shortage{ProductID: archived.ID, SKU: archived.SKU, Requested: 2, Available: 0}, "Gone one")
+	if st := stockOf(t, s, plenty.ID); st != 50 {
+		t.Errorf("stock of the line that was there = %d, want 50 (rolled back)", st)
+	}
+}
+
+// TestUniqueViolationIsDuplicate: a taken unique value (SKU, email) is
+// EDuplicate.
+func TestUniqueViolationIsDuplicate(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := newCartProduct(t, s, 1000)
+	_, err := s.CreateProduct(ctx, NewProduct{SKU: p.SKU, Name: "Again", PriceCents: 1, IsActive: true}, "")
+	wantCode(t, err, shopd.EDuplicate)
+	u, err := s.UserByID(ctx, newCartUser(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateUser(ctx, NewUser{Email: u.Email, PasswordHash: "x", Role: "customer", FirstName: "A", LastName: "B"})
+	wantCode(t, err, shopd.EDuplicate)
+}
+
+func mustOrder(t *testing.T, s *Store, id string) Order {
+	t.Helper()
+	o, err := s.Order(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func stockOf(t *testing.T, s *Store, productID string) int {
+	t.Helper()
+	var n int
+	if err := s.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRestoreCart: a cart that checkout emptied comes back exactly as it
+// was (lines, quantities, the times they were added, its updatedAt) when
+// nobody touched it since; lines the customer added since are kept, and
+// the restore then counts as a change of its own.
+func TestRestoreCart(t *testing.T) {
+	t.Parallel()
+	s := New(pgtest.NewDB(t))
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	s.Now = func() time.Time { at = at.Add(time.Second); return at }
+	a, b, c := newCartProduct(t, s, 1000), newCartProduct(t, s, 2000), newCartProduct(t, s, 3000)
+	checkout := func(u string) int64 {
+		t.Helper()
+		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustCart(t, s, u); len(got.Lines) != 0 {
+			t.Fatalf("cart after checkout = %+v, want empty", got.Lines)
+		}
+		return k.ID
+	}
+	restore := func(keyID int64) {
+		t.Helper()
+		if err := s.WithTx(ctx, func(tx *Tx) error { return tx.RestoreCart(ctx, keyID) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type line struct {
+		product string
+		qty     int
+		added   time.Time
+	}
+	linesOf := func(c Cart) []line {
+		var out []line
+		for _, l := range c.Lines {
+			out = append(out, line{l.ProductID, l.Quantity, l.AddedAt.UTC()})
+		}
+		return out
+	}
+
+	untouched := newCartUser(t, s)
+	for _, l := range []struct {
+		p   Product
+		qty int
+	}{{b, 5}, {a, 2}} {
+		if _, err := s.AddToCart(ctx, untouched, l.p.ID, l.qty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := mustCart(t, s, untouched)
+	restore(checkout(untouched))
+	after := mustCart(t, s, untouched)
+	if !reflect.DeepEqual(linesOf(after), linesOf(before)) || !after.UpdatedAt.Equal(*before.UpdatedAt) {
+		t.Errorf("restored cart = %+v at %v\nwant            %+v at %v", linesOf(after), after.UpdatedAt, linesOf(before), before.UpdatedAt)
+	}
+
+	moved := newCartUser(t, s)
+	if _, err := s.AddToCart(ctx, moved, a.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddToCart(ctx, moved, b.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	old := linesOf(mustCart(t, s, moved))
+	keyID := checkout(moved)
+	if _, err := s.AddToCart(ctx, moved, c.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddToCart(ctx, moved, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	since := linesOf(mustCart(t, s, moved))
+	restore(keyID)
+	got := mustCart(t, s, moved)
+	want := []line{old[1], since[0], since[1]} // b as it was, then c and a as added since, by time added
+	if !reflect.DeepEqual(linesOf(got), want) {
+		t.Errorf("cart changed since = %+v\nwant %+v", linesOf(got), want)
+	}
+	if !got.UpdatedAt.After(since[1].added) {
+		t.Errorf("updatedAt %v, want the restore's own stamp (after %v)", got.UpdatedAt, since[1].added)
+	}
+}
