@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/server"
 )
@@ -26,8 +25,8 @@ would: a payment_intent.succeeded for the order's intent, amount and
 currency, signed with STRIPE_WEBHOOK_SECRET (default: shopdev's). For local
 runs on stripe-mock, which never sends webhooks. The server is BASE_URL,
 else the one shopdev recorded in DATA_DIR/server-url, else http://HTTP_ADDR;
-the admin token it needs is signed with the server's own key
-(JWT_PRIVATE_KEY_FILE, else shopdev's under DATA_DIR).`
+it reads the order as the bootstrap admin (BOOTSTRAP_ADMIN_EMAIL and
+BOOTSTRAP_ADMIN_PASSWORD, default: shopdev's demo admin).`
 
 // pay sends a correctly signed payment_intent.succeeded for one order to a
 // running server and prints the order's status afterwards.
@@ -57,11 +56,11 @@ func pay(ctx context.Context, args []string, dc devConfig, getenv func(string) s
 	if base == "" {
 		base = "http://" + cfg.HTTPAddr
 	}
-	token, err := payToken(cfg)
-	if err != nil {
+	shop := shopAPI{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 15 * time.Second}}
+	// A real login: the server accepts tokens only for accounts it has.
+	if shop.token, err = shop.login(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword); err != nil {
 		return err
 	}
-	shop := shopAPI{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}
 	return shop.pay(ctx, orderID, cfg.StripeWebhookSecret, stdout)
 }
 
@@ -92,23 +91,6 @@ func parsePayArgs(args []string) (orderID, base string, err error) {
 		return "", "", fmt.Errorf("pay: unexpected arguments %q\n%s", fs.Args(), payUsage)
 	}
 	return orderID, *baseFlag, nil
-}
-
-// payToken is a short-lived admin token signed with the server's key.
-func payToken(cfg server.Config) (string, error) {
-	key, err := cfg.SigningKey()
-	if err != nil {
-		return "", err
-	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{
-		Key: key, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		// Only this run uses it.
-		TTL: 5 * time.Minute,
-	})
-	if err != nil {
-		return "", err
-	}
-	return tokens.Issue("shopdev-pay", auth.RoleAdmin)
 }
 
 // pay reads the order, sends the signed event and prints the order after.
@@ -207,6 +189,33 @@ type shopAPI struct {
 	http  *http.Client
 }
 
+// login signs in as the admin and returns its access token.
+func (s shopAPI) login(ctx context.Context, email, password string) (string, error) {
+	if email == "" || password == "" {
+		return "", errors.New("pay: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD name the admin to read the order as")
+	}
+	creds, err := json.Marshal(map[string]string{"email": email, "password": password})
+	if err != nil {
+		return "", fmt.Errorf("log in: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/v1/auth/login", bytes.NewReader(creds))
+	if err != nil {
+		return "", fmt.Errorf("log in: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	body, err := s.do(req)
+	if err != nil {
+		return "", fmt.Errorf("log in as %s: %w", email, err)
+	}
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("log in as %s: no token in the answer", email)
+	}
+	return tok.AccessToken, nil
+}
+
 func (s shopAPI) order(ctx context.Context, id string) (payOrder, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/v1/orders/"+url.PathEscape(id), nil)
 	if err != nil {
@@ -254,7 +263,7 @@ func (s shopAPI) do(req *http.Request) ([]byte, error) {
 	}
 	err = fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(body))
 	if resp.StatusCode == http.StatusUnauthorized {
-		err = fmt.Errorf("%w (is the server using the same JWT_PRIVATE_KEY_FILE or DATA_DIR, JWT_ISSUER and JWT_AUDIENCE?)", err)
+		err = fmt.Errorf("%w (does the server's admin have BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD?)", err)
 	}
 	return nil, err
 }

@@ -34,6 +34,15 @@ func (s *payShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/auth/login":
+		var creds struct{ Email, Password string }
+		if json.NewDecoder(r.Body).Decode(&creds) != nil || creds.Email != devAdminEmail || creds.Password != devAdminPassword {
+			http.Error(w, `{"title":"Unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		token, _ := s.tokens.Issue("admin-1", auth.RoleAdmin)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"accessToken": token})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/orders/"):
 		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		claims, err := s.tokens.Verify(token)
@@ -208,12 +217,9 @@ func TestPayFailures(t *testing.T) {
 			wantErr: "400 Bad Request: {\"title\":\"Bad Request\",\"detail\":\"parse webhook: webhook had no valid signature\"}",
 		},
 		{
-			name: "another signing key",
+			name: "another admin password",
 			change: func(t *testing.T, b *payBundle) {
-				b.env["JWT_PRIVATE_KEY_FILE"] = filepath.Join(t.TempDir(), "other.pem")
-				if _, err := auth.LoadOrCreateSigningKey(b.env["JWT_PRIVATE_KEY_FILE"]); err != nil {
-					t.Fatal(err)
-				}
+				b.env["BOOTSTRAP_ADMIN_EMAIL"], b.env["BOOTSTRAP_ADMIN_PASSWORD"] = devAdminEmail, "not-the-servers-password"
 			},
 			wantErr: "401 Unauthorized",
 		},
