@@ -29,6 +29,9 @@ func (s *Service) Reconcile(ctx context.Context) {
 			s.resumeCheckout(ctx, k)
 		}
 	}
+	if ctx.Err() != nil {
+		return // shutting down: the next sweep, on any instance, goes on
+	}
 	if n, err := s.Store.PurgeIdempotencyKeys(ctx, now.Add(-KeyRetention)); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: purge idempotency keys", "err", err)
 	} else if n > 0 {
@@ -41,7 +44,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 			s.expire(ctx, id, now)
 		}
 	}
-	if s.Payments == nil {
+	if s.Payments == nil || ctx.Err() != nil {
 		return
 	}
 	if refunds, err := s.Store.StalePendingRefunds(ctx, now.Add(-staleAfter)); err != nil {
