@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
 )
 
@@ -386,4 +387,138 @@ func TestAdminCustomerSearch(t *testing.T) {
 	if one.FirstName != "Ada" || !one.LastOrderAt.IsNull() || !one.StripeCustomerId.IsNull() || one.TotalOrders != 0 {
 		t.Errorf("customer = %+v", one)
 	}
+}
+
+// stats is the customer's statistics as GET /v1/me shows them.
+func (s *shop) stats(t *testing.T, c account) (orders int32, spentCents int64) {
+	t.Helper()
+	me := s.me(t, c.token)
+	return me.TotalOrders, me.TotalSpentCents
+}
+
+func (s *shop) wantStats(t *testing.T, c account, orders int32, spentCents int64, when string) {
+	t.Helper()
+	if n, spent := s.stats(t, c); n != orders || spent != spentCents {
+		t.Errorf("%s: totalOrders %d, totalSpentCents %d; want %d, %d", when, n, spent, orders, spentCents)
+	}
+}
+
+// deliverAll delivers the payloads, signed, all at once.
+func (s *shop) deliverAll(t *testing.T, payloads ...[]byte) {
+	t.Helper()
+	reqs := make([]*http.Request, len(payloads))
+	for i, p := range payloads {
+		reqs[i] = s.request(t, http.MethodPost, "/v1/webhooks/stripe", "", p)
+		reqs[i].Header.Set("Stripe-Signature", payments.SignWebhook(p, testWebhookSecret, time.Now()))
+	}
+	if counts := statusCounts(s.sendAll(t, 30*time.Second, reqs)); counts[http.StatusOK] != len(payloads) {
+		t.Fatalf("webhook statuses = %v, want all 200", counts)
+	}
+}
+
+// TestStatsCountAPaymentOnce: the same payment_intent.succeeded delivered
+// five times at once, then five times more one by one, and another event
+// id reporting the same success, count one order and its total once.
+func TestStatsCountAPaymentOnce(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	o := s.webhookOrder(t)
+	s.wantStats(t, o.c, 0, 0, "unpaid")
+	success := intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")
+	s.deliverAll(t, success, success, success, success, success)
+	s.wantStats(t, o.c, 1, o.total(), "after 5 concurrent deliveries")
+	for range 5 {
+		s.deliver(t, success).want(t, http.StatusOK)
+	}
+	s.deliver(t, intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
+	s.wantStats(t, o.c, 1, o.total(), "after redeliveries")
+
+	var admin gen.AdminCustomer
+	s.do(t, http.MethodGet, "/v1/admin/customers/"+o.c.id, s.admin, nil).want(t, http.StatusOK).decode(t, &admin)
+	if admin.TotalOrders != 1 || admin.TotalSpentCents != o.total() || admin.LastOrderAt.IsNull() ||
+		!admin.LastOrderAt.MustGet().Equal(o.out.Order.CreatedAt) || admin.StripeCustomerId.IsNull() {
+		t.Errorf("admin view = %+v, want the stats, lastOrderAt %v and a Stripe customer", admin, o.out.Order.CreatedAt)
+	}
+}
+
+// TestStatsRefundBeforeSuccess: Stripe reports a partial refund before the
+// payment; the refund counts once the payment does, and redeliveries of
+// either change nothing.
+func TestStatsRefundBeforeSuccess(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	o := s.webhookOrder(t)
+	refund := chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), 500, "usd")
+	s.deliver(t, refund).want(t, http.StatusOK)
+	s.wantStats(t, o.c, 0, 0, "refund reported before the payment")
+	success := intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")
+	s.deliverAll(t, success, success, refund)
+	s.wantStats(t, o.c, 1, o.total()-500, "paid after an early refund")
+	s.deliver(t, refund).want(t, http.StatusOK)
+	s.deliver(t, success).want(t, http.StatusOK)
+	s.wantStats(t, o.c, 1, o.total()-500, "after redeliveries")
+	full := chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), o.total(), "usd")
+	s.deliverAll(t, full, full, full)
+	s.wantStats(t, o.c, 1, 0, "fully refunded")
+}
+
+// TestStatsPartialRefunds: refunds an admin makes through Stripe count
+// when they succeed; Stripe's charge.refunded echo of them does not count
+// them again; a second order adds up.
+func TestStatsPartialRefunds(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	o := s.webhookOrder(t)
+	s.pay(t, o.out)
+	for range 2 {
+		s.do(t, http.MethodPost, "/v1/admin/orders/"+o.id()+"/refund", s.admin, map[string]any{"amountCents": 1000}).want(t, http.StatusOK)
+	}
+	s.wantStats(t, o.c, 1, o.total()-2000, "after two partial refunds")
+	echo := chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), 2000, "usd")
+	s.deliverAll(t, echo, echo)
+	s.wantStats(t, o.c, 1, o.total()-2000, "after Stripe's report of the same refunds")
+
+	second := s.placeOrder(t, o.c, line{o.p.Id, 1})
+	s.wantStats(t, o.c, 1, o.total()-2000, "a second order, unpaid")
+	s.pay(t, second)
+	s.wantStats(t, o.c, 2, o.total()-2000+second.Order.TotalCents, "both paid")
+}
+
+// TestStatsCancelledThenPaidThenRefunded: a payment that arrives for an
+// order the customer cancelled is refunded in the background; the order
+// was paid once, and nothing stays spent.
+func TestStatsCancelledThenPaidThenRefunded(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	o := s.webhookOrder(t)
+	s.do(t, http.MethodPost, "/v1/orders/"+o.id()+"/cancel", o.c.token, nil).want(t, http.StatusOK)
+	s.wantStats(t, o.c, 0, 0, "cancelled unpaid")
+	s.fake.SetIntentStatus(o.intent(), "succeeded")
+	success := intentEvent(newEventID(), "payment_intent.succeeded", o.intent(), o.id(), o.total(), "usd")
+	s.deliverAll(t, success, success)
+	eventually(t, 30*time.Second, "the late payment is refunded", func() bool {
+		return s.storedOrder(t, o.id()).PaymentStatus == "refunded"
+	})
+	s.deliver(t, success).want(t, http.StatusOK)
+	s.deliver(t, chargeRefundedEvent(newEventID(), o.intent(), o.id(), o.total(), o.total(), "usd")).want(t, http.StatusOK)
+	s.wantStats(t, o.c, 1, 0, "cancelled, paid, refunded")
+}
+
+// TestStatsConcurrentOrdersOfOneCustomer: payments for several orders of
+// one customer applied at once all count: each recount runs under the
+// customer's row lock, after the others committed.
+func TestStatsConcurrentOrdersOfOneCustomer(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.newCustomer(t)
+	p := s.product(t, s.admin, map[string]any{"stock": 50, "priceCents": 1500})
+	var payloads [][]byte
+	var sum int64
+	for i := range 6 {
+		o := s.placeOrder(t, c, line{p.Id, i + 1})
+		sum += o.Order.TotalCents
+		payloads = append(payloads, intentEvent(newEventID(), "payment_intent.succeeded", o.Payment.PaymentIntentId, o.Order.Id, o.Order.TotalCents, "usd"))
+	}
+	s.deliverAll(t, payloads...)
+	s.wantStats(t, c, 6, sum, "six orders paid at once")
 }
