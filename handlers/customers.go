@@ -51,10 +51,12 @@ func (s *Server) CreateAddress(ctx context.Context, req gen.CreateAddressRequest
 		Line1: strings.TrimSpace(b.Line1), Line2: b.Line2, City: strings.TrimSpace(b.City), Region: b.Region,
 		PostalCode: strings.TrimSpace(b.PostalCode), Country: b.Country, Phone: b.Phone,
 	}
-	for field, v := range map[string]string{"firstName": fields.FirstName, "lastName": fields.LastName,
-		"line1": fields.Line1, "city": fields.City, "postalCode": fields.PostalCode} {
-		if v == "" {
-			return nil, shopd.FieldError(field, "Must not be blank.")
+	for _, f := range []struct{ name, value string }{
+		{"firstName", fields.FirstName}, {"lastName", fields.LastName}, {"line1", fields.Line1},
+		{"city", fields.City}, {"postalCode", fields.PostalCode},
+	} {
+		if f.value == "" {
+			return nil, shopd.FieldError(f.name, "Must not be blank.")
 		}
 	}
 	a, err := s.store.AddAddress(ctx, c.UserID, fields, b.IsDefault != nil && *b.IsDefault)
