@@ -327,7 +327,7 @@ func (s *Service) createIntent(ctx context.Context, st *store.Conn, o store.Orde
 
 // refusePayment ends a checkout whose payment the provider refused for
 // good (cause is EPaymentRefused): retrying cannot help, so nothing may
-// keep holding stock while the reconciler tries for the whole payment
+// keep holding stock while a job tries for the whole payment
 // window. In one transaction the order is cancelled with its events and
 // its stock released, the customer's cart is given back as it was, and
 // the key records the refusal, which every retry gets again.
