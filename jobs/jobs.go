@@ -33,6 +33,17 @@ const DefaultPollInterval = time.Second
 // defaultCooldown is River's own minimum time between two fetches.
 const defaultCooldown = 100 * time.Millisecond
 
+// jobTimeout bounds one attempt of a job; every job here is a few
+// database statements and at most two Stripe calls with their own 20 s
+// deadlines.
+const jobTimeout = time.Minute
+
+// rescueAfter is when a job still marked running is presumed lost with its
+// instance and run again. River's default, an hour, would also hold off
+// the sweep for that long (a running job blocks a unique insert). Jobs
+// honour their context, so one past jobTimeout has stopped.
+const rescueAfter = 5 * time.Minute
+
 // defaultStopTimeout bounds how long Stop lets running jobs finish when
 // Config.StopTimeout is zero.
 const defaultStopTimeout = 10 * time.Second
@@ -88,16 +99,18 @@ func New(db *sql.DB, cfg Config) (*Client, error) {
 	}
 	c, err := river.NewClient(riverdatabasesql.New(db), &river.Config{
 		// River panics when the cooldown is longer than the poll interval.
-		FetchCooldown:     min(defaultCooldown, poll),
-		FetchPollInterval: poll,
-		PollOnly:          true,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
-		Workers:           cfg.Workers,
-		PeriodicJobs:      cfg.Periodic,
-		Middleware:        []rivertype.Middleware{m},
-		Logger:            log,
-		SoftStopTimeout:   stop,
-		TestOnly:          cfg.TestOnly,
+		FetchCooldown:        min(defaultCooldown, poll),
+		FetchPollInterval:    poll,
+		PollOnly:             true,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
+		Workers:              cfg.Workers,
+		PeriodicJobs:         cfg.Periodic,
+		Middleware:           []rivertype.Middleware{m},
+		Logger:               log,
+		SoftStopTimeout:      stop,
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: rescueAfter,
+		TestOnly:             cfg.TestOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job client: %w", err)

@@ -38,6 +38,25 @@ func (flakyWorker) Work(_ context.Context, j *river.Job[flakyArgs]) error {
 // NextRetry retries at once: the test waits milliseconds, not River's backoff.
 func (flakyWorker) NextRetry(*river.Job[flakyArgs]) time.Time { return time.Now() }
 
+// panickyArgs panics on its first attempt and succeeds on the next.
+type panickyArgs struct{}
+
+func (panickyArgs) Kind() string { return "panicky" }
+
+type panickyWorker struct {
+	river.WorkerDefaults[panickyArgs]
+}
+
+func (panickyWorker) Work(_ context.Context, j *river.Job[panickyArgs]) error {
+	if j.Attempt == 1 {
+		panic("first attempt panics")
+	}
+	return nil
+}
+
+// NextRetry retries at once.
+func (panickyWorker) NextRetry(*river.Job[panickyArgs]) time.Time { return time.Now() }
+
 // doomedArgs cancels itself: failed for good on its first attempt.
 type doomedArgs struct{}
 
@@ -76,8 +95,8 @@ func counter(t *testing.T, reg *prometheus.Registry, name, kind string) float64 
 	return 0
 }
 
-// TestMetricsByKind: every finished attempt counts as run; a failure that
-// is tried again counts as retried, one given up (cancelled) as failed, a
+// TestMetricsByKind: every finished attempt counts as run; a failure (or a
+// panic) that is tried again counts as retried, one given up (cancelled) as failed, a
 // snooze as neither; a kind outside the set is counted as "other".
 func TestMetricsByKind(t *testing.T) {
 	t.Parallel()
@@ -86,6 +105,7 @@ func TestMetricsByKind(t *testing.T) {
 	var snoozed atomic.Bool
 	workers := river.NewWorkers()
 	river.AddWorker(workers, flakyWorker{})
+	river.AddWorker(workers, panickyWorker{})
 	river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[doomedArgs]) error {
 		return river.JobCancel(errors.New("no point trying again"))
 	}))
@@ -98,7 +118,7 @@ func TestMetricsByKind(t *testing.T) {
 	river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[strayArgs]) error { return nil }))
 	c, err := jobs.New(db.DB, jobs.Config{
 		PollInterval: 20 * time.Millisecond, Workers: workers, Registry: reg, TestOnly: true,
-		Kinds: []string{"flaky", "doomed", "snoozy"},
+		Kinds: []string{"flaky", "panicky", "doomed", "snoozy"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +135,7 @@ func TestMetricsByKind(t *testing.T) {
 	if got := counter(t, reg, "shopd_jobs_run_total", "flaky"); got != 0 {
 		t.Fatalf("flaky runs before any job = %v, want a zero series", got)
 	}
-	for _, args := range []river.JobArgs{flakyArgs{}, doomedArgs{}, snoozyArgs{}, strayArgs{}} {
+	for _, args := range []river.JobArgs{flakyArgs{}, panickyArgs{}, doomedArgs{}, snoozyArgs{}, strayArgs{}} {
 		if _, err := c.Insert(ctx, args, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -139,6 +159,7 @@ func TestMetricsByKind(t *testing.T) {
 		run, failed, retried float64
 	}{
 		{"flaky", 2, 0, 1},
+		{"panicky", 2, 0, 1},
 		{"doomed", 1, 1, 0},
 		{"snoozy", 2, 0, 0},
 		{"other", 1, 0, 0},

@@ -60,9 +60,24 @@ func newMetrics(reg prometheus.Registerer, kinds []string) (*metrics, error) {
 }
 
 // Work runs the job and counts its outcome. A snooze is neither a failure
-// nor a retry: the job asked to look again later.
+// nor a retry: the job asked to look again later. A panic counts as a
+// failed attempt and goes on to River, which records it as one.
 func (m *metrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	finished := false
+	defer func() {
+		if !finished {
+			m.count(job, errPanicked)
+		}
+	}()
 	err := doInner(ctx)
+	finished = true
+	m.count(job, err)
+	return err
+}
+
+var errPanicked = errors.New("job panicked")
+
+func (m *metrics) count(job *rivertype.JobRow, err error) {
 	kind := job.Kind
 	if !slices.Contains(m.kinds, kind) {
 		kind = otherKind
@@ -77,7 +92,6 @@ func (m *metrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(
 	default:
 		m.retried.WithLabelValues(kind).Inc()
 	}
-	return err
 }
 
 var _ rivertype.WorkerMiddleware = (*metrics)(nil)
