@@ -18,9 +18,11 @@ import (
 	"github.com/shopd/shopd/store"
 )
 
-// Delays of the workflows in these tests: milliseconds, not minutes.
+// Delays of the workflows in these tests: milliseconds, not minutes. The
+// payment window leaves a test time to pay or cancel an order it has just
+// placed before its expiry can run, even on a busy machine.
 const (
-	testWindow      = 300 * time.Millisecond
+	testWindow      = 2 * time.Second
 	testPoll        = 20 * time.Millisecond
 	testResumeAfter = 150 * time.Millisecond
 	testRefundAfter = 150 * time.Millisecond
@@ -334,13 +336,16 @@ func TestResumeCheckoutJob(t *testing.T) {
 	if stuck.PaymentIntentID != nil {
 		t.Fatalf("crashed checkout has intent %s", *stuck.PaymentIntentID)
 	}
-	eventually(t, "the stuck checkout to be finished", func() bool { return e.order(t, stuck.ID).PaymentIntentID != nil })
-	var point string
-	if err := e.st.DB().Get(&point, `SELECT recovery_point FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
-		t.Fatal(err)
+	keyPoint := func() string {
+		var point string
+		if err := e.st.DB().Get(&point, `SELECT recovery_point FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
+			t.Fatal(err)
+		}
+		return point
 	}
-	if point != store.PointFinished {
-		t.Errorf("key = %s, want finished", point)
+	eventually(t, "the stuck checkout to be finished", func() bool { return keyPoint() == store.PointFinished })
+	if got := e.order(t, stuck.ID); got.PaymentIntentID == nil {
+		t.Errorf("resumed order has no intent")
 	}
 	eventually(t, "both resume jobs to complete", func() bool {
 		var n int
@@ -551,7 +556,8 @@ func TestStopWaitsForRunningJob(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	in := e.newInstance(t, instanceOpts{stopTimeout: 5 * time.Second})
+	// Long windows: only refunds are at stake here.
+	in := e.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 5 * time.Second})
 	o := e.placedOn(t, in, e.product(t, 1000, 10), 1)
 	e.fake.SetLatency(300 * time.Millisecond)
 	e.paidAfterCancelOn(t, in, o, "evt_"+uuid.NewString())
@@ -571,7 +577,8 @@ func TestStopWaitsForRunningJob(t *testing.T) {
 	}
 
 	// Bounded: a Stripe that never answers in time.
-	impatient := e.newInstance(t, instanceOpts{stopTimeout: 100 * time.Millisecond})
+	impatient := e.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 100 * time.Millisecond})
+	e.fake.SetLatency(0)
 	o2 := e.placedOn(t, impatient, e.product(t, 1000, 10), 1)
 	e.fake.SetLatency(time.Minute)
 	e.paidAfterCancelOn(t, impatient, o2, "evt_"+uuid.NewString())
@@ -583,7 +590,7 @@ func TestStopWaitsForRunningJob(t *testing.T) {
 		t.Fatalf("refund rows = %+v, want one left pending", rs)
 	}
 	e.fake.SetLatency(0)
-	e.newInstance(t, instanceOpts{})
+	e.newInstance(t, instanceOpts{window: time.Hour})
 	eventually(t, "a later client to settle the refund", func() bool {
 		return e.order(t, o2.ID).PaymentStatus == shopd.PaymentRefunded
 	})
