@@ -625,3 +625,76 @@ func TestSweepCoversOrdersWithoutJobs(t *testing.T) {
 		t.Errorf("stock = %d, want 10", got)
 	}
 }
+
+// TestRefundJobsOnlyWithTheirCause: a refund refused under the order's
+// lock leaves no settle job, one begun has exactly one; a redelivered
+// payment event for a cancelled order enqueues no second refund job.
+func TestRefundJobsOnlyWithTheirCause(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	in := e.newInstance(t, instanceOpts{window: time.Hour, noStart: true})
+	ctx := context.Background()
+	p := e.product(t, 1000, 10)
+	paid := e.placedOn(t, in, p, 1)
+	e.deliverPayment(t, in, paid, "evt_"+uuid.NewString())
+	settleJobs := func() int {
+		var n int
+		if err := e.st.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1`, orders.KindSettleRefund); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := in.svc.Refund(ctx, paid.ID, paid.TotalCents+1, "", admin); shopd.ErrorCode(err) != shopd.EInvalidTransition {
+		t.Fatalf("refund of more than was paid: %v, want invalid transition", err)
+	}
+	if n := settleJobs(); n != 0 {
+		t.Errorf("settle jobs after a refused refund = %d, want 0", n)
+	}
+	if _, err := in.svc.Refund(ctx, paid.ID, 100, "", admin); err != nil {
+		t.Fatal(err)
+	}
+	if n := settleJobs(); n != 1 {
+		t.Errorf("settle jobs after a refund = %d, want 1", n)
+	}
+
+	cancelled := e.placedOn(t, in, p, 1)
+	evt := "evt_" + uuid.NewString()
+	e.paidAfterCancelOn(t, in, cancelled, evt)
+	e.deliverPayment(t, in, cancelled, evt) // Stripe delivers again
+	if js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", cancelled.ID); len(js) != 1 {
+		t.Errorf("refund jobs = %+v, want 1", js)
+	}
+	if js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", paid.ID); len(js) != 0 {
+		t.Errorf("refund jobs for an order paid in time = %+v, want none", js)
+	}
+}
+
+// TestPurgeKeysJob: the purge job deletes a finished key past its
+// retention and keeps a younger one.
+func TestPurgeKeysJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.st.Now = e.clock.Now
+	in := e.newInstance(t, instanceOpts{window: 48 * time.Hour})
+	p := e.product(t, 1000, 10)
+	old := e.placedOn(t, in, p, 1)
+	e.clock.Advance(orders.KeyRetention + time.Minute)
+	young := e.placedOn(t, in, p, 1)
+	keys := func(userID string) int {
+		var n int
+		if err := e.st.DB().Get(&n, `SELECT count(*) FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if keys(old.CustomerID) != 1 || keys(young.CustomerID) != 1 {
+		t.Fatal("keys missing before the purge")
+	}
+	if _, err := in.client.Insert(context.Background(), orders.PurgeKeysArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the old key to be purged", func() bool { return keys(old.CustomerID) == 0 })
+	if keys(young.CustomerID) != 1 {
+		t.Error("a key younger than its retention was purged")
+	}
+}
