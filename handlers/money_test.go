@@ -120,12 +120,6 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 		},
 	}
 	s.api = setup(t, append(all, opts...)...)
-	// As serve does: background work (refunds) ends before the database.
-	t.Cleanup(func() {
-		if err := s.Orders.Shutdown(context.Background()); err != nil {
-			t.Errorf("orders shutdown: %v", err)
-		}
-	})
 	s.admin = s.quickUser(t, auth.RoleAdmin).token
 	return s
 }

@@ -217,7 +217,10 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.Idempo
 			return err
 		}
 		// Before commit: a total no payment can take must not hold stock.
-		return s.chargeable(o)
+		if err := s.chargeable(o); err != nil {
+			return err
+		}
+		return s.enqueueCheckoutJobs(ctx, tx, k.ID, o)
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
@@ -252,7 +255,7 @@ func minorUnits(cents int64, currency string) string {
 // finishCheckout creates (or, on a retry, gets back) the order's one
 // PaymentIntent and records the outcome on the key. A transient Stripe
 // failure leaves the key at order_created: the next retry, or the
-// reconciler, continues from here. A permanent refusal ends the checkout
+// resume_checkout job, continues from here. A permanent refusal ends the checkout
 // (refusePayment).
 func (s *Service) finishCheckout(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, u *store.User) (Placed, error) {
 	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
@@ -324,7 +327,7 @@ func (s *Service) createIntent(ctx context.Context, st *store.Conn, o store.Orde
 
 // refusePayment ends a checkout whose payment the provider refused for
 // good (cause is EPaymentRefused): retrying cannot help, so nothing may
-// keep holding stock while the reconciler tries for the whole payment
+// keep holding stock while a job tries for the whole payment
 // window. In one transaction the order is cancelled with its events and
 // its stock released, the customer's cart is given back as it was, and
 // the key records the refusal, which every retry gets again.

@@ -109,6 +109,9 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev paymentEvent) (Outco
 		switch {
 		case t.RefundDue:
 			outcome = OutcomeRefundDue
+			if err := s.enqueue(ctx, tx, RefundCancelledOrderArgs{OrderID: o.ID}, time.Time{}); err != nil {
+				return err
+			}
 		case t.Applies():
 			outcome = OutcomeApplied
 		}
@@ -121,15 +124,11 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev paymentEvent) (Outco
 	return outcome, out, t, nil
 }
 
-// refundTimeout bounds the background refund of a payment for a cancelled
-// order; the reconciler retries one that did not finish.
-const refundTimeout = time.Minute
-
 // HandleEvent applies a verified Stripe event. Unknown types and events for
 // orders that are not ours are accepted and ignored. Money that arrives for
-// a cancelled order is refunded in the background, tracked so that
-// Shutdown waits for it; once shutdown has begun it is left to the
-// reconciler.
+// a cancelled order is refunded by a refund_cancelled_order job, enqueued
+// with the event; without a job inserter (tools, tests) the refund is made
+// before HandleEvent returns.
 func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 	pe := paymentEvent{ID: ev.ID, Type: ev.Type}
 	switch {
@@ -150,15 +149,9 @@ func (s *Service) HandleEvent(ctx context.Context, ev payments.Event) error {
 	if t.CancelIntent && o.PaymentIntentID != nil && s.Payments != nil {
 		s.cancelIntent(ctx, o.ID, *o.PaymentIntentID)
 	}
-	if outcome == OutcomeRefundDue {
-		// Answer Stripe now; refund in the background.
-		started := s.background(ctx, refundTimeout, func(ctx context.Context) {
-			if _, err := s.Refund(ctx, o.ID, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
-				s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
-			}
-		})
-		if !started {
-			s.Log.InfoContext(ctx, "shutting down: refund of cancelled order left to the reconciler", "order_id", o.ID)
+	if outcome == OutcomeRefundDue && s.Jobs == nil {
+		if err := s.workRefundCancelled(ctx, o.ID); err != nil {
+			s.Log.ErrorContext(ctx, "refund payment for cancelled order", "order_id", o.ID, "err", err)
 		}
 	}
 	return nil

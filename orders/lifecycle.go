@@ -2,7 +2,6 @@ package orders
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
@@ -30,8 +29,9 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 			return refunded, nil
 		}
 		// The cancellation stands either way. A refund Stripe did not
-		// answer stays pending, one it declined is recorded; the reconciler
-		// retries both, so report the order as it is now.
+		// answer stays pending for its settle_refund job; one it declined
+		// is recorded and the sweep enqueues another try; so report the
+		// order as it is now.
 		s.Log.WarnContext(ctx, "refund of cancelled order deferred", "order_id", o.ID, "err", err)
 		return s.Store.Order(ctx, o.ID)
 	}
@@ -45,7 +45,8 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 // refund is first reserved under the order's lock, counting refunds still
 // under way, so concurrent refunds never add up to more than was paid. Its
 // Stripe idempotency key is derived from the refund row, so a retry after a
-// lost answer cannot refund twice.
+// lost answer cannot refund twice; the retry is a settle_refund job,
+// enqueued with the row, that runs after the Stripe call's deadline.
 func (s *Service) Refund(ctx context.Context, orderID string, amountCents int64, reason string, by store.Actor) (store.Order, error) {
 	if s.Payments == nil {
 		return store.Order{}, errPaymentsOff
@@ -60,8 +61,10 @@ func (s *Service) Refund(ctx context.Context, orderID string, amountCents int64,
 		if err != nil {
 			return err
 		}
-		r, err = tx.InsertRefund(ctx, o.ID, amount, reason)
-		return err
+		if r, err = tx.InsertRefund(ctx, o.ID, amount, reason); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, SettleRefundArgs{RefundID: r.ID}, s.now().Add(s.refundRetryAfter()))
 	})
 	if err != nil {
 		return store.Order{}, err
@@ -78,20 +81,27 @@ func (s *Service) settleRefund(ctx context.Context, r store.Refund, o store.Orde
 	if r.Reason != nil {
 		reason = *r.Reason
 	}
-	res, err := s.Payments.Refund(ctx, payments.RefundParams{
+	// Bounded, so the settle_refund job, due after this deadline, never
+	// asks while this call may still be under way.
+	sctx, cancel := context.WithTimeout(ctx, stripeDeadline)
+	defer cancel()
+	res, err := s.Payments.Refund(sctx, payments.RefundParams{
 		PaymentIntentID: *o.PaymentIntentID, AmountCents: r.AmountCents, Reason: reason,
 		IdempotencyKey: "refund-" + r.ID, OrderID: o.ID,
 	})
-	if shopd.ErrorCode(err) == shopd.EUnavailable {
+	if err != nil {
+		err = stripeFailure(ctx, "refund "+o.ID, err)
+	}
+	if shopd.ErrorCode(err) == shopd.EUnavailable || ctx.Err() != nil {
 		// Stripe may or may not have refunded: keep it pending; the
-		// reconciler asks again with the same key.
+		// settle_refund job asks again with the same key.
 		return store.Order{}, err
 	}
 	if err != nil {
 		if _, rerr := s.recordRefund(ctx, r, "", false, by); rerr != nil {
 			s.Log.ErrorContext(ctx, "record failed refund", "order_id", o.ID, "err", rerr)
 		}
-		return store.Order{}, fmt.Errorf("refund %s: %w", o.ID, err)
+		return store.Order{}, err
 	}
 	return s.recordRefund(ctx, r, res.ID, true, by)
 }

@@ -1,6 +1,6 @@
 // Package orders runs the money path across the database and Stripe:
 // checkout in recoverable phases, cancellations and refunds, Stripe's
-// payment events, and the reconciler that finishes what a crash left.
+// payment events, and the jobs that finish what a crash or silence left.
 package orders
 
 import (
@@ -51,8 +51,20 @@ type Service struct {
 	// ("order_created", "intent_created"); an error aborts the checkout
 	// there, as a crash would. Tests use it to inject failures.
 	AfterPhase func(phase string) error
-	// bg tracks the work that outlives a request; see Shutdown.
-	bg backgroundGroup
+	// Jobs enqueues background work (jobs.go) in the transaction of its
+	// cause. Nil (tools, tests of the money path alone): nothing is
+	// enqueued and Reconcile does that work when called.
+	Jobs JobInserter
+	// ResumeCheckoutAfter is when, after its order transaction, a
+	// checkout's resume job runs (0: 30 s).
+	ResumeCheckoutAfter time.Duration
+	// RefundRetryAfter is when, after a refund is begun, its settle job
+	// looks whether Stripe answered (0: 30 s, after the Stripe call's
+	// deadline).
+	RefundRetryAfter time.Duration
+	// PaymentRecheckAfter is how long an expiry waits for a payment Stripe
+	// is still processing before it looks again (0: 1 min).
+	PaymentRecheckAfter time.Duration
 }
 
 func (s *Service) now() time.Time {

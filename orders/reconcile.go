@@ -4,58 +4,55 @@ import (
 	"context"
 	"time"
 
+	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/store"
 )
-
-// staleAfter is how long a checkout may sit between phases before the
-// reconciler assumes its process died and finishes it.
-const staleAfter = 30 * time.Second
 
 // KeyRetention is how long an Idempotency-Key replays its checkout; after
 // that the key may start a new one.
 const KeyRetention = 24 * time.Hour
 
-// Reconcile finishes what crashes and silence left behind: checkouts whose
-// order exists but whose PaymentIntent does not, unpaid orders past their
-// payment window (cancelled, stock released), refunds that never got an
-// answer, and cancelled orders still holding money. Safe to run on every
-// instance at once: each piece works under the same locks as requests do.
+// Reconcile does, at once and on this instance, every duty the jobs do:
+// finishes checkouts whose order exists but whose PaymentIntent does not,
+// purges old Idempotency-Keys, expires unpaid orders past their payment
+// window, retries refunds that never got an answer and refunds cancelled
+// orders still holding money. The server relies on jobs (see jobs.go);
+// Reconcile is for tools and tests. Safe to run alongside them: each piece
+// works under the same locks as requests and jobs do.
 func (s *Service) Reconcile(ctx context.Context) {
 	now := s.now()
-	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-staleAfter)); err != nil {
+	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-s.resumeCheckoutAfter())); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: stale checkouts", "err", err)
 	} else {
 		for _, k := range keys {
-			s.resumeCheckout(ctx, k)
+			if _, err := s.resumeCheckout(ctx, k.ID); err != nil {
+				s.Log.WarnContext(ctx, "reconcile: resume checkout", "key_id", k.ID, "err", err)
+			}
 		}
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the next sweep, on any instance, goes on
+		return
 	}
-	if n, err := s.Store.PurgeIdempotencyKeys(ctx, now.Add(-KeyRetention)); err != nil {
+	if err := s.purgeKeys(ctx); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: purge idempotency keys", "err", err)
-	} else if n > 0 {
-		s.Log.InfoContext(ctx, "reconcile: idempotency keys purged", "count", n)
 	}
 	if ids, err := s.Store.OverdueOrders(ctx, now); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)
 	} else {
 		for _, id := range ids {
-			s.expire(ctx, id, now)
+			if _, err := s.expire(ctx, id, now); err != nil {
+				s.Log.WarnContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
+			}
 		}
 	}
 	if s.Payments == nil || ctx.Err() != nil {
 		return
 	}
-	if refunds, err := s.Store.StalePendingRefunds(ctx, now.Add(-staleAfter)); err != nil {
+	if refunds, err := s.Store.StalePendingRefunds(ctx, now.Add(-s.refundRetryAfter())); err != nil {
 		s.Log.ErrorContext(ctx, "reconcile: stale refunds", "err", err)
 	} else {
 		for _, r := range refunds {
-			o, err := s.Store.Order(ctx, r.OrderID)
-			if err == nil {
-				_, err = s.settleRefund(ctx, r, o, store.Actor{Kind: store.ActorSystem})
-			}
-			if err != nil {
+			if err := s.workSettleRefund(ctx, r.ID); err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: retry refund", "refund_id", r.ID, "err", err)
 			}
 		}
@@ -64,7 +61,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		s.Log.ErrorContext(ctx, "reconcile: cancelled but paid", "err", err)
 	} else {
 		for _, id := range ids {
-			if _, err := s.Refund(ctx, id, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
+			if err := s.workRefundCancelled(ctx, id); err != nil {
 				s.Log.ErrorContext(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
 			}
 		}
@@ -74,22 +71,32 @@ func (s *Service) Reconcile(ctx context.Context) {
 // expire cancels an unpaid order past its payment window and releases its
 // stock, but asks Stripe first: a payment that went through while its
 // webhook is late is applied instead, one still being processed is waited
-// for, and otherwise the intent is cancelled at Stripe before the stock is
-// released, so released goods can no longer be paid for.
-func (s *Service) expire(ctx context.Context, id string, now time.Time) {
+// for (wait says how long until the next look), and otherwise the intent
+// is cancelled at Stripe before the stock is released, so released goods
+// can no longer be paid for. An order paid or cancelled meanwhile is left
+// alone; one not yet due is waited for. An error means: try again later.
+func (s *Service) expire(ctx context.Context, id string, now time.Time) (wait time.Duration, err error) {
 	o, err := s.Store.Order(ctx, id)
+	if shopd.ErrorCode(err) == shopd.ENotFound {
+		return 0, nil
+	}
 	if err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: overdue order", "order_id", id, "err", err)
-		return
+		return 0, err
+	}
+	if o.Status != shopd.StatusPending || o.State().Captured() {
+		return 0, nil // paid, or cancelled, meanwhile
+	}
+	if !o.PaymentDueAt.Before(now) {
+		return o.PaymentDueAt.Sub(now) + time.Millisecond, nil
 	}
 	if o.PaymentIntentID != nil {
 		if s.Payments == nil {
-			return // cannot ask Stripe: never release what may be paid
+			s.Log.WarnContext(ctx, "overdue order kept: payments are not configured to ask Stripe about it", "order_id", id)
+			return 0, nil // cannot ask Stripe: never release what may be paid
 		}
 		pi, err := s.Payments.PaymentIntent(ctx, *o.PaymentIntentID)
 		if err != nil {
-			s.Log.WarnContext(ctx, "reconcile: ask Stripe about an overdue order", "order_id", id, "err", err)
-			return // ask again next pass
+			return 0, err // ask again later
 		}
 		switch pi.Status {
 		case "succeeded":
@@ -98,25 +105,24 @@ func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 				ID: "reconcile:" + pi.ID, Type: StripePaymentSucceeded, OrderID: o.ID,
 				Payment: Payment{IntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency},
 			})
-			if err != nil {
-				s.Log.ErrorContext(ctx, "reconcile: apply a payment Stripe reports", "order_id", id, "err", err)
-			}
-			return
+			return 0, err
 		case "processing", "requires_capture":
-			return // the money is on its way; its webhook settles the order
+			return s.paymentRecheckAfter(), nil // the money is on its way; its webhook settles the order
 		case "canceled":
 		default:
 			if _, err := s.Payments.CancelPaymentIntent(ctx, pi.ID); err != nil {
-				s.Log.WarnContext(ctx, "reconcile: cancel the intent of an overdue order", "order_id", id, "err", err)
-				return // maybe it just succeeded: look again next pass
+				return 0, err // maybe it just succeeded: look again later
 			}
 		}
 	}
-	if expired, err := s.expireOrder(ctx, id, now); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
-	} else if expired {
+	expired, err := s.expireOrder(ctx, id, now)
+	if err != nil {
+		return 0, err
+	}
+	if expired {
 		s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
 	}
+	return 0, nil
 }
 
 // expireOrder cancels the order and releases its stock if it is still
@@ -132,46 +138,60 @@ func (s *Service) expireOrder(ctx context.Context, id string, now time.Time) (bo
 	return expired, err
 }
 
-// resumeCheckout finishes one stuck checkout unless a request is on it.
-func (s *Service) resumeCheckout(ctx context.Context, k store.IdempotencyKey) {
+// resumeCheckout finishes the stuck checkout of key keyID unless a request
+// is on it (busy: look again later). A checkout that ended, or was refused
+// for good, needs nothing more; an error means try again later.
+func (s *Service) resumeCheckout(ctx context.Context, keyID int64) (busy bool, err error) {
+	if s.Payments == nil {
+		return false, nil
+	}
 	st, err := s.Store.Pin(ctx)
 	if err != nil {
-		return
+		return false, err
 	}
 	defer st.Release()
+	k, err := st.IdempotencyKeyByID(ctx, keyID)
+	if shopd.ErrorCode(err) == shopd.ENotFound {
+		return false, nil // refused and forgotten, or purged
+	}
+	if err != nil {
+		return false, err
+	}
+	if k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
+		return false, nil
+	}
 	lock, ok, err := st.TryLockCheckout(ctx, k.UserID, k.Key)
-	if err != nil || !ok {
-		return
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, nil
 	}
 	defer lock.Unlock()
-	k, err = st.IdempotencyKeyByID(ctx, k.ID)
-	if err != nil || k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
-		return
+	// Whoever held the lock before may have finished the checkout.
+	k, err = st.IdempotencyKeyByID(ctx, keyID)
+	if shopd.ErrorCode(err) == shopd.ENotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
+		return false, nil
 	}
 	o, err := st.Order(ctx, *k.OrderID)
 	if err != nil {
-		return
+		return false, err
 	}
-	if s.Payments == nil {
-		return
+	_, err = s.finishCheckout(ctx, st, k, o, nil)
+	switch shopd.ErrorCode(err) {
+	case "":
+		s.Log.InfoContext(ctx, "stuck checkout finished", "order_id", o.ID)
+		return false, nil
+	case shopd.EPaymentRefused, shopd.EConflict:
+		// Refused for good, or cancelled before payment: the key records
+		// it and every retry of the request gets it.
+		return false, nil
 	}
-	if _, err := s.finishCheckout(ctx, st, k, o, nil); err != nil {
-		s.Log.WarnContext(ctx, "reconcile: resume checkout", "order_id", o.ID, "err", err)
-		return
-	}
-	s.Log.InfoContext(ctx, "reconcile: checkout finished", "order_id", o.ID)
-}
-
-// RunReconciler reconciles now and then every interval until ctx ends.
-func (s *Service) RunReconciler(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		s.Reconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return false, err
 }

@@ -55,12 +55,6 @@ func newEnv(t *testing.T) *env {
 			return nil
 		},
 	}
-	// Background work (refunds) ends before the database is dropped.
-	t.Cleanup(func() {
-		if err := e.svc.Shutdown(context.Background()); err != nil {
-			t.Errorf("orders shutdown: %v", err)
-		}
-	})
 	return e
 }
 

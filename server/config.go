@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/jobs"
 )
 
 // Config is everything the server reads from its environment, read once by
@@ -47,9 +48,9 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// CORSOrigins may call the API from browsers.
 	CORSOrigins []string
-	// ReconcileEvery is how often stuck checkouts, unpaid orders and
-	// unanswered refunds are swept.
-	ReconcileEvery time.Duration
+	// JobPollInterval is how often an idle instance looks for due jobs
+	// (payment-window expiry, refunds, stuck checkouts, key purge).
+	JobPollInterval time.Duration
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -110,7 +111,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TaxRateBPS:                  integer("TAX_RATE_BPS", 1000),
 		ShippingFlatCents:           integer("SHIPPING_FLAT_CENTS", 1000),
 		FreeShippingOverCents:       integer("FREE_SHIPPING_OVER_CENTS", 10000),
-		ReconcileEvery:              duration("RECONCILE_EVERY", 15*time.Second),
+		JobPollInterval:             duration("JOB_POLL_INTERVAL", jobs.DefaultPollInterval),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {

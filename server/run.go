@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 
+	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/store"
 )
 
@@ -89,10 +90,15 @@ func (p Program) Run(ctx context.Context, args []string, getenv func(string) str
 	return p.serve(ctx, cfg, slog.New(slog.NewJSONHandler(stderr, nil)), stdout)
 }
 
-// migrate applies the migrations (opening the store does) and exits.
+// migrate applies the migrations, ours (opening the store does) and the
+// job queue's, and exits.
 func migrate(ctx context.Context, cfg Config, stdout io.Writer) error {
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := jobs.Migrate(ctx, st.DB().DB); err != nil {
+		st.Close()
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := st.Close(); err != nil {

@@ -11,9 +11,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/ratelimit"
@@ -33,6 +38,10 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		return err
 	}
 	defer st.Close()
+	// River's tables with ours, before anything can insert a job.
+	if err := jobs.Migrate(ctx, st.DB().DB); err != nil {
+		return err
+	}
 	a, err := assemble(ctx, cfg, st, log)
 	if err != nil {
 		return err
@@ -50,11 +59,17 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	// Started without ctx's cancellation: jobs keep running while the
+	// requests in flight finish, and stop (below) only after them.
+	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	// Deferred after the store's close, so it runs first: jobs in flight
+	// finish (bounded) before the store goes; on an early return too.
+	defer stopJobs(a.jobs, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	// Deferred after the store's close, so it runs first: the reconciler
-	// must be done before the store goes.
-	defer runReconciler(ctx, a.orders, cfg.ReconcileEvery)()
 
 	base := baseURL(ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "startup_ms", time.Since(started).Milliseconds())
@@ -62,21 +77,25 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 	if p.Serving != nil {
 		p.Serving(base)
 	}
-	err = shutdownWhenDone(ctx, srv, errc)
-	// Work requests left in the background (a refund) ends before the store
-	// closes; what cannot finish in time is left to the reconciler.
-	bgCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	return shutdownWhenDone(ctx, srv, errc)
+}
+
+// stopJobs stops the job client after the HTTP server: running jobs
+// finish, for at most shutdownTimeout; a job cut short is run again by
+// whichever instance fetches it next.
+func stopJobs(c *jobs.Client, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout+2*time.Second)
 	defer cancel()
-	if berr := a.orders.Shutdown(bgCtx); berr != nil {
-		log.Warn("background work cut short; the reconciler finishes it", "err", berr)
+	if err := jobs.Stop(ctx, c); err != nil {
+		log.Warn("jobs cut short; another run finishes them", "err", err)
 	}
-	return err
 }
 
 // app is what serve builds from the configuration and tears down after.
 type app struct {
 	handler http.Handler
 	orders  *orders.Service
+	jobs    *jobs.Client
 	closers []func() error
 }
 
@@ -106,6 +125,12 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		return nil, err
 	}
 	a.orders = newOrders(cfg, st, limiter, log)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.jobs, err = newJobs(cfg, st, a.orders, registry, log); err != nil {
+		a.close(log)
+		return nil, err
+	}
 	if cfg.StripeWebhookSecret == "" {
 		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
 	}
@@ -124,6 +149,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		WebhookSecret:               cfg.StripeWebhookSecret,
 		TrustedProxies:              cfg.TrustedProxies,
 		CORSOrigins:                 cfg.CORSOrigins,
+		Registry:                    registry,
 	})
 	if err != nil {
 		a.close(log)
@@ -158,8 +184,8 @@ func (a *app) newLimiter(ctx context.Context, cfg Config) (ratelimit.Limiter, er
 	return rl, nil
 }
 
-// newOrders is the money path: checkout, cancel, refunds, Stripe events and
-// the reconciler.
+// newOrders is the money path: checkout, cancel, refunds and Stripe
+// events; newJobs gives it its job client.
 func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog.Logger) *orders.Service {
 	svc := &orders.Service{
 		Store: st,
@@ -181,19 +207,28 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 	return svc
 }
 
-// runReconciler sweeps in the background until ctx ends or the returned
-// stop is called; stop returns once the sweeper has finished.
-func runReconciler(ctx context.Context, svc *orders.Service, every time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		svc.RunReconciler(ctx, every)
-	}()
-	return func() {
-		cancel()
-		<-done
+// newJobs builds the job client on the store's pool with the money path's
+// workers and periodic jobs, and gives the order service the client to
+// enqueue with. It does not start it.
+func newJobs(cfg Config, st *store.Store, svc *orders.Service, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
+	workers := river.NewWorkers()
+	if err := orders.AddWorkers(workers, svc); err != nil {
+		return nil, fmt.Errorf("job workers: %w", err)
 	}
+	c, err := jobs.New(st.DB().DB, jobs.Config{
+		PollInterval: cfg.JobPollInterval,
+		Workers:      workers,
+		Periodic:     orders.PeriodicJobs(0),
+		Kinds:        orders.JobKinds(),
+		Registry:     reg,
+		Log:          log,
+		StopTimeout:  shutdownTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.Jobs = c
+	return c, nil
 }
 
 // shutdownWhenDone waits for ctx to end, then lets requests in flight

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shopd/shopd"
 )
 
 const recordStripeEventSQL = `
@@ -95,6 +97,23 @@ func (t *Tx) InsertRefund(ctx context.Context, orderID string, amountCents int64
 	var r Refund
 	if err := t.tx.GetContext(ctx, &r, insertRefundSQL, orderID, amountCents, why); err != nil {
 		return Refund{}, fmt.Errorf("insert refund: %w", translate(err))
+	}
+	return r, nil
+}
+
+const refundByIDSQL = `
+SELECT id, order_id, amount_cents, reason, status, stripe_refund_id, created_at
+FROM refunds
+WHERE id = $1`
+
+// Refund returns one refund (ENotFound when there is none).
+func (s *Store) Refund(ctx context.Context, id string) (Refund, error) {
+	if !validID(id) {
+		return Refund{}, shopd.Errorf(shopd.ENotFound, "Not found.")
+	}
+	var r Refund
+	if err := s.db.GetContext(ctx, &r, refundByIDSQL, id); err != nil {
+		return Refund{}, fmt.Errorf("refund %s: %w", id, translate(err))
 	}
 	return r, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/peterldowns/pgtestdb"
 
 	"github.com/shopd/shopd/internal/pgcluster"
+	"github.com/shopd/shopd/jobs"
 	schema "github.com/shopd/shopd/sql"
 )
 
@@ -178,15 +179,28 @@ func configFromURL(raw string) (pgtestdb.Config, error) {
 }
 
 // migrator builds pgtestdb's template with the application's own
-// migrations, so tests run against exactly the schema production gets.
+// migrations and the job queue's (River), as the server applies them at
+// start-up, so tests run against exactly the schema production gets.
 type migrator struct{}
 
-// Hash names the template; a changed migration gets a new template.
+// Hash names the template; a changed migration, or another River schema,
+// gets a new template.
 func (migrator) Hash() (string, error) {
-	return schema.Hash()
+	ours, err := schema.Hash()
+	if err != nil {
+		return "", err
+	}
+	river, err := jobs.SchemaVersion()
+	if err != nil {
+		return "", err
+	}
+	return ours + "-" + river, nil
 }
 
 // Migrate applies the migrations to the new template database.
 func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
-	return schema.Up(ctx, db)
+	if err := schema.Up(ctx, db); err != nil {
+		return err
+	}
+	return jobs.Migrate(ctx, db)
 }
