@@ -22,6 +22,7 @@ var devPackages = []string{
 	"github.com/shopd/shopd/internal/demo",
 	"github.com/shopd/shopd/internal/pgtest",
 	"github.com/shopd/shopd/internal/stripefake",
+	"github.com/shopd/shopd/internal/shoptest",
 }
 
 func TestBinaryCarriesNoDevTooling(t *testing.T) {
