@@ -16,15 +16,15 @@ import (
 // paidAfterCancel cancels an unpaid order as its owner, sets Stripe's
 // latency, then delivers the payment Stripe took anyway: the order is due a
 // refund.
-func (e *env) paidAfterCancel(t *testing.T, o store.Order, latency time.Duration) {
+func (b *testBundle) paidAfterCancel(t *testing.T, o store.Order, latency time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.svc.Cancel(ctx, o.ID, store.Actor{Kind: store.ActorCustomer, ID: o.CustomerID}, ""); err != nil {
+	if _, err := b.svc.Cancel(ctx, o.ID, store.Actor{Kind: store.ActorCustomer, ID: o.CustomerID}, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
-	e.fake.SetLatency(latency)
-	err := e.svc.HandleEvent(ctx, payments.Event{
+	b.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
+	b.fake.SetLatency(latency)
+	err := b.svc.HandleEvent(ctx, payments.Event{
 		ID: "evt_" + uuid.NewString(), Type: "payment_intent.succeeded",
 		PaymentIntent: &payments.PaymentIntentEvent{ID: *o.PaymentIntentID, OrderID: o.ID, Currency: o.Currency,
 			Status: "succeeded", AmountCents: o.TotalCents},
@@ -39,33 +39,33 @@ func (e *env) paidAfterCancel(t *testing.T, o store.Order, latency time.Duration
 // for it. Once shutdown has begun, such a refund is left to the reconciler.
 func TestShutdownWaitsForBackgroundRefund(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	svc, b := setup(t)
 	ctx := context.Background()
-	p := e.product(t, 1000, 10)
-	first, second := e.placed(t, p, 1), e.placed(t, p, 1)
+	p := b.product(t, 1000, 10)
+	first, second := b.placed(t, p, 1), b.placed(t, p, 1)
 	// Stripe is slow to refund: the webhook's answer comes first.
-	e.paidAfterCancel(t, first, 300*time.Millisecond)
+	b.paidAfterCancel(t, first, 300*time.Millisecond)
 
-	if err := e.svc.Shutdown(ctx); err != nil {
+	if err := svc.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Shutdown returned: the refund is done, nothing of it still running.
-	if got := e.order(t, first.ID); got.PaymentStatus != shopd.PaymentRefunded || got.RefundedCents != got.TotalCents {
+	if got := b.order(t, first.ID); got.PaymentStatus != shopd.PaymentRefunded || got.RefundedCents != got.TotalCents {
 		t.Errorf("after Shutdown: order %s refunded %d, want refunded in full", got.PaymentStatus, got.RefundedCents)
 	}
-	if n := len(e.fake.Refunds()); n != 1 {
+	if n := len(b.fake.Refunds()); n != 1 {
 		t.Errorf("refunds at Stripe = %d after Shutdown, want 1", n)
 	}
 
-	e.paidAfterCancel(t, second, 0)
-	if n := len(e.fake.Refunds()); n != 1 {
+	b.paidAfterCancel(t, second, 0)
+	if n := len(b.fake.Refunds()); n != 1 {
 		t.Errorf("refunds at Stripe = %d: a refund started after Shutdown", n)
 	}
-	if got := e.order(t, second.ID); got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid {
+	if got := b.order(t, second.ID); got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid {
 		t.Errorf("order paid after shutdown began = %s/%s, want cancelled/paid (for the reconciler)", got.Status, got.PaymentStatus)
 	}
-	e.svc.Reconcile(ctx)
-	if got := e.order(t, second.ID); got.PaymentStatus != shopd.PaymentRefunded {
+	svc.Reconcile(ctx)
+	if got := b.order(t, second.ID); got.PaymentStatus != shopd.PaymentRefunded {
 		t.Errorf("after reconciling: %s, want refunded", got.PaymentStatus)
 	}
 }
@@ -75,26 +75,26 @@ func TestShutdownWaitsForBackgroundRefund(t *testing.T) {
 // stays pending for the reconciler, which settles it once.
 func TestShutdownGivesUp(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	svc, b := setup(t)
 	ctx := context.Background()
-	o := e.placed(t, e.product(t, 1000, 10), 1)
-	e.paidAfterCancel(t, o, time.Minute) // longer than the test may wait
+	o := b.placed(t, b.product(t, 1000, 10), 1)
+	b.paidAfterCancel(t, o, time.Minute) // longer than the test may wait
 
 	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if err := e.svc.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := svc.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v, want its context's deadline", err)
 	}
-	if rs := e.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "pending" {
+	if rs := b.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "pending" {
 		t.Fatalf("refund rows = %+v, want one left pending", rs)
 	}
-	e.fake.SetLatency(0)
-	e.clock.Advance(31 * time.Second)
-	e.svc.Reconcile(ctx)
-	if got := e.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
+	b.fake.SetLatency(0)
+	b.clock.Advance(31 * time.Second)
+	svc.Reconcile(ctx)
+	if got := b.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
 		t.Errorf("after reconciling: %s, want refunded", got.PaymentStatus)
 	}
-	if rs := e.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
+	if rs := b.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
 		t.Errorf("refund rows = %+v, want the one, succeeded", rs)
 	}
 }
