@@ -20,7 +20,6 @@ import (
 
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
-	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/payments"
 )
 
@@ -256,9 +255,9 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 	t.Parallel()
 	// With payments, so the money operations get as far as the order.
 	s := newShop(t)
-	product := shoptest.Product(t.Context(), t, s.Store, nil)
-	order := s.placeOrder(t, s.newCustomer(t), line{product.ID, 1})
-	live := map[string]string{"productId": product.ID, "orderId": order.Order.Id}
+	product := s.product(t, s.admin, nil)
+	order := s.placeOrder(t, s.newCustomer(t), line{product.Id, 1})
+	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id}
 	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatalf("spec: %v", err)
@@ -319,7 +318,7 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 		for _, target := range targets {
 			if op.OperationID == "checkout" {
 				// Checking out needs something in the cart.
-				s.fillCart(t, s.admin, line{product.ID, 1})
+				s.fillCart(t, s.admin, line{product.Id, 1})
 			}
 			if r := call(target, query); r.status == http.StatusBadRequest || r.status >= 500 {
 				t.Errorf("%s %s (%s) with the documented examples: %d\nbody: %s", method, target, op.OperationID, r.status, r.body)

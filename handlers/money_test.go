@@ -210,14 +210,10 @@ func (a *api) keyState(t *testing.T, userID, key string) string {
 	return points[0]
 }
 
-// stock is the product's stock in the database.
+// dbStock is the product's stock in the database.
 func (a *api) dbStock(t *testing.T, productID string) int {
 	t.Helper()
-	var n int
-	if err := a.Store.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return shoptest.Stock(t.Context(), t, a.Store, productID)
 }
 
 // ledgerRow is one inventory_transactions row.

@@ -113,56 +113,46 @@ func (at *interrupted) retry(t *testing.T, orderID, intentID string) gen.Checkou
 // case per point of failure.
 func TestCheckoutCrashRecovery(t *testing.T) {
 	t.Parallel()
-	t.Run("crash after order_created", func(t *testing.T) {
-		t.Parallel()
-		at := newInterrupted(t)
-		at.crash.Arm("order_created", 1)
-		_, id := at.failFirst(t, http.StatusInternalServerError)
-		if n := at.fake.IntentCount(); n != 0 {
-			t.Fatalf("intents = %d before the retry, want 0", n)
-		}
-		at.retry(t, id, "")
-	})
-	t.Run("stripe 500 on payment_intents", func(t *testing.T) {
-		t.Parallel()
-		at := newInterrupted(t)
-		at.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
-		r503, id := at.failFirst(t, http.StatusServiceUnavailable)
-		if retryAfter(r503) < 1 {
-			t.Errorf("503 without Retry-After: %v", r503.header)
-		}
-		if pr := expectProblem(t, r503, http.StatusServiceUnavailable); strings.Contains(pr.Detail, "stripe") || strings.Contains(pr.Detail, "api_error") {
-			t.Errorf("503 leaks provider details: %q", pr.Detail)
-		}
-		if n := at.fake.IntentCount(); n != 0 {
-			t.Fatalf("intents = %d after the failure, want 0", n)
-		}
-		at.retry(t, id, "")
-	})
-	t.Run("stripe acted, answer lost", func(t *testing.T) {
-		t.Parallel()
-		at := newInterrupted(t)
-		at.fake.LoseNextResponse("/v1/payment_intents", 1)
-		_, id := at.failFirst(t, http.StatusServiceUnavailable)
-		made := at.fake.IntentsForOrder(id)
-		if len(made) != 1 {
-			t.Fatalf("intents at Stripe = %d, want the 1 whose answer was lost", len(made))
-		}
-		at.retry(t, id, made[0].ID)
-	})
-	t.Run("crash after intent_created", func(t *testing.T) {
-		t.Parallel()
-		at := newInterrupted(t)
-		at.crash.Arm("intent_created", 1)
-		_, id := at.failFirst(t, http.StatusInternalServerError)
-		made := at.fake.IntentsForOrder(id)
-		if len(made) != 1 {
-			t.Fatalf("intents at Stripe = %d, want 1", len(made))
-		}
-		if out := at.retry(t, id, made[0].ID); out.Payment.ClientSecret != made[0].ClientSecret {
-			t.Errorf("client secret %q, want the intent's", out.Payment.ClientSecret)
-		}
-	})
+	const intents = "/v1/payment_intents"
+	cases := []struct {
+		name   string
+		fail   func(*interrupted) // makes the first attempt fail
+		status int                // its answer
+		made   int                // intents at Stripe after it
+	}{
+		{"crash after order_created", func(at *interrupted) { at.crash.Arm("order_created", 1) }, http.StatusInternalServerError, 0},
+		{"stripe 500 on payment_intents", func(at *interrupted) { at.fake.FailNext(intents, 1, http.StatusInternalServerError) }, http.StatusServiceUnavailable, 0},
+		{"stripe acted, answer lost", func(at *interrupted) { at.fake.LoseNextResponse(intents, 1) }, http.StatusServiceUnavailable, 1},
+		{"crash after intent_created", func(at *interrupted) { at.crash.Arm("intent_created", 1) }, http.StatusInternalServerError, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			at := newInterrupted(t)
+			c.fail(at)
+			first, id := at.failFirst(t, c.status)
+			if first.status == http.StatusServiceUnavailable {
+				if retryAfter(first) < 1 {
+					t.Errorf("503 without Retry-After: %v", first.header)
+				}
+				if pr := expectProblem(t, first, first.status); strings.Contains(pr.Detail, "stripe") || strings.Contains(pr.Detail, "api_error") {
+					t.Errorf("503 leaks provider details: %q", pr.Detail)
+				}
+			}
+			made := at.fake.IntentsForOrder(id)
+			if len(made) != c.made || at.fake.IntentCount() != c.made {
+				t.Fatalf("intents at Stripe = %d (all: %d) after the failure, want %d", len(made), at.fake.IntentCount(), c.made)
+			}
+			if c.made == 0 {
+				at.retry(t, id, "")
+				return
+			}
+			// The retry finishes with the intent Stripe made, secret and all.
+			if out := at.retry(t, id, made[0].ID); out.Payment.ClientSecret != made[0].ClientSecret {
+				t.Errorf("client secret %q, want the intent's", out.Payment.ClientSecret)
+			}
+		})
+	}
 	t.Run("reconciler finishes an abandoned checkout", testReconcilerFinishesAbandoned)
 	t.Run("reconciler expires what Stripe never took", testReconcilerExpiresUntaken)
 }

@@ -57,13 +57,10 @@ func (b *testBundle) product(t *testing.T, priceCents int64, stock int) store.Pr
 	return shoptest.Product(context.Background(), t, b.store, &shoptest.ProductOpts{PriceCents: priceCents, Stock: &stock})
 }
 
+// stock is the product's stock in the database.
 func (b *testBundle) stock(t *testing.T, productID string) int {
 	t.Helper()
-	var n int
-	if err := b.store.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return shoptest.Stock(context.Background(), t, b.store, productID)
 }
 
 // checkout puts qty of the product in a new customer's cart and checks out

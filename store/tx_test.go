@@ -97,8 +97,8 @@ func TestUpdateOrder(t *testing.T) {
 	if err != errRefused {
 		t.Fatalf("UpdateOrder = %v, want the function's error as it is", err)
 	}
-	if got := mustOrder(t, s, o.ID); got.Status != shopd.StatusPending || stockOf(t, s, p.ID) != 3 {
-		t.Errorf("after a refused update: order %s, stock %d; want pending, 3", got.Status, stockOf(t, s, p.ID))
+	if got := mustOrder(t, s, o.ID); got.Status != shopd.StatusPending || shoptest.Stock(ctx, t, s, p.ID) != 3 {
+		t.Errorf("after a refused update: order %s, stock %d; want pending, 3", got.Status, shoptest.Stock(ctx, t, s, p.ID))
 	}
 
 	cancelled, err := s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error {
@@ -115,7 +115,7 @@ func TestUpdateOrder(t *testing.T) {
 	if cancelled.Status != shopd.StatusCancelled || got.Status != shopd.StatusCancelled || !got.UpdatedAt.Equal(cancelled.UpdatedAt) {
 		t.Errorf("returned %s at %v, stored %s at %v", cancelled.Status, cancelled.UpdatedAt, got.Status, got.UpdatedAt)
 	}
-	if st := stockOf(t, s, p.ID); st != 5 {
+	if st := shoptest.Stock(ctx, t, s, p.ID); st != 5 {
 		t.Errorf("stock = %d, want 5", st)
 	}
 	var last store.OrderEvent
@@ -252,7 +252,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
 		BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
 	check(err, archived, shopd.Shortage{ProductID: archived.ID, SKU: archived.SKU, Requested: 2, Available: 0}, "Gone one")
-	if st := stockOf(t, s, plenty.ID); st != 50 {
+	if st := shoptest.Stock(ctx, t, s, plenty.ID); st != 50 {
 		t.Errorf("stock of the line that was there = %d, want 50 (rolled back)", st)
 	}
 }
@@ -281,15 +281,6 @@ func mustOrder(t *testing.T, s *store.Store, id string) store.Order {
 		t.Fatal(err)
 	}
 	return o
-}
-
-func stockOf(t *testing.T, s *store.Store, productID string) int {
-	t.Helper()
-	var n int
-	if err := s.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestRestoreCart: a cart that checkout emptied comes back exactly as it

@@ -104,3 +104,16 @@ func orPtr[T any](v *T, def T) T {
 	}
 	return *v
 }
+
+const stockSQL = `SELECT stock FROM products WHERE id = $1`
+
+// Stock is the product's stock as the database holds it, archived or not;
+// a failure ends the test.
+func Stock(ctx context.Context, t testing.TB, st *store.Store, productID string) int {
+	t.Helper()
+	var n int
+	if err := st.DB().GetContext(ctx, &n, stockSQL, productID); err != nil {
+		t.Fatalf("stock of %s: %v", productID, err)
+	}
+	return n
+}

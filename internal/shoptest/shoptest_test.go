@@ -169,6 +169,10 @@ func TestProductDefaultsAndOverrides(t *testing.T) {
 		t.Errorf("stored %+v, want every override", got)
 	}
 
+	if sa, sp := shoptest.Stock(ctx, t, st, a.ID), shoptest.Stock(ctx, t, st, p.ID); sa != 10 || sp != 0 {
+		t.Errorf("Stock = %d and %d, want 10 and 0", sa, sp)
+	}
+
 	// The opening stock's ledger row names who created the product.
 	actor := shoptest.User(ctx, t, st, &shoptest.UserOpts{Role: "admin"})
 	byActor := shoptest.Product(ctx, t, st, &shoptest.ProductOpts{ActorID: actor.ID})
