@@ -23,6 +23,7 @@ type interrupted struct {
 	key string
 }
 
+// newInterrupted arranges one.
 func newInterrupted(t *testing.T) *interrupted {
 	t.Helper()
 	s := newShop(t)
