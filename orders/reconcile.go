@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/shopd/shopd/store"
@@ -23,7 +24,7 @@ const KeyRetention = 24 * time.Hour
 func (s *Service) Reconcile(ctx context.Context) {
 	now := s.now()
 	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-staleAfter)); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: stale checkouts", "err", err)
+		s.sweepFailed(ctx, "reconcile: stale checkouts", "err", err)
 	} else {
 		for _, k := range keys {
 			s.resumeCheckout(ctx, k)
@@ -33,12 +34,12 @@ func (s *Service) Reconcile(ctx context.Context) {
 		return // shutting down: the next sweep, on any instance, goes on
 	}
 	if n, err := s.Store.PurgeIdempotencyKeys(ctx, now.Add(-KeyRetention)); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: purge idempotency keys", "err", err)
+		s.sweepFailed(ctx, "reconcile: purge idempotency keys", "err", err)
 	} else if n > 0 {
 		s.Log.InfoContext(ctx, "reconcile: idempotency keys purged", "count", n)
 	}
 	if ids, err := s.Store.OverdueOrders(ctx, now); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: overdue orders", "err", err)
+		s.sweepFailed(ctx, "reconcile: overdue orders", "err", err)
 	} else {
 		for _, id := range ids {
 			s.expire(ctx, id, now)
@@ -48,7 +49,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 		return
 	}
 	if refunds, err := s.Store.StalePendingRefunds(ctx, now.Add(-staleAfter)); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: stale refunds", "err", err)
+		s.sweepFailed(ctx, "reconcile: stale refunds", "err", err)
 	} else {
 		for _, r := range refunds {
 			o, err := s.Store.Order(ctx, r.OrderID)
@@ -56,19 +57,30 @@ func (s *Service) Reconcile(ctx context.Context) {
 				_, err = s.settleRefund(ctx, r, o, store.Actor{Kind: store.ActorSystem})
 			}
 			if err != nil {
-				s.Log.ErrorContext(ctx, "reconcile: retry refund", "refund_id", r.ID, "err", err)
+				s.sweepFailed(ctx, "reconcile: retry refund", "refund_id", r.ID, "err", err)
 			}
 		}
 	}
 	if ids, err := s.Store.CancelledButCaptured(ctx); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: cancelled but paid", "err", err)
+		s.sweepFailed(ctx, "reconcile: cancelled but paid", "err", err)
 	} else {
 		for _, id := range ids {
 			if _, err := s.Refund(ctx, id, 0, "", store.Actor{Kind: store.ActorSystem}); err != nil {
-				s.Log.ErrorContext(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
+				s.sweepFailed(ctx, "reconcile: refund cancelled order", "order_id", id, "err", err)
 			}
 		}
 	}
+}
+
+// sweepFailed logs what a sweep could not do: an error, unless shutdown
+// cancelled ctx, which makes failures expected and harmless (the next
+// sweep, on any instance, takes up what this one left).
+func (s *Service) sweepFailed(ctx context.Context, msg string, args ...any) {
+	level := slog.LevelError
+	if ctx.Err() != nil {
+		level = slog.LevelDebug
+	}
+	s.Log.Log(ctx, level, msg, args...)
 }
 
 // expire cancels an unpaid order past its payment window and releases its
@@ -79,7 +91,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 	o, err := s.Store.Order(ctx, id)
 	if err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: overdue order", "order_id", id, "err", err)
+		s.sweepFailed(ctx, "reconcile: overdue order", "order_id", id, "err", err)
 		return
 	}
 	if o.PaymentIntentID != nil {
@@ -99,7 +111,7 @@ func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 				Payment: Payment{IntentID: pi.ID, AmountCents: pi.AmountCents, Currency: pi.Currency},
 			})
 			if err != nil {
-				s.Log.ErrorContext(ctx, "reconcile: apply a payment Stripe reports", "order_id", id, "err", err)
+				s.sweepFailed(ctx, "reconcile: apply a payment Stripe reports", "order_id", id, "err", err)
 			}
 			return
 		case "processing", "requires_capture":
@@ -113,7 +125,7 @@ func (s *Service) expire(ctx context.Context, id string, now time.Time) {
 		}
 	}
 	if expired, err := s.expireOrder(ctx, id, now); err != nil {
-		s.Log.ErrorContext(ctx, "reconcile: expire order", "order_id", id, "err", err)
+		s.sweepFailed(ctx, "reconcile: expire order", "order_id", id, "err", err)
 	} else if expired {
 		s.Log.InfoContext(ctx, "order expired unpaid; stock released", "order_id", id)
 	}

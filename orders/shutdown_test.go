@@ -1,8 +1,12 @@
 package orders_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +100,58 @@ func TestShutdownGivesUp(t *testing.T) {
 	}
 	if rs := b.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
 		t.Errorf("refund rows = %+v, want the one, succeeded", rs)
+	}
+}
+
+// lockedBuffer is a log sink the service's goroutines can share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestReconcileCutShortLogsNoError: shutdown cancels the reconciler's
+// context, before a sweep or in the middle of one (here while Stripe is
+// asked about a lost refund). What the sweep leaves is the next sweep's,
+// so that is no error to log; and the next sweep does finish it.
+func TestReconcileCutShortLogsNoError(t *testing.T) {
+	t.Parallel()
+	svc, b := setup(t)
+	var logs lockedBuffer
+	svc.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	o := b.pay(t, b.placed(t, b.product(t, 1000, 5), 1))
+	b.fake.LoseNextResponse("/v1/refunds", 1)
+	if _, err := svc.Refund(context.Background(), o.ID, 0, "", admin); shopd.ErrorCode(err) != shopd.EUnavailable {
+		t.Fatalf("refund with a lost answer: %v, want unavailable", err)
+	}
+	b.clock.Advance(31 * time.Second)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	svc.Reconcile(cancelled)
+	b.fake.SetLatency(time.Second)
+	during, cancel := context.WithCancel(context.Background())
+	stop := time.AfterFunc(100*time.Millisecond, cancel)
+	defer stop.Stop()
+	svc.Reconcile(during)
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a sweep cut short by shutdown logged errors:\n%s", logs.String())
+	}
+
+	b.fake.SetLatency(0)
+	svc.Reconcile(context.Background())
+	if got := b.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
+		t.Errorf("after a whole sweep: %s, want refunded", got.PaymentStatus)
 	}
 }
