@@ -1,18 +1,17 @@
 package orders_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
 )
@@ -103,24 +102,6 @@ func TestShutdownGivesUp(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the service's goroutines can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestReconcileCutShortLogsNoError: shutdown cancels the reconciler's
 // context, before a sweep or in the middle of one (here while Stripe is
 // asked about a lost refund). What the sweep leaves is the next sweep's,
@@ -128,7 +109,7 @@ func (l *lockedBuffer) String() string {
 func TestReconcileCutShortLogsNoError(t *testing.T) {
 	t.Parallel()
 	svc, b := setup(t)
-	var logs lockedBuffer
+	var logs shoptest.SyncBuffer
 	svc.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	o := b.pay(t, b.placed(t, b.product(t, 1000, 5), 1))
 	b.fake.LoseNextResponse("/v1/refunds", 1)

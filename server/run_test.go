@@ -10,42 +10,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// syncBuffer is a bytes.Buffer the server's goroutines can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // server is one run of the program.
 type server struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *shoptest.SyncBuffer
+	stderr *shoptest.SyncBuffer
 }
 
 // start runs the program in the background and returns once it serves and
@@ -54,7 +36,7 @@ type server struct {
 func start(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &server{cancel: cancel, done: make(chan error, 1), stdout: &shoptest.SyncBuffer{}, stderr: &shoptest.SyncBuffer{}}
 	getenv := func(k string) string { return env[k] }
 	serving := make(chan string, 1)
 	p := Program{Serving: func(base string) { serving <- base }}
@@ -383,7 +365,7 @@ func TestServingHook(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	serving := make(chan string, 1)
 	done := make(chan error, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr shoptest.SyncBuffer
 	go func() {
 		p := Program{Serving: func(base string) { serving <- base }}
 		done <- p.Run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr)

@@ -9,6 +9,7 @@
 package shoptest
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,4 +56,26 @@ func Concurrently(t testing.TB, n int, limit time.Duration, fn func(i int)) {
 	case <-time.After(limit):
 		t.Fatalf("%d concurrent calls did not finish within %v (deadlock?)", n, limit)
 	}
+}
+
+// SyncBuffer is a bytes.Buffer that several goroutines may write to at
+// once, such as a program's output or a logger's sink, and that a test
+// reads while they write. The zero SyncBuffer is empty and ready.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
