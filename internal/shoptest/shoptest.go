@@ -1,8 +1,9 @@
 // Package shoptest holds what tests across shopd share, so that each
 // package does not grow its own copy: a clock the test moves (Clock), a
 // crash hook for the money path's phases (Crash, ErrCrash), a start gate
-// for goroutines that must race (Concurrently), and builders for rows on a
-// real store in River's testfactory style (User, Product).
+// for goroutines that must race (Concurrently), a buffer goroutines may
+// write to together (SyncBuffer), and builders and probes for rows on a
+// real store in River's testfactory style (User, Product, Stock).
 //
 // It is test support: only _test.go files import it, and the production
 // binary must not link it (cmd/shopd's TestBinaryCarriesNoDevTooling).
