@@ -19,12 +19,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// clock is a settable clock, safe for concurrent use.
+// clock is a settable clock, safe for concurrent use. It stands still
+// unless a test advances it, unlike shoptest.Clock, which runs with real
+// time: the account cache's TTL is checked to the millisecond.
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -83,13 +86,7 @@ func setupAuth(t *testing.T, cacheSize int) *authBundle {
 // user creates an account with the role and returns its id.
 func (b *authBundle) user(t *testing.T, role string) string {
 	t.Helper()
-	u, err := b.store.CreateUser(context.Background(), store.NewUser{
-		Email: "user-" + uuid.NewString() + "@example.com", PasswordHash: "x", Role: role, FirstName: "Ada", LastName: "Lovelace",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ID
+	return shoptest.User(context.Background(), t, b.store, &shoptest.UserOpts{Role: role}).ID
 }
 
 // token issues a token for the user id with the role.
@@ -232,29 +229,24 @@ func TestAccountCacheIsBounded(t *testing.T) {
 	}
 
 	const flood = 10 * size
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range flood / 8 {
-				tok, err := b.tokens.Issue(uuid.NewString(), RoleCustomer)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if got := b.authenticate(t, tok); got != http.StatusUnauthorized {
-					t.Errorf("status %d, want 401", got)
-					return
-				}
-				if n := b.auth.cache.len(); n > size {
-					t.Errorf("cache holds %d entries, more than its size %d", n, size)
-					return
-				}
+	const workers = 8
+	shoptest.Concurrently(t, workers, 60*time.Second, func(int) {
+		for range flood / workers {
+			tok, err := b.tokens.Issue(uuid.NewString(), RoleCustomer)
+			if err != nil {
+				t.Error(err)
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			if got := b.authenticate(t, tok); got != http.StatusUnauthorized {
+				t.Errorf("status %d, want 401", got)
+				return
+			}
+			if n := b.auth.cache.len(); n > size {
+				t.Errorf("cache holds %d entries, more than its size %d", n, size)
+				return
+			}
+		}
+	})
 	if n := b.accounts.lookups.Load(); n != flood+1 {
 		t.Errorf("%d lookups for %d distinct users, want one each", n, flood+1)
 	}

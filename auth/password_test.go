@@ -3,10 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // TestHashGateBoundsConcurrency: however many callers race, no more than
@@ -16,29 +17,23 @@ func TestHashGateBoundsConcurrency(t *testing.T) {
 	const slots, callers = 2, 40
 	g := newHashGate(slots, callers)
 	var inside, most, done atomic.Int64
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.enter(context.Background()); err != nil {
-				t.Error(err)
-				return
+	shoptest.Concurrently(t, callers, 60*time.Second, func(int) {
+		if err := g.enter(context.Background()); err != nil {
+			t.Error(err)
+			return
+		}
+		n := inside.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
 			}
-			n := inside.Add(1)
-			for {
-				m := most.Load()
-				if n <= m || most.CompareAndSwap(m, n) {
-					break
-				}
-			}
-			time.Sleep(time.Millisecond)
-			inside.Add(-1)
-			g.leave()
-			done.Add(1)
-		}()
-	}
-	wg.Wait()
+		}
+		time.Sleep(time.Millisecond)
+		inside.Add(-1)
+		g.leave()
+		done.Add(1)
+	})
 	if m := most.Load(); m > slots {
 		t.Errorf("%d callers inside at once, want at most %d", m, slots)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/ratelimit"
 )
 
@@ -303,25 +304,18 @@ func TestLoginRateLimitUnderConcurrency(t *testing.T) {
 	email := uniqueEmail()
 	a.register(t, email)
 	const n = 20
-	statuses := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := a.roundTrip(t, a.request(t, http.MethodPost, "/v1/auth/login", "",
-				map[string]any{"email": email, "password": "wrong-password-" + strconv.Itoa(i)}))
-			if err != nil {
-				t.Errorf("login: %v", err)
-				return
-			}
-			statuses <- r.status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
+	statuses := make([]int, n)
+	shoptest.Concurrently(t, n, 60*time.Second, func(i int) {
+		r, err := a.roundTrip(t, a.request(t, http.MethodPost, "/v1/auth/login", "",
+			map[string]any{"email": email, "password": "wrong-password-" + strconv.Itoa(i)}))
+		if err != nil {
+			t.Errorf("login: %v", err)
+			return
+		}
+		statuses[i] = r.status
+	})
 	count := map[int]int{}
-	for st := range statuses {
+	for _, st := range statuses {
 		count[st]++
 	}
 	if count[http.StatusUnauthorized] != 3 || count[http.StatusTooManyRequests] != n-3 {
@@ -581,7 +575,7 @@ func TestTokensOfMissingAccountsAreRefused(t *testing.T) {
 
 // withClock gives the server Tokens on clk; the account cache follows the
 // Tokens' clock.
-func withClock(t *testing.T, clk *testClock) func(*handlers.Config) {
+func withClock(t *testing.T, clk *shoptest.Clock) func(*handlers.Config) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -599,7 +593,7 @@ func withClock(t *testing.T, clk *testClock) func(*handlers.Config) {
 // server's tokens run on; a deleted account likewise.
 func TestRoleChangesTakeEffectWithinTheCacheTTL(t *testing.T) {
 	t.Parallel()
-	clk := &testClock{}
+	clk := &shoptest.Clock{}
 	a := setup(t, withClock(t, clk))
 	admin := a.admin(t)
 	customerToken, customerID := a.customer(t)

@@ -31,6 +31,7 @@ import (
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/ratelimit"
@@ -319,16 +320,13 @@ func (a *api) customer(t *testing.T) (token, id string) {
 // in through the API.
 func (a *api) admin(t *testing.T) string {
 	t.Helper()
-	hash, err := auth.HashPassword(testPassword)
+	hash, err := fastHash()
 	if err != nil {
 		t.Fatal(err)
 	}
 	email := "admin-" + randomHex(6) + "@example.com"
-	if _, err := a.Store.CreateUser(context.Background(), store.NewUser{
-		Email: email, PasswordHash: hash, Role: auth.RoleAdmin, FirstName: "Grace", LastName: "Hopper",
-	}); err != nil {
-		t.Fatalf("create admin: %v", err)
-	}
+	shoptest.User(t.Context(), t, a.Store, &shoptest.UserOpts{Email: email, PasswordHash: hash, Role: auth.RoleAdmin,
+		FirstName: "Grace", LastName: "Hopper"})
 	return a.login(t, email, testPassword)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/store"
 )
 
@@ -28,10 +29,10 @@ func TestCheckoutOversellRace(t *testing.T) {
 		customers[i] = s.newCustomer(t)
 	}
 	for round := range rounds {
-		p := s.product(t, s.admin, map[string]any{"stock": units, "priceCents": 1500})
+		p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 1500, Stock: new(units)})
 		reqs := make([]*http.Request, buyers)
 		for i, c := range customers {
-			s.fillCart(t, c.token, line{p.Id, 1})
+			s.fillCart(t, c.token, line{p.ID, 1})
 			reqs[i] = s.checkoutRequest(t, c.token, newKey(), checkoutBody())
 		}
 		res := s.sendAll(t, 60*time.Second, reqs)
@@ -52,8 +53,8 @@ func TestCheckoutOversellRace(t *testing.T) {
 				orderIDs[out.Order.Id] = true
 			case http.StatusConflict:
 				loser = i
-				if pr := expectProblem(t, r, http.StatusConflict); !strings.Contains(pr.Detail, p.Sku) {
-					t.Errorf("round %d: 409 does not name the SKU %s: %q", round, p.Sku, pr.Detail)
+				if pr := expectProblem(t, r, http.StatusConflict); !strings.Contains(pr.Detail, p.SKU) {
+					t.Errorf("round %d: 409 does not name the SKU %s: %q", round, p.SKU, pr.Detail)
 				}
 			default:
 				t.Errorf("round %d: buyer %d: status %d: %s", round, i, r.status, r.body)
@@ -65,23 +66,23 @@ func TestCheckoutOversellRace(t *testing.T) {
 		if len(orderIDs) != units {
 			t.Errorf("round %d: %d distinct orders in the answers, want %d", round, len(orderIDs), units)
 		}
-		if st := s.dbStock(t, p.Id); st != 0 {
+		if st := s.dbStock(t, p.ID); st != 0 {
 			t.Errorf("round %d: stock = %d, want 0", round, st)
 		}
 		var inDB int
-		if err := s.Store.DB().Get(&inDB, `SELECT count(DISTINCT order_id) FROM order_items WHERE product_id = $1`, p.Id); err != nil {
+		if err := s.Store.DB().Get(&inDB, `SELECT count(DISTINCT order_id) FROM order_items WHERE product_id = $1`, p.ID); err != nil {
 			t.Fatal(err)
 		}
 		if inDB != units {
 			t.Errorf("round %d: %d orders in the database, want %d", round, inDB, units)
 		}
-		types := s.ledgerCheck(t, p.Id)
+		types := s.ledgerCheck(t, p.ID)
 		if types["sale"] != units || types["restock"] != 1 || len(types) != 2 {
 			t.Errorf("round %d: ledger rows by type %v, want %d sales and the opening restock", round, types, units)
 		}
 		// A refused checkout changed nothing: the loser's cart still holds the line.
 		c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", customers[loser].token, nil), http.StatusOK)
-		if q := cartQuantities(c); q[p.Id] != 1 {
+		if q := cartQuantities(c); q[p.ID] != 1 {
 			t.Errorf("round %d: loser's cart = %+v, want the line kept", round, c.Items)
 		}
 	}
@@ -109,8 +110,8 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 50, "priceCents": 2500})
-	s.fillCart(t, c.token, line{p.Id, 2})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 2500, Stock: new(50)})
+	s.fillCart(t, c.token, line{p.ID, 2})
 	key := newKey()
 
 	const n = 20
@@ -160,7 +161,7 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 	if n := s.fake.IntentCount(); n != 1 {
 		t.Errorf("PaymentIntents at Stripe = %d, want 1", n)
 	}
-	if st := s.dbStock(t, p.Id); st != 48 {
+	if st := s.dbStock(t, p.ID); st != 48 {
 		t.Errorf("stock = %d, want 48 (taken once)", st)
 	}
 
@@ -183,7 +184,7 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 
 	// Keys are per user: another customer's identical key is a new checkout.
 	d := s.newCustomer(t)
-	s.fillCart(t, d.token, line{p.Id, 1})
+	s.fillCart(t, d.token, line{p.ID, 1})
 	var theirs gen.CheckoutResult
 	s.checkout(t, d.token, key).want(t, http.StatusCreated).decode(t, &theirs)
 	if theirs.Order.Id == out.Order.Id || theirs.Order.CustomerId != d.id || theirs.Payment.PaymentIntentId == out.Payment.PaymentIntentId {
@@ -201,7 +202,7 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 	if !pr.hasFieldError("Idempotency-Key") {
 		t.Errorf("400 for a 256-character key does not name Idempotency-Key: %+v", pr)
 	}
-	s.fillCart(t, d.token, line{p.Id, 1})
+	s.fillCart(t, d.token, line{p.ID, 1})
 	s.checkout(t, d.token, strings.Repeat("k", 255)).want(t, http.StatusCreated)
 
 	// An empty cart is 400 and does not use the key up.
@@ -211,7 +212,7 @@ func TestCheckoutSameKeyConcurrent(t *testing.T) {
 	if st := s.keyState(t, e.id, ekey); st != "" {
 		t.Errorf("key after an empty-cart checkout is %q, want none (reusable)", st)
 	}
-	s.fillCart(t, e.token, line{p.Id, 1})
+	s.fillCart(t, e.token, line{p.ID, 1})
 	s.checkout(t, e.token, ekey).want(t, http.StatusCreated)
 }
 
@@ -222,9 +223,9 @@ func TestCheckoutNoDeadlock(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	const products, buyers, initial = 5, 30, 60
-	ps := make([]gen.Product, products)
+	ps := make([]store.Product, products)
 	for i := range ps {
-		ps[i] = s.product(t, s.admin, map[string]any{"stock": initial, "priceCents": 1000 + 100*i})
+		ps[i] = shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: int64(1000 + 100*i), Stock: new(initial)})
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	customers := make([]account, buyers)
@@ -236,8 +237,8 @@ func TestCheckoutNoDeadlock(t *testing.T) {
 		carts[i] = map[string]int{}
 		for _, k := range rng.Perm(products)[:2+rng.IntN(products-1)] {
 			q := 1 + rng.IntN(3)
-			lines = append(lines, line{ps[k].Id, q})
-			carts[i][ps[k].Id] = q
+			lines = append(lines, line{ps[k].ID, q})
+			carts[i][ps[k].ID] = q
 		}
 		s.fillCart(t, customers[i].token, lines...)
 		reqs[i] = s.checkoutRequest(t, customers[i].token, newKey(), checkoutBody())
@@ -270,17 +271,17 @@ func TestCheckoutNoDeadlock(t *testing.T) {
 		t.Fatal("no checkout succeeded")
 	}
 	for _, p := range ps {
-		final := s.dbStock(t, p.Id)
-		if initial != final+ordered[p.Id] {
-			t.Errorf("%s: initial %d != final %d + ordered %d", p.Sku, initial, final, ordered[p.Id])
+		final := s.dbStock(t, p.ID)
+		if initial != final+ordered[p.ID] {
+			t.Errorf("%s: initial %d != final %d + ordered %d", p.SKU, initial, final, ordered[p.ID])
 		}
-		types := s.ledgerCheck(t, p.Id)
+		types := s.ledgerCheck(t, p.ID)
 		var orders int
-		if err := s.Store.DB().Get(&orders, `SELECT count(*) FROM order_items WHERE product_id = $1`, p.Id); err != nil {
+		if err := s.Store.DB().Get(&orders, `SELECT count(*) FROM order_items WHERE product_id = $1`, p.ID); err != nil {
 			t.Fatal(err)
 		}
 		if types["sale"] != orders {
-			t.Errorf("%s: %d sale rows for %d order lines", p.Sku, types["sale"], orders)
+			t.Errorf("%s: %d sale rows for %d order lines", p.SKU, types["sale"], orders)
 		}
 	}
 	var n int
@@ -292,240 +293,6 @@ func TestCheckoutNoDeadlock(t *testing.T) {
 	}
 }
 
-// TestCheckoutCrashRecovery: a checkout that dies between phases, or whose
-// Stripe call fails, is finished by a retry with the same key: the same
-// order, one PaymentIntent, stock taken once.
-func TestCheckoutCrashRecovery(t *testing.T) {
-	t.Parallel()
-
-	// begin places a cart of 2 units (stock 5) and returns what a retry needs.
-	type attempt struct {
-		s   *shop
-		c   account
-		p   gen.Product
-		key string
-	}
-	begin := func(t *testing.T) attempt {
-		s := newShop(t)
-		c := s.newCustomer(t)
-		p := s.product(t, s.admin, map[string]any{"stock": 5, "priceCents": 3000})
-		s.fillCart(t, c.token, line{p.Id, 2})
-		return attempt{s: s, c: c, p: p, key: newKey()}
-	}
-	// retry checks out again with the key and checks the outcome.
-	retry := func(t *testing.T, at attempt, orderID, intentID string) gen.CheckoutResult {
-		t.Helper()
-		r := at.s.checkout(t, at.c.token, at.key)
-		if r.status != http.StatusCreated && r.status != http.StatusOK {
-			t.Fatalf("retry: status %d: %s", r.status, r.body)
-		}
-		var out gen.CheckoutResult
-		r.decode(t, &out)
-		if out.Order.Id != orderID {
-			t.Errorf("retry answered order %s, want %s", out.Order.Id, orderID)
-		}
-		in := at.s.fake.IntentsForOrder(orderID)
-		if len(in) != 1 || at.s.fake.IntentCount() != 1 {
-			t.Fatalf("intents for the order = %d (all: %d), want 1", len(in), at.s.fake.IntentCount())
-		}
-		if out.Payment.PaymentIntentId != in[0].ID || out.Order.PaymentIntentId.MustGet() != in[0].ID {
-			t.Errorf("retry answered intent %s, Stripe has %s", out.Payment.PaymentIntentId, in[0].ID)
-		}
-		if intentID != "" && in[0].ID != intentID {
-			t.Errorf("intent %s, want the first one %s", in[0].ID, intentID)
-		}
-		if in[0].Amount != out.Order.TotalCents || in[0].Currency != "usd" {
-			t.Errorf("intent %+v does not charge the total %d", in[0], out.Order.TotalCents)
-		}
-		if st := at.s.dbStock(t, at.p.Id); st != 3 {
-			t.Errorf("stock = %d, want 3 (taken once)", st)
-		}
-		if rows, units := at.s.ledgerFor(t, at.p.Id, orderID, "sale"); rows != 1 || units != -2 {
-			t.Errorf("sale ledger rows %d (%d units), want 1 (-2)", rows, units)
-		}
-		if ids := at.s.ordersOf(t, at.c.id); len(ids) != 1 {
-			t.Errorf("orders = %d, want 1", len(ids))
-		}
-		if k := at.s.keyState(t, at.c.id, at.key); k != "finished" {
-			t.Errorf("key is %q after the retry, want finished", k)
-		}
-		// And from now on it replays.
-		again := at.s.checkout(t, at.c.token, at.key).want(t, http.StatusOK)
-		if !reflect.DeepEqual(asJSON(t, again.body), asJSON(t, r.body)) {
-			t.Errorf("replay after recovery differs:\n got %s\nwant %s", again.body, r.body)
-		}
-		return out
-	}
-	// pendingWithoutIntent checks the state a failed first attempt leaves.
-	pendingWithoutIntent := func(t *testing.T, at attempt) string {
-		t.Helper()
-		id := at.s.onlyOrderOf(t, at.c.id)
-		o := at.s.storedOrder(t, id)
-		if o.Status != "pending" || o.PaymentStatus != "pending" || o.PaymentIntentID != nil {
-			t.Errorf("order after the failure: %s/%s intent %v, want pending/pending without intent", o.Status, o.PaymentStatus, o.PaymentIntentID)
-		}
-		if k := at.s.keyState(t, at.c.id, at.key); k != "order_created" {
-			t.Errorf("key is %q, want order_created", k)
-		}
-		if st := at.s.dbStock(t, at.p.Id); st != 3 {
-			t.Errorf("stock = %d after the order transaction, want 3", st)
-		}
-		return id
-	}
-
-	t.Run("crash after order_created", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		at.s.crash.arm("order_created", 1)
-		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
-		id := pendingWithoutIntent(t, at)
-		if n := at.s.fake.IntentCount(); n != 0 {
-			t.Fatalf("intents = %d before the retry, want 0", n)
-		}
-		retry(t, at, id, "")
-	})
-
-	t.Run("stripe 500 on payment_intents", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		at.s.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
-		r503 := at.s.checkout(t, at.c.token, at.key)
-		pr := expectProblem(t, r503, http.StatusServiceUnavailable)
-		if retryAfter(r503) < 1 {
-			t.Errorf("503 without Retry-After: %v", r503.header)
-		}
-		if strings.Contains(pr.Detail, "stripe") || strings.Contains(pr.Detail, "api_error") {
-			t.Errorf("503 leaks provider details: %q", pr.Detail)
-		}
-		id := pendingWithoutIntent(t, at)
-		if n := at.s.fake.IntentCount(); n != 0 {
-			t.Fatalf("intents = %d after the failure, want 0", n)
-		}
-		retry(t, at, id, "")
-	})
-
-	t.Run("stripe acted, answer lost", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		at.s.fake.LoseNextResponse("/v1/payment_intents", 1)
-		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
-		id := pendingWithoutIntent(t, at)
-		made := at.s.fake.IntentsForOrder(id)
-		if len(made) != 1 {
-			t.Fatalf("intents at Stripe = %d, want the 1 whose answer was lost", len(made))
-		}
-		retry(t, at, id, made[0].ID)
-	})
-
-	t.Run("crash after intent_created", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		at.s.crash.arm("intent_created", 1)
-		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
-		id := pendingWithoutIntent(t, at)
-		made := at.s.fake.IntentsForOrder(id)
-		if len(made) != 1 {
-			t.Fatalf("intents at Stripe = %d, want 1", len(made))
-		}
-		out := retry(t, at, id, made[0].ID)
-		if out.Payment.ClientSecret != made[0].ClientSecret {
-			t.Errorf("client secret %q, want the intent's", out.Payment.ClientSecret)
-		}
-	})
-
-	t.Run("reconciler finishes an abandoned checkout", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		at.s.crash.arm("order_created", 1)
-		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusInternalServerError)
-		id := pendingWithoutIntent(t, at)
-		ctx := context.Background()
-
-		// Not yet stale: a request may still be on it.
-		at.s.Orders.Reconcile(ctx)
-		if n := at.s.fake.IntentCount(); n != 0 {
-			t.Fatalf("the reconciler created an intent for a checkout only just begun (%d)", n)
-		}
-		at.s.clock.Advance(31 * time.Second)
-		at.s.Orders.Reconcile(ctx)
-		in := at.s.fake.IntentsForOrder(id)
-		if len(in) != 1 {
-			t.Fatalf("intents after reconciling = %d, want 1", len(in))
-		}
-		if o := at.s.storedOrder(t, id); o.PaymentIntentID == nil || *o.PaymentIntentID != in[0].ID {
-			t.Errorf("order intent = %v, want %s", o.PaymentIntentID, in[0].ID)
-		}
-		if k := at.s.keyState(t, at.c.id, at.key); k != "finished" {
-			t.Errorf("key is %q after reconciling, want finished", k)
-		}
-		var out gen.CheckoutResult
-		at.s.checkout(t, at.c.token, at.key).want(t, http.StatusOK).decode(t, &out)
-		if out.Order.Id != id || out.Payment.PaymentIntentId != in[0].ID || out.Payment.ClientSecret != in[0].ClientSecret {
-			t.Errorf("replay = %+v, want order %s with intent %s", out, id, in[0].ID)
-		}
-		if n := at.s.fake.IntentCount(); n != 1 {
-			t.Errorf("intents = %d, want 1", n)
-		}
-	})
-
-	t.Run("reconciler expires what Stripe never took", func(t *testing.T) {
-		t.Parallel()
-		at := begin(t)
-		const path = "/v1/payment_intents"
-		at.s.fake.FailNext(path, 1000, http.StatusInternalServerError)
-		expectProblem(t, at.s.checkout(t, at.c.token, at.key), http.StatusServiceUnavailable)
-		id := pendingWithoutIntent(t, at)
-		ctx := context.Background()
-
-		at.s.clock.Advance(31 * time.Second)
-		calls := at.s.fake.Calls("POST", path)
-		at.s.Orders.Reconcile(ctx)
-		if at.s.fake.Calls("POST", path) == calls {
-			t.Error("the reconciler did not try to finish the stale checkout")
-		}
-		if o := at.s.storedOrder(t, id); o.Status != "pending" || o.PaymentIntentID != nil {
-			t.Errorf("with Stripe down the order became %s (intent %v), want it left pending", o.Status, o.PaymentIntentID)
-		}
-		if k := at.s.keyState(t, at.c.id, at.key); k != "order_created" {
-			t.Errorf("key is %q, want order_created still", k)
-		}
-
-		at.s.clock.Advance(paymentWindow)
-		at.s.Orders.Reconcile(ctx)
-		o := at.s.storedOrder(t, id)
-		if o.Status != "cancelled" || o.PaymentStatus != "pending" {
-			t.Fatalf("past the payment window the order is %s/%s, want cancelled/pending", o.Status, o.PaymentStatus)
-		}
-		if st := at.s.dbStock(t, at.p.Id); st != 5 {
-			t.Errorf("stock = %d after expiry, want 5 (released)", st)
-		}
-		if rows, units := at.s.ledgerFor(t, at.p.Id, id, "release"); rows != 1 || units != 2 {
-			t.Errorf("release ledger rows %d (%d units), want 1 (+2)", rows, units)
-		}
-		at.s.ledgerCheck(t, at.p.Id)
-		evs := eventTypes(at.s.events(t, at.s.admin, id))
-		if !reflect.DeepEqual(evs, []string{"placed", "cancelled"}) {
-			t.Errorf("events = %v, want placed, cancelled", evs)
-		}
-
-		// Stripe comes back: an expired order must not get a PaymentIntent
-		// (it could be paid for goods already released), neither from the
-		// reconciler nor from a late retry of the checkout.
-		at.s.fake.FailNext(path, 0, 0)
-		at.s.Orders.Reconcile(ctx)
-		if in := at.s.fake.IntentsForOrder(id); len(in) != 0 {
-			t.Errorf("the reconciler created %d PaymentIntent(s) for the cancelled order %s", len(in), id)
-		}
-		r := at.s.checkout(t, at.c.token, at.key)
-		if in := at.s.fake.IntentsForOrder(id); len(in) != 0 {
-			t.Errorf("a late retry (status %d) created %d PaymentIntent(s) for the cancelled order", r.status, len(in))
-		}
-		if r.status >= 500 {
-			t.Errorf("late retry: status %d: %s", r.status, r.body)
-		}
-	})
-}
-
 // TestCheckoutLockDiesWithSession: the in-flight lock of (user, key) is a
 // database session lock, so a process that dies mid-checkout frees the key
 // at once rather than after a timeout.
@@ -533,8 +300,8 @@ func TestCheckoutLockDiesWithSession(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 5})
-	s.fillCart(t, c.token, line{p.Id, 1})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{Stock: new(5)})
+	s.fillCart(t, c.token, line{p.ID, 1})
 	key := newKey()
 	ctx := context.Background()
 
@@ -609,8 +376,8 @@ func TestCheckoutTotals(t *testing.T) {
 		c := s.newCustomer(t)
 		var ls []line
 		for _, l := range lines {
-			p := s.product(t, s.admin, map[string]any{"priceCents": l["price"], "stock": 20})
-			ls = append(ls, line{p.Id, l["qty"].(int)})
+			p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: int64(l["price"].(int)), Stock: new(20)})
+			ls = append(ls, line{p.ID, l["qty"].(int)})
 		}
 		out := s.placeOrder(t, c, ls...)
 		o := out.Order
@@ -656,12 +423,12 @@ func TestCheckoutTotals(t *testing.T) {
 func TestCheckoutBurstWithProductionPool(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 100})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{Stock: new(100)})
 	const buyers = 60
 	reqs := make([]*http.Request, buyers)
 	for i := range reqs {
 		c := s.newCustomer(t)
-		s.fillCart(t, c.token, line{p.Id, 1})
+		s.fillCart(t, c.token, line{p.ID, 1})
 		reqs[i] = s.checkoutRequest(t, c.token, newKey(), checkoutBody())
 	}
 	s.Store.DB().SetMaxOpenConns(40) // as store.Open configures it
@@ -671,7 +438,7 @@ func TestCheckoutBurstWithProductionPool(t *testing.T) {
 		t.Errorf("statuses %v after %v, want %d x 201 (0 means the requests hung: pool deadlock)",
 			c, time.Since(start).Round(time.Millisecond), buyers)
 	}
-	if st := s.dbStock(t, p.Id); st != 100-statusCounts(res)[http.StatusCreated] {
+	if st := s.dbStock(t, p.ID); st != 100-statusCounts(res)[http.StatusCreated] {
 		t.Errorf("stock = %d", st)
 	}
 }
@@ -683,12 +450,12 @@ func TestCheckoutRefusalsChangeNothing(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	a := s.product(t, s.admin, map[string]any{"stock": 10, "priceCents": 1000})
-	b := s.product(t, s.admin, map[string]any{"stock": 1, "priceCents": 2000})
+	a := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(10)})
+	b := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 2000, Stock: new(1)})
 	key := newKey()
 	unchanged := func(t *testing.T, stockA, stockB int, cart map[string]int32) {
 		t.Helper()
-		if sa, sb := s.dbStock(t, a.Id), s.dbStock(t, b.Id); sa != stockA || sb != stockB {
+		if sa, sb := s.dbStock(t, a.ID), s.dbStock(t, b.ID); sa != stockA || sb != stockB {
 			t.Errorf("stock = %d/%d, want %d/%d", sa, sb, stockA, stockB)
 		}
 		if ids := s.ordersOf(t, c.id); len(ids) != 0 {
@@ -705,29 +472,29 @@ func TestCheckoutRefusalsChangeNothing(t *testing.T) {
 		}
 	}
 
-	s.fillCart(t, c.token, line{a.Id, 2}, line{b.Id, 2})
+	s.fillCart(t, c.token, line{a.ID, 2}, line{b.ID, 2})
 	pr := expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
-	if !strings.Contains(pr.Detail, b.Sku) || strings.Contains(pr.Detail, a.Sku) {
-		t.Errorf("short stock 409 = %q, want it to name %s only", pr.Detail, b.Sku)
+	if !strings.Contains(pr.Detail, b.SKU) || strings.Contains(pr.Detail, a.SKU) {
+		t.Errorf("short stock 409 = %q, want it to name %s only", pr.Detail, b.SKU)
 	}
-	unchanged(t, 10, 1, map[string]int32{a.Id: 2, b.Id: 2})
+	unchanged(t, 10, 1, map[string]int32{a.ID: 2, b.ID: 2})
 
-	s.do(t, http.MethodPut, "/v1/cart/items/"+b.Id, c.token, map[string]any{"quantity": 1}).want(t, http.StatusOK)
-	s.do(t, http.MethodDelete, "/v1/products/"+a.Id, s.admin, nil).want(t, http.StatusOK)
+	s.do(t, http.MethodPut, "/v1/cart/items/"+b.ID, c.token, map[string]any{"quantity": 1}).want(t, http.StatusOK)
+	s.do(t, http.MethodDelete, "/v1/products/"+a.ID, s.admin, nil).want(t, http.StatusOK)
 	pr = expectProblem(t, s.checkout(t, c.token, key), http.StatusConflict)
-	if !strings.Contains(pr.Detail, a.Sku) {
-		t.Errorf("archived product 409 = %q, want it to name %s", pr.Detail, a.Sku)
+	if !strings.Contains(pr.Detail, a.SKU) {
+		t.Errorf("archived product 409 = %q, want it to name %s", pr.Detail, a.SKU)
 	}
-	unchanged(t, 10, 1, map[string]int32{a.Id: 2, b.Id: 1})
+	unchanged(t, 10, 1, map[string]int32{a.ID: 2, b.ID: 1})
 
-	s.do(t, http.MethodDelete, "/v1/cart/items/"+a.Id, c.token, nil).want(t, http.StatusOK)
+	s.do(t, http.MethodDelete, "/v1/cart/items/"+a.ID, c.token, nil).want(t, http.StatusOK)
 	var out gen.CheckoutResult
 	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
 	if out.Order.OrderNumber != "ORD-000001" {
 		t.Errorf("first order is %s, want ORD-000001 (refusals must not burn numbers)", out.Order.OrderNumber)
 	}
-	if st := s.dbStock(t, b.Id); st != 0 {
-		t.Errorf("stock of %s = %d, want 0", b.Sku, st)
+	if st := s.dbStock(t, b.ID); st != 0 {
+		t.Errorf("stock of %s = %d, want 0", b.SKU, st)
 	}
 	if c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", c.token, nil), http.StatusOK); len(c.Items) != 0 {
 		t.Errorf("cart after checkout = %+v, want empty", c.Items)
@@ -754,15 +521,15 @@ func TestCheckoutResumeRacesCancel(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 5})
-	s.fillCart(t, c.token, line{p.Id, 2})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{Stock: new(5)})
+	s.fillCart(t, c.token, line{p.ID, 2})
 	key := newKey()
-	s.crash.arm("order_created", 1)
+	s.crash.Arm("order_created", 1)
 	expectProblem(t, s.checkout(t, c.token, key), http.StatusInternalServerError)
 	id := s.onlyOrderOf(t, c.id)
 
 	var cancelled *resp
-	s.crash.onNext("intent_created", func() {
+	s.crash.OnNext("intent_created", func() {
 		r, err := s.roundTrip(t, s.request(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, nil))
 		if err != nil {
 			t.Errorf("cancel: %v", err)
@@ -776,8 +543,8 @@ func TestCheckoutResumeRacesCancel(t *testing.T) {
 	}
 
 	o := s.storedOrder(t, id)
-	if o.Status != "cancelled" || s.dbStock(t, p.Id) != 5 {
-		t.Fatalf("order %s, stock %d: the cancellation did not hold", o.Status, s.dbStock(t, p.Id))
+	if o.Status != "cancelled" || s.dbStock(t, p.ID) != 5 {
+		t.Fatalf("order %s, stock %d: the cancellation did not hold", o.Status, s.dbStock(t, p.ID))
 	}
 	if r.status == http.StatusCreated || r.status == http.StatusOK {
 		t.Errorf("the retry answered %d with a payable intent for the cancelled order: %s", r.status, r.body)
@@ -818,18 +585,18 @@ func TestCheckoutResumeRacesCancel(t *testing.T) {
 // bigCart fills the customer's cart with 3 products x 99 units at
 // $1,000,000 (the largest price), plus one small line, and returns the
 // products and the cart as the API shows it.
-func (s *shop) bigCart(t *testing.T, c account) ([]gen.Product, *resp) {
+func (s *shop) bigCart(t *testing.T, c account) ([]store.Product, *resp) {
 	t.Helper()
-	var ps []gen.Product
+	var ps []store.Product
 	var lines []line
 	for range 3 {
-		p := s.product(t, s.admin, map[string]any{"stock": 500, "priceCents": 100_000_000})
+		p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 100_000_000, Stock: new(500)})
 		ps = append(ps, p)
-		lines = append(lines, line{p.Id, 99})
+		lines = append(lines, line{p.ID, 99})
 	}
-	small := s.product(t, s.admin, map[string]any{"stock": 10, "priceCents": 1500})
+	small := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 1500, Stock: new(10)})
 	ps = append(ps, small)
-	s.fillCart(t, c.token, append(lines, line{small.Id, 2})...)
+	s.fillCart(t, c.token, append(lines, line{small.ID, 2})...)
 	return ps, s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK)
 }
 
@@ -865,15 +632,15 @@ func TestCheckoutPermanentRefusal(t *testing.T) {
 	}
 	initial := []int{500, 500, 500, 10}
 	for i, p := range ps {
-		if st := s.dbStock(t, p.Id); st != initial[i] {
-			t.Errorf("%s: stock = %d, want %d (released)", p.Sku, st, initial[i])
+		if st := s.dbStock(t, p.ID); st != initial[i] {
+			t.Errorf("%s: stock = %d, want %d (released)", p.SKU, st, initial[i])
 		}
-		sold, _ := s.ledgerFor(t, p.Id, id, "sale")
-		released, units := s.ledgerFor(t, p.Id, id, "release")
+		sold, _ := s.ledgerFor(t, p.ID, id, "sale")
+		released, units := s.ledgerFor(t, p.ID, id, "release")
 		if sold != 1 || released != 1 || units <= 0 {
-			t.Errorf("%s: %d sale and %d release rows (%+d units), want 1 and 1", p.Sku, sold, released, units)
+			t.Errorf("%s: %d sale and %d release rows (%+d units), want 1 and 1", p.SKU, sold, released, units)
 		}
-		s.ledgerCheck(t, p.Id)
+		s.ledgerCheck(t, p.ID)
 	}
 	after := s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK)
 	if !bytes.Equal(after.body, before.body) {
@@ -902,7 +669,7 @@ func TestCheckoutPermanentRefusal(t *testing.T) {
 
 	// A cart Stripe can take checks out with a new key.
 	for _, p := range ps[:3] {
-		s.do(t, http.MethodDelete, "/v1/cart/items/"+p.Id, c.token, nil).want(t, http.StatusOK)
+		s.do(t, http.MethodDelete, "/v1/cart/items/"+p.ID, c.token, nil).want(t, http.StatusOK)
 	}
 	s.checkout(t, c.token, newKey()).want(t, http.StatusCreated)
 }
@@ -929,11 +696,11 @@ func TestCheckoutOverProviderMaximum(t *testing.T) {
 		t.Errorf("Stripe was asked %d times", n)
 	}
 	for i, want := range []int{500, 500, 500, 10} {
-		if st := s.dbStock(t, ps[i].Id); st != want {
-			t.Errorf("%s: stock = %d, want %d", ps[i].Sku, st, want)
+		if st := s.dbStock(t, ps[i].ID); st != want {
+			t.Errorf("%s: stock = %d, want %d", ps[i].SKU, st, want)
 		}
-		if types := s.ledgerCheck(t, ps[i].Id); types["sale"] != 0 {
-			t.Errorf("%s: %d sale rows", ps[i].Sku, types["sale"])
+		if types := s.ledgerCheck(t, ps[i].ID); types["sale"] != 0 {
+			t.Errorf("%s: %d sale rows", ps[i].SKU, types["sale"])
 		}
 	}
 	if after := s.do(t, http.MethodGet, "/v1/cart", c.token, nil).want(t, http.StatusOK); !bytes.Equal(after.body, before.body) {
@@ -943,7 +710,7 @@ func TestCheckoutOverProviderMaximum(t *testing.T) {
 		t.Errorf("key is %q, want it free", k)
 	}
 	// With the cart cut down, the same key goes through, as order 1.
-	s.fillCart(t, c.token, line{ps[3].Id, 1})
+	s.fillCart(t, c.token, line{ps[3].ID, 1})
 	var out gen.CheckoutResult
 	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
 	if out.Order.OrderNumber != "ORD-000001" {

@@ -478,7 +478,7 @@ func TestStatsPartialRefunds(t *testing.T) {
 	s.deliverAll(t, echo, echo)
 	s.wantStats(t, o.c, 1, o.total()-2000, "after Stripe's report of the same refunds")
 
-	second := s.placeOrder(t, o.c, line{o.p.Id, 1})
+	second := s.placeOrder(t, o.c, line{o.p.ID, 1})
 	s.wantStats(t, o.c, 1, o.total()-2000, "a second order, unpaid")
 	s.pay(t, second)
 	s.wantStats(t, o.c, 2, o.total()-2000+second.Order.TotalCents, "both paid")

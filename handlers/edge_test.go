@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // TestClientIPBehindProxies: X-Forwarded-For is believed only from a
@@ -155,8 +156,8 @@ func TestNULCharactersAreRefused(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 5, "description": "plain"})
-	s.fillCart(t, c.token, line{p.Id, 1})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{Stock: new(5), Description: "plain"})
+	s.fillCart(t, c.token, line{p.ID, 1})
 	placed := s.webhookOrder(t)
 	paid := s.webhookOrder(t)
 	s.pay(t, paid.out)
@@ -174,18 +175,18 @@ func TestNULCharactersAreRefused(t *testing.T) {
 		{"search", http.MethodGet, "/v1/products?q=tee%00", "", nil, "q"},
 		{"category", http.MethodGet, "/v1/products?category=%00shirts", "", nil, "category"},
 		{"list cursor", http.MethodGet, "/v1/products?cursor=abc%00", "", nil, "cursor"},
-		{"product id", http.MethodGet, "/v1/products/" + p.Id + "%00", "", nil, "productId"},
+		{"product id", http.MethodGet, "/v1/products/" + p.ID + "%00", "", nil, "productId"},
 		{"product description", http.MethodPost, "/v1/products", s.admin, productBody(map[string]any{"description": "soft\x00cotton"}), "description"},
 		{"product tag", http.MethodPost, "/v1/products", s.admin, productBody(map[string]any{"tags": []string{"ok", "b\x00d"}}), "tags.1"},
-		{"product patch", http.MethodPatch, "/v1/products/" + p.Id, s.admin, map[string]any{"name": "renamed\x00"}, "name"},
-		{"product patch category", http.MethodPatch, "/v1/products/" + p.Id, s.admin, map[string]any{"category": "a\x00"}, "category"},
+		{"product patch", http.MethodPatch, "/v1/products/" + p.ID, s.admin, map[string]any{"name": "renamed\x00"}, "name"},
+		{"product patch category", http.MethodPatch, "/v1/products/" + p.ID, s.admin, map[string]any{"category": "a\x00"}, "category"},
 		{"archive path", http.MethodDelete, "/v1/products/%00", s.admin, nil, "productId"},
-		{"inventory note", http.MethodPost, "/v1/products/" + p.Id + "/inventory", s.admin,
+		{"inventory note", http.MethodPost, "/v1/products/" + p.ID + "/inventory", s.admin,
 			map[string]any{"quantityChange": 1, "type": "restock", "note": "count\x00"}, "note"},
-		{"ledger cursor", http.MethodGet, "/v1/products/" + p.Id + "/inventory-transactions?cursor=%00", s.admin, nil, "cursor"},
-		{"cart add", http.MethodPost, "/v1/cart/items", c.token, map[string]any{"productId": p.Id + "\x00", "quantity": 1}, "productId"},
-		{"cart line path", http.MethodPut, "/v1/cart/items/" + p.Id + "%00", c.token, map[string]any{"quantity": 2}, "productId"},
-		{"cart remove path", http.MethodDelete, "/v1/cart/items/%00" + p.Id, c.token, nil, "productId"},
+		{"ledger cursor", http.MethodGet, "/v1/products/" + p.ID + "/inventory-transactions?cursor=%00", s.admin, nil, "cursor"},
+		{"cart add", http.MethodPost, "/v1/cart/items", c.token, map[string]any{"productId": p.ID + "\x00", "quantity": 1}, "productId"},
+		{"cart line path", http.MethodPut, "/v1/cart/items/" + p.ID + "%00", c.token, map[string]any{"quantity": 2}, "productId"},
+		{"cart remove path", http.MethodDelete, "/v1/cart/items/%00" + p.ID, c.token, nil, "productId"},
 		{"checkout address", http.MethodPost, "/v1/checkout", c.token, map[string]any{"shippingAddress": address}, "shippingAddress.line1"},
 		{"orders cursor", http.MethodGet, "/v1/orders?cursor=%00", c.token, nil, "cursor"},
 		{"order id", http.MethodGet, "/v1/orders/%00", c.token, nil, "orderId"},

@@ -2,12 +2,13 @@ package handlers_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // ledger returns a product's whole inventory ledger, newest first.
@@ -211,23 +212,16 @@ func TestConcurrentAdjustmentsNeverOversell(t *testing.T) {
 
 	const workers = 20
 	statuses := make([]int, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			<-start
-			req := a.request(t, http.MethodPost, "/v1/products/"+p.Id+"/inventory", admin,
-				map[string]any{"quantityChange": -1, "type": "adjustment"})
-			r, err := a.roundTrip(t, req)
-			if err != nil {
-				t.Errorf("worker %d: %v", i, err)
-				return
-			}
-			statuses[i] = r.status
-		})
-	}
-	close(start)
-	wg.Wait()
+	shoptest.Concurrently(t, workers, 60*time.Second, func(i int) {
+		req := a.request(t, http.MethodPost, "/v1/products/"+p.Id+"/inventory", admin,
+			map[string]any{"quantityChange": -1, "type": "adjustment"})
+		r, err := a.roundTrip(t, req)
+		if err != nil {
+			t.Errorf("worker %d: %v", i, err)
+			return
+		}
+		statuses[i] = r.status
+	})
 
 	count := map[int]int{}
 	for _, s := range statuses {

@@ -7,7 +7,6 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,83 +20,19 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
 )
-
-// testClock is the money path's clock: real time plus an offset the test
-// advances (payment windows, the reconciler's staleness cut-off).
-type testClock struct{ offset atomic.Int64 }
-
-func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// crashPoint is an orders.Service AfterPhase hook that fails the next
-// checkout reaching an armed phase, as if the process died there.
-type crashPoint struct {
-	mu    sync.Mutex
-	armed map[string]int
-	hits  map[string]int
-	calls map[string]func() // run once when the phase is next reached
-}
-
-// onNext runs fn (once) when a checkout next reaches the phase, before the
-// checkout goes on: a way to act exactly between two phases.
-func (c *crashPoint) onNext(phase string, fn func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.calls == nil {
-		c.calls = map[string]func(){}
-	}
-	c.calls[phase] = fn
-}
-
-var errCrash = errors.New("injected crash")
-
-func (c *crashPoint) arm(phase string, times int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.armed == nil {
-		c.armed = map[string]int{}
-	}
-	c.armed[phase] = times
-}
-
-func (c *crashPoint) hook(phase string) error {
-	c.mu.Lock()
-	fn := c.calls[phase]
-	delete(c.calls, phase)
-	c.mu.Unlock()
-	if fn != nil {
-		fn()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.hits == nil {
-		c.hits = map[string]int{}
-	}
-	c.hits[phase]++
-	if c.armed[phase] > 0 {
-		c.armed[phase]--
-		return fmt.Errorf("%w after %s", errCrash, phase)
-	}
-	return nil
-}
-
-func (c *crashPoint) hitCount(phase string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits[phase]
-}
 
 // shop is a server whose money path talks to a stripefake, with its clock,
 // crash hook and an admin token.
 type shop struct {
 	*api
 	fake  *stripefake.Server
-	clock *testClock
-	crash *crashPoint
+	clock *shoptest.Clock
+	crash *shoptest.Crash
 	admin string
 }
 
@@ -106,7 +41,7 @@ const paymentWindow = time.Hour
 
 func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 	t.Helper()
-	s := &shop{fake: stripefake.New(t), clock: &testClock{}, crash: &crashPoint{}}
+	s := &shop{fake: stripefake.New(t), clock: &shoptest.Clock{}, crash: &shoptest.Crash{}}
 	all := []func(*handlers.Config){
 		withPayments(s.fake.URL),
 		func(cfg *handlers.Config) {
@@ -116,7 +51,7 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 			}
 			cfg.Orders.Now = s.clock.Now
 			cfg.Orders.PaymentWindow = paymentWindow
-			cfg.Orders.AfterPhase = s.crash.hook
+			cfg.Orders.AfterPhase = s.crash.AfterPhase
 		},
 	}
 	s.api = setup(t, append(all, opts...)...)
@@ -124,8 +59,9 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 	return s
 }
 
-// fastHash is one password hash for every quick account: argon2 per
-// account would dominate tests that need dozens of customers.
+// fastHash is one password hash for every account a test puts straight
+// into the store: argon2 per account would dominate tests that need
+// dozens of customers.
 var fastHash = sync.OnceValues(func() (string, error) { return auth.HashPassword(testPassword) })
 
 // account is a user and a token for it.
@@ -141,12 +77,7 @@ func (a *api) quickUser(t *testing.T, role string) account {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := a.Store.CreateUser(context.Background(), store.NewUser{
-		Email: uniqueEmail(), PasswordHash: hash, Role: role, FirstName: "Ada", LastName: "Lovelace",
-	})
-	if err != nil {
-		t.Fatalf("create %s: %v", role, err)
-	}
+	u := shoptest.User(t.Context(), t, a.Store, &shoptest.UserOpts{Email: uniqueEmail(), PasswordHash: hash, Role: role})
 	tok, err := a.Tokens.Issue(u.ID, role)
 	if err != nil {
 		t.Fatal(err)
@@ -273,14 +204,10 @@ func (a *api) keyState(t *testing.T, userID, key string) string {
 	return points[0]
 }
 
-// stock is the product's stock in the database.
+// dbStock is the product's stock in the database.
 func (a *api) dbStock(t *testing.T, productID string) int {
 	t.Helper()
-	var n int
-	if err := a.Store.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return shoptest.Stock(t.Context(), t, a.Store, productID)
 }
 
 // ledgerRow is one inventory_transactions row.
@@ -329,30 +256,6 @@ func (a *api) ledgerFor(t *testing.T, productID, orderID, typ string) (rows, uni
 	return rows, units
 }
 
-// concurrently runs fn(0..n-1) on n goroutines released at once and waits
-// for them, failing the test if they take longer than limit (a deadlock).
-func concurrently(t *testing.T, n int, limit time.Duration, fn func(i int)) {
-	t.Helper()
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			fn(i)
-		}()
-	}
-	close(start)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(limit):
-		t.Fatalf("%d concurrent calls did not finish within %v (deadlock?)", n, limit)
-	}
-}
-
 // sendAll sends one request per goroutine, together, each bounded by limit
 // so that a stuck server cannot hang the test. A transport error is a
 // test error.
@@ -362,7 +265,7 @@ func (a *api) sendAll(t *testing.T, limit time.Duration, reqs []*http.Request) [
 	defer cancel()
 	out := make([]*resp, len(reqs))
 	errs := make([]error, len(reqs))
-	concurrently(t, len(reqs), limit+10*time.Second, func(i int) {
+	shoptest.Concurrently(t, len(reqs), limit+10*time.Second, func(i int) {
 		r, err := a.roundTrip(t, reqs[i].WithContext(ctx))
 		if err != nil {
 			errs[i], r = err, &resp{}

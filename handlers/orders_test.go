@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // orderOf decodes an Order response after checking its status.
@@ -24,13 +25,13 @@ func TestOrderLifecycle(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 20, "priceCents": 2000})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 2000, Stock: new(20)})
 	ctx := context.Background()
 
 	t.Run("owner cancels a pending order", func(t *testing.T) {
-		placed := s.placeOrder(t, c, line{p.Id, 3})
+		placed := s.placeOrder(t, c, line{p.ID, 3})
 		id := placed.Order.Id
-		if st := s.dbStock(t, p.Id); st != 17 {
+		if st := s.dbStock(t, p.ID); st != 17 {
 			t.Fatalf("stock = %d, want 17", st)
 		}
 		o := orderOf(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, map[string]any{"reason": "Wrong size"}), http.StatusOK)
@@ -40,10 +41,10 @@ func TestOrderLifecycle(t *testing.T) {
 		if !reflect.DeepEqual(frozenOf(o), frozenOf(placed.Order)) {
 			t.Errorf("items or totals changed on cancel:\n got %+v\nwant %+v", frozenOf(o), frozenOf(placed.Order))
 		}
-		if st := s.dbStock(t, p.Id); st != 20 {
+		if st := s.dbStock(t, p.ID); st != 20 {
 			t.Errorf("stock = %d after cancel, want 20", st)
 		}
-		if rows, units := s.ledgerFor(t, p.Id, id, "release"); rows != 1 || units != 3 {
+		if rows, units := s.ledgerFor(t, p.ID, id, "release"); rows != 1 || units != 3 {
 			t.Errorf("release rows %d (%d units), want 1 (+3)", rows, units)
 		}
 		evs := s.events(t, c.token, id)
@@ -55,7 +56,7 @@ func TestOrderLifecycle(t *testing.T) {
 		}
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, nil), http.StatusConflict)
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", s.admin, nil), http.StatusConflict)
-		if st := s.dbStock(t, p.Id); st != 20 {
+		if st := s.dbStock(t, p.ID); st != 20 {
 			t.Errorf("stock = %d after a refused second cancel, want 20", st)
 		}
 		if len(s.fake.Refunds()) != 0 {
@@ -67,7 +68,7 @@ func TestOrderLifecycle(t *testing.T) {
 	})
 
 	t.Run("paid: owner may not cancel, admin cancels and refunds", func(t *testing.T) {
-		placed := s.placeOrder(t, c, line{p.Id, 2})
+		placed := s.placeOrder(t, c, line{p.ID, 2})
 		id := placed.Order.Id
 		// Fulfilling an unpaid order is refused.
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/admin/orders/"+id+"/fulfill", s.admin, map[string]any{"trackingNumber": "1Z1"}), http.StatusConflict)
@@ -88,7 +89,7 @@ func TestOrderLifecycle(t *testing.T) {
 			refunds[len(refunds)-1].Amount != placed.Order.TotalCents {
 			t.Errorf("refunds at Stripe = %+v, want one full refund of %s", refunds, placed.Payment.PaymentIntentId)
 		}
-		if st := s.dbStock(t, p.Id); st != 20 {
+		if st := s.dbStock(t, p.ID); st != 20 {
 			t.Errorf("stock = %d, want 20", st)
 		}
 		types := eventTypes(s.events(t, s.admin, id))
@@ -103,7 +104,7 @@ func TestOrderLifecycle(t *testing.T) {
 	})
 
 	t.Run("fulfil, then refund in parts", func(t *testing.T) {
-		placed := s.placeOrder(t, c, line{p.Id, 4}) // 8000 + 800 + 1000 = 9800
+		placed := s.placeOrder(t, c, line{p.ID, 4}) // 8000 + 800 + 1000 = 9800
 		id, total := placed.Order.Id, placed.Order.TotalCents
 		if total != 9800 {
 			t.Fatalf("total = %d, want 9800", total)
@@ -120,7 +121,7 @@ func TestOrderLifecycle(t *testing.T) {
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/admin/orders/"+id+"/fulfill", s.admin, map[string]any{"trackingNumber": "again"}), http.StatusConflict)
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", s.admin, nil), http.StatusConflict)
 		expectProblem(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, nil), http.StatusConflict)
-		if st := s.dbStock(t, p.Id); st != 16 {
+		if st := s.dbStock(t, p.ID); st != 16 {
 			t.Errorf("stock = %d, want 16 (a refused cancel releases nothing)", st)
 		}
 
@@ -143,7 +144,7 @@ func TestOrderLifecycle(t *testing.T) {
 		if atStripe != total {
 			t.Errorf("refunded at Stripe %d, want %d", atStripe, total)
 		}
-		if st := s.dbStock(t, p.Id); st != 16 {
+		if st := s.dbStock(t, p.ID); st != 16 {
 			t.Errorf("stock = %d, want 16 (refunds move no stock)", st)
 		}
 		evs := s.events(t, c.token, id)
@@ -165,7 +166,7 @@ func TestOrderLifecycle(t *testing.T) {
 	})
 
 	t.Run("items and totals are immutable in the database", func(t *testing.T) {
-		placed := s.placeOrder(t, c, line{p.Id, 1})
+		placed := s.placeOrder(t, c, line{p.ID, 1})
 		id := placed.Order.Id
 		db := s.Store.DB()
 		for _, q := range []string{
@@ -197,9 +198,9 @@ func TestConcurrentRefunds(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
-	a := s.product(t, s.admin, map[string]any{"priceCents": 4500, "stock": 5})
-	b := s.product(t, s.admin, map[string]any{"priceCents": 2300, "stock": 5})
-	placed := s.placeOrder(t, c, line{a.Id, 2}, line{b.Id, 1})
+	a := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 4500, Stock: new(5)})
+	b := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 2300, Stock: new(5)})
+	placed := s.placeOrder(t, c, line{a.ID, 2}, line{b.ID, 1})
 	total := placed.Order.TotalCents
 	if total != 12430 {
 		t.Fatalf("total = %d, want 12430", total)
@@ -258,11 +259,11 @@ func TestOrderAuthorization(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	owner, other := s.newCustomer(t), s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 50, "priceCents": 1000})
-	pending := s.placeOrder(t, owner, line{p.Id, 1})
-	paid := s.placeOrder(t, owner, line{p.Id, 2})
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50)})
+	pending := s.placeOrder(t, owner, line{p.ID, 1})
+	paid := s.placeOrder(t, owner, line{p.ID, 2})
 	s.pay(t, paid)
-	theirs := s.placeOrder(t, other, line{p.Id, 1})
+	theirs := s.placeOrder(t, other, line{p.ID, 1})
 	const anon = ""
 
 	// notFoundLikeUnknown checks a refused access looks exactly like an
@@ -354,15 +355,15 @@ func TestOrderAuthorization(t *testing.T) {
 	expectProblem(t, s.do(t, http.MethodGet, "/v1/orders", anon, nil), http.StatusUnauthorized)
 
 	// Carts: each caller only ever touches their own.
-	s.fillCart(t, owner.token, line{p.Id, 2})
+	s.fillCart(t, owner.token, line{p.ID, 2})
 	for _, op := range []struct {
 		method, path string
 		body         any
 	}{
 		{http.MethodGet, "/v1/cart", nil},
-		{http.MethodPost, "/v1/cart/items", addToCart(p.Id, 1)},
-		{http.MethodPut, "/v1/cart/items/" + p.Id, map[string]any{"quantity": 3}},
-		{http.MethodDelete, "/v1/cart/items/" + p.Id, nil},
+		{http.MethodPost, "/v1/cart/items", addToCart(p.ID, 1)},
+		{http.MethodPut, "/v1/cart/items/" + p.ID, map[string]any{"quantity": 3}},
+		{http.MethodDelete, "/v1/cart/items/" + p.ID, nil},
 		{http.MethodDelete, "/v1/cart", nil},
 	} {
 		expectProblem(t, s.do(t, op.method, op.path, anon, op.body), http.StatusUnauthorized)
@@ -372,25 +373,25 @@ func TestOrderAuthorization(t *testing.T) {
 	if c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", other.token, nil), http.StatusOK); len(c.Items) != 0 {
 		t.Errorf("other's cart shows %+v", c.Items)
 	}
-	expectProblem(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.Id, other.token, map[string]any{"quantity": 9}), http.StatusNotFound)
-	expectProblem(t, s.do(t, http.MethodDelete, "/v1/cart/items/"+p.Id, other.token, nil), http.StatusNotFound)
+	expectProblem(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.ID, other.token, map[string]any{"quantity": 9}), http.StatusNotFound)
+	expectProblem(t, s.do(t, http.MethodDelete, "/v1/cart/items/"+p.ID, other.token, nil), http.StatusNotFound)
 	s.do(t, http.MethodDelete, "/v1/cart", other.token, nil).want(t, http.StatusOK)
-	if q := cartQuantities(cartOf(t, s.do(t, http.MethodGet, "/v1/cart", owner.token, nil), http.StatusOK)); q[p.Id] != 2 || len(q) != 1 {
+	if q := cartQuantities(cartOf(t, s.do(t, http.MethodGet, "/v1/cart", owner.token, nil), http.StatusOK)); q[p.ID] != 2 || len(q) != 1 {
 		t.Errorf("owner's cart after the other's attempts = %v", q)
 	}
 	// The admin has a cart of their own and may check out.
-	cartOf(t, s.do(t, http.MethodPost, "/v1/cart/items", s.admin, addToCart(p.Id, 1)), http.StatusCreated)
-	cartOf(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.Id, s.admin, map[string]any{"quantity": 2}), http.StatusOK)
+	cartOf(t, s.do(t, http.MethodPost, "/v1/cart/items", s.admin, addToCart(p.ID, 1)), http.StatusCreated)
+	cartOf(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.ID, s.admin, map[string]any{"quantity": 2}), http.StatusOK)
 	var adminOrder gen.CheckoutResult
 	s.checkout(t, s.admin, newKey()).want(t, http.StatusCreated).decode(t, &adminOrder)
 	if adminOrder.Order.Items[0].Quantity != 2 {
 		t.Errorf("admin's order = %+v", adminOrder.Order.Items)
 	}
-	if q := cartQuantities(cartOf(t, s.do(t, http.MethodGet, "/v1/cart", owner.token, nil), http.StatusOK)); q[p.Id] != 2 {
+	if q := cartQuantities(cartOf(t, s.do(t, http.MethodGet, "/v1/cart", owner.token, nil), http.StatusOK)); q[p.ID] != 2 {
 		t.Errorf("the admin's checkout touched the owner's cart: %v", q)
 	}
 	// The owner's own cart operations work.
-	cartOf(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.Id, owner.token, map[string]any{"quantity": 3}), http.StatusOK)
-	cartOf(t, s.do(t, http.MethodDelete, "/v1/cart/items/"+p.Id, owner.token, nil), http.StatusOK)
+	cartOf(t, s.do(t, http.MethodPut, "/v1/cart/items/"+p.ID, owner.token, map[string]any{"quantity": 3}), http.StatusOK)
+	cartOf(t, s.do(t, http.MethodDelete, "/v1/cart/items/"+p.ID, owner.token, nil), http.StatusOK)
 	cartOf(t, s.do(t, http.MethodDelete, "/v1/cart", owner.token, nil), http.StatusOK)
 }

@@ -10,14 +10,16 @@ import (
 	"time"
 
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/payments"
+	"github.com/shopd/shopd/store"
 )
 
 // webhookOrder is a placed order (2 units of a stock-5 product) waiting
 // for payment.
 type webhookOrder struct {
 	c   account
-	p   gen.Product
+	p   store.Product
 	out gen.CheckoutResult
 }
 
@@ -28,8 +30,8 @@ func (o webhookOrder) total() int64   { return o.out.Order.TotalCents }
 func (s *shop) webhookOrder(t *testing.T) webhookOrder {
 	t.Helper()
 	c := s.newCustomer(t)
-	p := s.product(t, s.admin, map[string]any{"stock": 5, "priceCents": 2000})
-	return webhookOrder{c: c, p: p, out: s.placeOrder(t, c, line{p.Id, 2})}
+	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{PriceCents: 2000, Stock: new(5)})
+	return webhookOrder{c: c, p: p, out: s.placeOrder(t, c, line{p.ID, 2})}
 }
 
 // eventCount is how many events the order has.
@@ -146,7 +148,7 @@ func TestWebhookPaymentSucceeded(t *testing.T) {
 	// A late failure never moves a paid order back.
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.payment_failed", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
 	s.unchanged(t, o, 3, "processing", "paid")
-	if st := s.dbStock(t, o.p.Id); st != 3 {
+	if st := s.dbStock(t, o.p.ID); st != 3 {
 		t.Errorf("stock = %d, want 3 (a late failure releases nothing)", st)
 	}
 }
@@ -185,7 +187,7 @@ func TestWebhookPaymentFailed(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	o := s.webhookOrder(t)
-	if st := s.dbStock(t, o.p.Id); st != 3 {
+	if st := s.dbStock(t, o.p.ID); st != 3 {
 		t.Fatalf("stock = %d after checkout, want 3", st)
 	}
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.payment_failed", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
@@ -196,13 +198,13 @@ func TestWebhookPaymentFailed(t *testing.T) {
 	if evs := eventTypes(s.events(t, s.admin, o.id())); !slices.Contains(evs, "payment_failed") || evs[len(evs)-1] != "cancelled" {
 		t.Errorf("events = %v, want payment_failed then cancelled", evs)
 	}
-	if st := s.dbStock(t, o.p.Id); st != 5 {
+	if st := s.dbStock(t, o.p.ID); st != 5 {
 		t.Errorf("stock = %d, want 5 (released)", st)
 	}
-	if rows, units := s.ledgerFor(t, o.p.Id, o.id(), "release"); rows != 1 || units != 2 {
+	if rows, units := s.ledgerFor(t, o.p.ID, o.id(), "release"); rows != 1 || units != 2 {
 		t.Errorf("release rows %d (%d units), want 1 (+2)", rows, units)
 	}
-	s.ledgerCheck(t, o.p.Id)
+	s.ledgerCheck(t, o.p.ID)
 	// The order is cancelled and its stock back on sale: its intent must
 	// not stay payable (Stripe lets a customer retry a declined intent).
 	if in, ok := s.fake.Intent(o.intent()); !ok || in.Status != "canceled" {
@@ -212,7 +214,7 @@ func TestWebhookPaymentFailed(t *testing.T) {
 	// A second failure event releases nothing more.
 	s.deliver(t, intentEvent(newEventID(), "payment_intent.payment_failed", o.intent(), o.id(), o.total(), "usd")).want(t, http.StatusOK)
 	s.unchanged(t, o, events, "cancelled", "failed")
-	if st := s.dbStock(t, o.p.Id); st != 5 {
+	if st := s.dbStock(t, o.p.ID); st != 5 {
 		t.Errorf("stock = %d after a second failure, want 5", st)
 	}
 }
@@ -223,7 +225,7 @@ func TestWebhookSuccessAfterCancel(t *testing.T) {
 	o := s.webhookOrder(t)
 	// The customer cancels while unpaid, then the payment goes through anyway.
 	s.do(t, http.MethodPost, "/v1/orders/"+o.id()+"/cancel", o.c.token, nil).want(t, http.StatusOK)
-	if st := s.dbStock(t, o.p.Id); st != 5 {
+	if st := s.dbStock(t, o.p.ID); st != 5 {
 		t.Fatalf("stock = %d after cancel, want 5", st)
 	}
 	// Cancelling also cancels the intent at Stripe; the payment that still
@@ -257,7 +259,7 @@ func TestWebhookSuccessAfterCancel(t *testing.T) {
 	if len(refunds) != 1 || refunds[0].PaymentIntentID != o.intent() || refunds[0].Amount != o.total() {
 		t.Errorf("refunds at Stripe = %+v, want one of %d on %s", refunds, o.total(), o.intent())
 	}
-	if st := s.dbStock(t, o.p.Id); st != 5 {
+	if st := s.dbStock(t, o.p.ID); st != 5 {
 		t.Errorf("stock = %d, want 5 (released once)", st)
 	}
 	types := eventTypes(s.events(t, s.admin, o.id()))

@@ -2,11 +2,11 @@ package orders_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/orders"
 )
 
@@ -16,36 +16,36 @@ import (
 // Stripe, then expired and released.
 func TestExpiryAsksStripeFirst(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	svc, b := setup(t)
 	ctx := context.Background()
-	p := e.product(t, 1000, 10)
-	paidLate := e.placed(t, p, 1)
-	processing := e.placed(t, p, 1)
-	abandoned := e.placed(t, p, 1)
-	e.fake.SetIntentStatus(*paidLate.PaymentIntentID, "succeeded")
-	e.fake.SetIntentStatus(*processing.PaymentIntentID, "processing")
+	p := b.product(t, 1000, 10)
+	paidLate := b.placed(t, p, 1)
+	processing := b.placed(t, p, 1)
+	abandoned := b.placed(t, p, 1)
+	b.fake.SetIntentStatus(*paidLate.PaymentIntentID, "succeeded")
+	b.fake.SetIntentStatus(*processing.PaymentIntentID, "processing")
 
-	e.clock.Advance(time.Hour + time.Minute)
-	e.svc.Reconcile(ctx)
+	b.clock.Advance(time.Hour + time.Minute)
+	svc.Reconcile(ctx)
 
-	if o := e.order(t, paidLate.ID); o.Status != shopd.StatusProcessing || o.PaymentStatus != shopd.PaymentPaid {
+	if o := b.order(t, paidLate.ID); o.Status != shopd.StatusProcessing || o.PaymentStatus != shopd.PaymentPaid {
 		t.Errorf("paid at Stripe, webhook late: %s/%s, want processing/paid", o.Status, o.PaymentStatus)
 	}
-	if o := e.order(t, processing.ID); o.Status != shopd.StatusPending {
+	if o := b.order(t, processing.ID); o.Status != shopd.StatusPending {
 		t.Errorf("payment processing: order %s, want still pending", o.Status)
 	}
-	if o := e.order(t, abandoned.ID); o.Status != shopd.StatusCancelled {
+	if o := b.order(t, abandoned.ID); o.Status != shopd.StatusCancelled {
 		t.Errorf("abandoned: order %s, want cancelled", o.Status)
 	}
-	if in, _ := e.fake.Intent(*abandoned.PaymentIntentID); in.Status != "canceled" {
+	if in, _ := b.fake.Intent(*abandoned.PaymentIntentID); in.Status != "canceled" {
 		t.Errorf("abandoned order's intent is %s at Stripe, want canceled", in.Status)
 	}
-	if st := e.stock(t, p.ID); st != 8 {
+	if st := b.stock(t, p.ID); st != 8 {
 		t.Errorf("stock = %d, want 8 (only the abandoned unit released)", st)
 	}
 	// Another pass changes nothing.
-	e.svc.Reconcile(ctx)
-	if st := e.stock(t, p.ID); st != 8 {
+	svc.Reconcile(ctx)
+	if st := b.stock(t, p.ID); st != 8 {
 		t.Errorf("stock = %d after another pass, want 8", st)
 	}
 }
@@ -56,37 +56,27 @@ func TestExpiryAsksStripeFirst(t *testing.T) {
 // payment is due a refund) — never paid with its stock released.
 func TestExpireVersusPayment(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	svc, b := setup(t)
 	ctx := context.Background()
-	p := e.product(t, 1000, 100)
+	p := b.product(t, 1000, 100)
 	outcomes := map[string]int{}
 	for i := range 15 {
-		o := e.placed(t, p, 1)
+		o := b.placed(t, p, 1)
 		late := o.PaymentDueAt.Add(time.Minute)
-		var wg sync.WaitGroup
 		var outcome orders.Outcome
 		var expired bool
 		var perr, eerr error
-		start := make(chan struct{})
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			<-start
-			outcome, perr = e.svc.ApplySuccess(ctx, o)
-		}()
-		go func() {
-			defer wg.Done()
-			<-start
-			expired, eerr = orders.ExpireOrder(e.svc, ctx, o.ID, late)
-		}()
-		close(start)
-		wg.Wait()
+		racers := []func(){
+			func() { outcome, perr = svc.ApplySuccess(ctx, o) },
+			func() { expired, eerr = orders.ExpireOrder(svc, ctx, o.ID, late) },
+		}
+		shoptest.Concurrently(t, len(racers), 60*time.Second, func(r int) { racers[r]() })
 		if perr != nil || eerr != nil {
 			t.Fatalf("round %d: payment %v, expiry %v", i, perr, eerr)
 		}
-		got := e.order(t, o.ID)
+		got := b.order(t, o.ID)
 		var releases int
-		if err := e.st.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE type = 'release' AND reference_id = $1`, o.ID); err != nil {
+		if err := b.store.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE type = 'release' AND reference_id = $1`, o.ID); err != nil {
 			t.Fatal(err)
 		}
 		switch {
@@ -106,10 +96,10 @@ func TestExpireVersusPayment(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", outcomes)
 	var sum int
-	if err := e.st.DB().Get(&sum, `SELECT sum(quantity_change) FROM inventory_transactions WHERE product_id = $1`, p.ID); err != nil {
+	if err := b.store.DB().Get(&sum, `SELECT sum(quantity_change) FROM inventory_transactions WHERE product_id = $1`, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.stock(t, p.ID); st != sum || st != 100-outcomes["payment first"] {
+	if st := b.stock(t, p.ID); st != sum || st != 100-outcomes["payment first"] {
 		t.Errorf("stock %d, ledger %d, want %d", st, sum, 100-outcomes["payment first"])
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/payments"
@@ -46,29 +47,29 @@ type instanceOpts struct {
 // newInstance builds a service and a River client the way the server
 // does (workers registered on the service, the service inserting with the
 // client) and starts the client; it is stopped at cleanup.
-func (e *env) newInstance(t *testing.T, o instanceOpts) *instance {
+func (b *testBundle) newInstance(t *testing.T, o instanceOpts) *instance {
 	t.Helper()
 	window := testWindow
 	if o.window > 0 {
 		window = o.window
 	}
 	svc := &orders.Service{
-		Store:               e.st,
-		Payments:            payments.New(payments.Config{SecretKey: "sk_test_x", APIBase: e.fake.URL, MaxNetworkRetries: -1}),
+		Store:               b.store,
+		Payments:            payments.New(payments.Config{SecretKey: "sk_test_x", APIBase: b.fake.URL, MaxNetworkRetries: -1}),
 		Pricing:             shopd.DefaultPricing,
 		PaymentWindow:       window,
 		Log:                 testLog(),
-		Now:                 e.clock.Now,
+		Now:                 b.clock.Now,
 		ResumeCheckoutAfter: testResumeAfter,
 		RefundRetryAfter:    testRefundAfter,
 		PaymentRecheckAfter: testRecheck,
-		AfterPhase:          e.svc.AfterPhase,
+		AfterPhase:          b.svc.AfterPhase,
 	}
 	workers := river.NewWorkers()
 	if err := orders.AddWorkers(workers, svc); err != nil {
 		t.Fatal(err)
 	}
-	c, err := jobs.New(e.st.DB().DB, jobs.Config{
+	c, err := jobs.New(b.store.DB().DB, jobs.Config{
 		PollInterval: testPoll, Workers: workers, Kinds: orders.JobKinds(),
 		StopTimeout: o.stopTimeout, TestOnly: true, Log: testLog(),
 	})
@@ -108,10 +109,10 @@ func testLog() *slog.Logger {
 }
 
 // placedOn is a checked-out order placed through the instance.
-func (e *env) placedOn(t *testing.T, in *instance, p store.Product, qty int) store.Order {
+func (b *testBundle) placedOn(t *testing.T, in *instance, p store.Product, qty int) store.Order {
 	t.Helper()
-	userID := e.user(t)
-	if _, err := e.st.AddToCart(context.Background(), userID, p.ID, qty); err != nil {
+	userID := shoptest.User(context.Background(), t, b.store, nil).ID
+	if _, err := b.store.AddToCart(context.Background(), userID, p.ID, qty); err != nil {
 		t.Fatal(err)
 	}
 	addr := []byte(`{"firstName":"Ada","lastName":"Lovelace","line1":"1 Road","city":"London","postalCode":"N1","country":"GB"}`)
@@ -133,10 +134,10 @@ type jobRow struct {
 }
 
 // jobsOf are the jobs of kind whose args field key equals value, oldest first.
-func (e *env) jobsOf(t *testing.T, kind, key, value string) []jobRow {
+func (b *testBundle) jobsOf(t *testing.T, kind, key, value string) []jobRow {
 	t.Helper()
 	var rows []jobRow
-	err := e.st.DB().Select(&rows, `
+	err := b.store.DB().Select(&rows, `
 		SELECT id, state, attempt, scheduled_at
 		FROM river_job
 		WHERE kind = $1
@@ -165,10 +166,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // eventTypes are the order's event types, oldest first.
-func (e *env) eventTypes(t *testing.T, orderID string) []string {
+func (b *testBundle) eventTypes(t *testing.T, orderID string) []string {
 	t.Helper()
 	var types []string
-	if err := e.st.DB().Select(&types, `SELECT type FROM order_events WHERE order_id = $1 ORDER BY id`, orderID); err != nil {
+	if err := b.store.DB().Select(&types, `SELECT type FROM order_events WHERE order_id = $1 ORDER BY id`, orderID); err != nil {
 		t.Fatal(err)
 	}
 	return types
@@ -186,18 +187,18 @@ func count(xs []string, x string) int {
 
 // paidAfterCancelOn cancels an unpaid order as its owner, then delivers,
 // through the instance, the payment Stripe took anyway (event eventID).
-func (e *env) paidAfterCancelOn(t *testing.T, in *instance, o store.Order, eventID string) {
+func (b *testBundle) paidAfterCancelOn(t *testing.T, in *instance, o store.Order, eventID string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := in.svc.Cancel(ctx, o.ID, store.Actor{Kind: store.ActorCustomer, ID: o.CustomerID}, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
-	e.deliverPayment(t, in, o, eventID)
+	b.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
+	b.deliverPayment(t, in, o, eventID)
 }
 
 // deliverPayment hands the instance a payment_intent.succeeded for o.
-func (e *env) deliverPayment(t *testing.T, in *instance, o store.Order, eventID string) {
+func (b *testBundle) deliverPayment(t *testing.T, in *instance, o store.Order, eventID string) {
 	t.Helper()
 	err := in.svc.HandleEvent(context.Background(), payments.Event{
 		ID: eventID, Type: "payment_intent.succeeded",
@@ -215,33 +216,33 @@ func (e *env) deliverPayment(t *testing.T, in *instance, o store.Order, eventID 
 // before its window closed.
 func TestExpireOrderJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{})
-	p := e.product(t, 1000, 10)
-	unpaid := e.placedOn(t, in, p, 2)
-	paid := e.placedOn(t, in, p, 3)
+	_, bundle := setup(t)
+	in := bundle.newInstance(t, instanceOpts{})
+	p := bundle.product(t, 1000, 10)
+	unpaid := bundle.placedOn(t, in, p, 2)
+	paid := bundle.placedOn(t, in, p, 3)
 
-	jobs := e.jobsOf(t, orders.KindExpireOrder, "order_id", unpaid.ID)
+	jobs := bundle.jobsOf(t, orders.KindExpireOrder, "order_id", unpaid.ID)
 	if len(jobs) != 1 || !jobs[0].ScheduledAt.Equal(unpaid.PaymentDueAt) {
 		t.Fatalf("expire jobs of the order = %+v, want one at its due time %s", jobs, unpaid.PaymentDueAt)
 	}
-	e.pay(t, paid)
+	bundle.pay(t, paid)
 
-	eventually(t, "the unpaid order to expire", func() bool { return e.order(t, unpaid.ID).Status == shopd.StatusCancelled })
+	eventually(t, "the unpaid order to expire", func() bool { return bundle.order(t, unpaid.ID).Status == shopd.StatusCancelled })
 	eventually(t, "both expire jobs to complete", func() bool {
-		a, b := e.jobsOf(t, orders.KindExpireOrder, "order_id", unpaid.ID), e.jobsOf(t, orders.KindExpireOrder, "order_id", paid.ID)
+		a, b := bundle.jobsOf(t, orders.KindExpireOrder, "order_id", unpaid.ID), bundle.jobsOf(t, orders.KindExpireOrder, "order_id", paid.ID)
 		return len(a) == 1 && a[0].State == "completed" && len(b) == 1 && b[0].State == "completed"
 	})
-	if got := e.stock(t, p.ID); got != 7 {
+	if got := bundle.stock(t, p.ID); got != 7 {
 		t.Errorf("stock = %d, want 7 (2 released, 3 sold)", got)
 	}
-	if in, _ := e.fake.Intent(*unpaid.PaymentIntentID); in.Status != "canceled" {
+	if in, _ := bundle.fake.Intent(*unpaid.PaymentIntentID); in.Status != "canceled" {
 		t.Errorf("intent of the expired order is %q at Stripe, want canceled", in.Status)
 	}
-	if got := e.order(t, paid.ID); got.Status == shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid {
+	if got := bundle.order(t, paid.ID); got.Status == shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentPaid {
 		t.Errorf("order paid in time = %s/%s after its expiry job, want paid, not cancelled", got.Status, got.PaymentStatus)
 	}
-	if types := e.eventTypes(t, paid.ID); count(types, shopd.EventCancelled) != 0 {
+	if types := bundle.eventTypes(t, paid.ID); count(types, shopd.EventCancelled) != 0 {
 		t.Errorf("paid order's events = %v, want no cancellation", types)
 	}
 }
@@ -250,12 +251,12 @@ func TestExpireOrderJob(t *testing.T) {
 // transaction (a total no payment can take) leaves no order and no jobs.
 func TestJobsRollBackWithTheirCause(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{noStart: true})
+	_, b := setup(t)
+	in := b.newInstance(t, instanceOpts{noStart: true})
 	in.svc.MaxChargeCents = 100
-	userID := e.user(t)
-	p := e.product(t, 1000, 10)
-	if _, err := e.st.AddToCart(context.Background(), userID, p.ID, 1); err != nil {
+	userID := shoptest.User(context.Background(), t, b.store, nil).ID
+	p := b.product(t, 1000, 10)
+	if _, err := b.store.AddToCart(context.Background(), userID, p.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	_, err := in.svc.Checkout(context.Background(), orders.CheckoutRequest{UserID: userID, Key: "k", RequestHash: "h",
@@ -264,7 +265,7 @@ func TestJobsRollBackWithTheirCause(t *testing.T) {
 		t.Fatalf("checkout over the limit: %v, want payment refused", err)
 	}
 	var n int
-	if err := e.st.DB().Get(&n, `SELECT count(*) FROM river_job`); err != nil {
+	if err := b.store.DB().Get(&n, `SELECT count(*) FROM river_job`); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
@@ -272,11 +273,11 @@ func TestJobsRollBackWithTheirCause(t *testing.T) {
 	}
 	// The same path committed inserts both jobs: the count above could fail.
 	in.svc.MaxChargeCents = 0
-	o := e.placedOn(t, in, p, 1)
-	if len(e.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID)) != 1 {
+	o := b.placedOn(t, in, p, 1)
+	if len(b.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID)) != 1 {
 		t.Errorf("no expire job for a committed order")
 	}
-	if err := e.st.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1`, orders.KindResumeCheckout); err != nil || n != 1 {
+	if err := b.store.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1`, orders.KindResumeCheckout); err != nil || n != 1 {
 		t.Errorf("resume jobs = %d (%v), want 1", n, err)
 	}
 }
@@ -286,27 +287,27 @@ func TestJobsRollBackWithTheirCause(t *testing.T) {
 // the payment succeeded, applies it instead of expiring the order.
 func TestExpiryWaitsForProcessingPayment(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{})
-	p := e.product(t, 1000, 10)
-	o := e.placedOn(t, in, p, 1)
-	e.fake.SetIntentStatus(*o.PaymentIntentID, "processing")
+	_, b := setup(t)
+	in := b.newInstance(t, instanceOpts{})
+	p := b.product(t, 1000, 10)
+	o := b.placedOn(t, in, p, 1)
+	b.fake.SetIntentStatus(*o.PaymentIntentID, "processing")
 
 	eventually(t, "the expiry to see the processing payment", func() bool {
-		return e.fake.Calls("GET", "/v1/payment_intents/"+*o.PaymentIntentID) >= 2
+		return b.fake.Calls("GET", "/v1/payment_intents/"+*o.PaymentIntentID) >= 2
 	})
-	if got := e.order(t, o.ID); got.Status != shopd.StatusPending {
+	if got := b.order(t, o.ID); got.Status != shopd.StatusPending {
 		t.Fatalf("order with a payment in progress = %s, want pending", got.Status)
 	}
-	if js := e.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID); len(js) != 1 || js[0].State == "completed" {
+	if js := b.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID); len(js) != 1 || js[0].State == "completed" {
 		t.Fatalf("expire job = %+v, want one, still to run again", js)
 	}
-	e.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
-	eventually(t, "the payment to be applied", func() bool { return e.order(t, o.ID).PaymentStatus == shopd.PaymentPaid })
-	if got := e.order(t, o.ID); got.Status == shopd.StatusCancelled {
+	b.fake.SetIntentStatus(*o.PaymentIntentID, "succeeded")
+	eventually(t, "the payment to be applied", func() bool { return b.order(t, o.ID).PaymentStatus == shopd.PaymentPaid })
+	if got := b.order(t, o.ID); got.Status == shopd.StatusCancelled {
 		t.Errorf("order = %s, want paid, not cancelled", got.Status)
 	}
-	if got := e.stock(t, p.ID); got != 9 {
+	if got := b.stock(t, p.ID); got != 9 {
 		t.Errorf("stock = %d, want 9", got)
 	}
 }
@@ -316,15 +317,15 @@ func TestExpiryWaitsForProcessingPayment(t *testing.T) {
 // answered); one that finished by itself is left alone.
 func TestResumeCheckoutJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	_, b := setup(t)
 	// A long window: the expiry must not cancel the stuck order first.
-	in := e.newInstance(t, instanceOpts{window: time.Hour})
-	p := e.product(t, 1000, 10)
-	done := e.placedOn(t, in, p, 1)
+	in := b.newInstance(t, instanceOpts{window: time.Hour})
+	p := b.product(t, 1000, 10)
+	done := b.placedOn(t, in, p, 1)
 
-	e.crash.Store(1)
-	userID := e.user(t)
-	if _, err := e.st.AddToCart(context.Background(), userID, p.ID, 1); err != nil {
+	b.crash.Arm(store.PointOrderCreated, 1)
+	userID := shoptest.User(context.Background(), t, b.store, nil).ID
+	if _, err := b.store.AddToCart(context.Background(), userID, p.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	_, err := in.svc.Checkout(context.Background(), orders.CheckoutRequest{UserID: userID, Key: "k", RequestHash: "h",
@@ -332,30 +333,30 @@ func TestResumeCheckoutJob(t *testing.T) {
 	if err == nil {
 		t.Fatal("checkout did not crash")
 	}
-	stuck := e.orderOf(t, userID)
+	stuck := b.orderOf(t, userID)
 	if stuck.PaymentIntentID != nil {
 		t.Fatalf("crashed checkout has intent %s", *stuck.PaymentIntentID)
 	}
 	keyPoint := func() string {
 		var point string
-		if err := e.st.DB().Get(&point, `SELECT recovery_point FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
+		if err := b.store.DB().Get(&point, `SELECT recovery_point FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
 			t.Fatal(err)
 		}
 		return point
 	}
 	eventually(t, "the stuck checkout to be finished", func() bool { return keyPoint() == store.PointFinished })
-	if got := e.order(t, stuck.ID); got.PaymentIntentID == nil {
+	if got := b.order(t, stuck.ID); got.PaymentIntentID == nil {
 		t.Errorf("resumed order has no intent")
 	}
 	eventually(t, "both resume jobs to complete", func() bool {
 		var n int
-		_ = e.st.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'`, orders.KindResumeCheckout)
+		_ = b.store.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'`, orders.KindResumeCheckout)
 		return n == 2
 	})
-	if got := len(e.fake.IntentsForOrder(done.ID)); got != 1 {
+	if got := len(b.fake.IntentsForOrder(done.ID)); got != 1 {
 		t.Errorf("intents of the finished checkout = %d, want 1 (its resume job did nothing)", got)
 	}
-	if got := len(e.fake.IntentsForOrder(stuck.ID)); got != 1 {
+	if got := len(b.fake.IntentsForOrder(stuck.ID)); got != 1 {
 		t.Errorf("intents of the resumed checkout = %d, want 1", got)
 	}
 }
@@ -365,37 +366,37 @@ func TestResumeCheckoutJob(t *testing.T) {
 // records the one refund. A refund that was answered is left alone.
 func TestSettleRefundJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{})
+	_, b := setup(t)
+	in := b.newInstance(t, instanceOpts{})
 	ctx := context.Background()
-	o := e.pay(t, e.placedOn(t, in, e.product(t, 5000, 5), 1))
+	o := b.pay(t, b.placedOn(t, in, b.product(t, 5000, 5), 1))
 
 	if _, err := in.svc.Refund(ctx, o.ID, 500, "", admin); err != nil {
 		t.Fatalf("answered refund: %v", err)
 	}
-	e.fake.LoseNextResponse("/v1/refunds", 1)
+	b.fake.LoseNextResponse("/v1/refunds", 1)
 	if _, err := in.svc.Refund(ctx, o.ID, 1000, "", admin); shopd.ErrorCode(err) != shopd.EUnavailable {
 		t.Fatalf("refund with a lost answer: %v, want unavailable", err)
 	}
 	eventually(t, "the lost refund to be settled", func() bool {
-		rs := e.refunds(t, o.ID)
+		rs := b.refunds(t, o.ID)
 		return len(rs) == 2 && rs[1].Status == "succeeded"
 	})
-	rs := e.refunds(t, o.ID)
+	rs := b.refunds(t, o.ID)
 	for _, r := range rs {
 		eventually(t, "settle job of refund "+r.ID, func() bool {
-			js := e.jobsOf(t, orders.KindSettleRefund, "refund_id", r.ID)
+			js := b.jobsOf(t, orders.KindSettleRefund, "refund_id", r.ID)
 			return len(js) == 1 && js[0].State == "completed"
 		})
 	}
-	if calls := e.fake.Calls("POST", "/v1/refunds"); calls != 3 {
+	if calls := b.fake.Calls("POST", "/v1/refunds"); calls != 3 {
 		t.Errorf("refund calls at Stripe = %d, want 3 (one answered, one lost, its one retry)", calls)
 	}
-	fake := e.fake.Refunds()
+	fake := b.fake.Refunds()
 	if len(fake) != 2 || fake[1].IdempotencyKey != "refund-"+rs[1].ID {
 		t.Errorf("Stripe refunds = %+v, want two, the second under refund-%s", fake, rs[1].ID)
 	}
-	if got := e.order(t, o.ID); got.RefundedCents != 1500 {
+	if got := b.order(t, o.ID); got.RefundedCents != 1500 {
 		t.Errorf("refunded = %d, want 1500", got.RefundedCents)
 	}
 }
@@ -405,16 +406,16 @@ func TestSettleRefundJob(t *testing.T) {
 // Stripe's refund, and the order ends refunded once.
 func TestRefundCancelledOrderJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{})
-	o := e.placedOn(t, in, e.product(t, 1000, 10), 1)
-	e.paidAfterCancelOn(t, in, o, "evt_"+uuid.NewString())
+	_, b := setup(t)
+	in := b.newInstance(t, instanceOpts{})
+	o := b.placedOn(t, in, b.product(t, 1000, 10), 1)
+	b.paidAfterCancelOn(t, in, o, "evt_"+uuid.NewString())
 
 	eventually(t, "the cancelled order to be refunded", func() bool {
-		return e.order(t, o.ID).PaymentStatus == shopd.PaymentRefunded
+		return b.order(t, o.ID).PaymentStatus == shopd.PaymentRefunded
 	})
 	eventually(t, "the refund job to complete", func() bool {
-		js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
+		js := b.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
 		return len(js) == 1 && js[0].State == "completed"
 	})
 	// Enqueued again (as the sweep might), it finds nothing left to refund.
@@ -422,13 +423,13 @@ func TestRefundCancelledOrderJob(t *testing.T) {
 		t.Fatalf("enqueue again: %+v, %v", res, err)
 	}
 	eventually(t, "the repeat to complete", func() bool {
-		js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
+		js := b.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
 		return len(js) == 2 && js[1].State == "completed"
 	})
-	if n := e.fake.Calls("POST", "/v1/refunds"); n != 1 {
+	if n := b.fake.Calls("POST", "/v1/refunds"); n != 1 {
 		t.Errorf("refund calls at Stripe = %d, want 1", n)
 	}
-	if got := e.order(t, o.ID); got.RefundedCents != got.TotalCents || got.Status != shopd.StatusCancelled {
+	if got := b.order(t, o.ID); got.RefundedCents != got.TotalCents || got.Status != shopd.StatusCancelled {
 		t.Errorf("order = %s/%s refunded %d of %d", got.Status, got.PaymentStatus, got.RefundedCents, got.TotalCents)
 	}
 }
@@ -440,22 +441,22 @@ func TestRefundCancelledOrderJob(t *testing.T) {
 // refunded once each at Stripe.
 func TestJobsExactlyOnceAcrossInstances(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	a, b := e.newInstance(t, instanceOpts{}), e.newInstance(t, instanceOpts{})
+	_, bundle := setup(t)
+	a, b := bundle.newInstance(t, instanceOpts{}), bundle.newInstance(t, instanceOpts{})
 	const n = 8
-	p := e.product(t, 1000, 100)
+	p := bundle.product(t, 1000, 100)
 	var expiring []store.Order
 	for i := range n {
 		on := a
 		if i%2 == 1 {
 			on = b
 		}
-		expiring = append(expiring, e.placedOn(t, on, p, 2))
+		expiring = append(expiring, bundle.placedOn(t, on, p, 2))
 	}
 	var refunding []store.Order
 	for range n / 2 {
-		o := e.placedOn(t, a, p, 1)
-		e.paidAfterCancelOn(t, a, o, "evt_"+uuid.NewString())
+		o := bundle.placedOn(t, a, p, 1)
+		bundle.paidAfterCancelOn(t, a, o, "evt_"+uuid.NewString())
 		refunding = append(refunding, o)
 	}
 	// The same orders, as both instances' sweeps and a redelivered event
@@ -475,7 +476,7 @@ func TestJobsExactlyOnceAcrossInstances(t *testing.T) {
 	wg.Wait()
 	eventually(t, "every order to expire", func() bool {
 		for _, o := range expiring {
-			if e.order(t, o.ID).Status != shopd.StatusCancelled {
+			if bundle.order(t, o.ID).Status != shopd.StatusCancelled {
 				return false
 			}
 		}
@@ -483,7 +484,7 @@ func TestJobsExactlyOnceAcrossInstances(t *testing.T) {
 	})
 	eventually(t, "every cancelled order to be refunded", func() bool {
 		for _, o := range refunding {
-			if e.order(t, o.ID).PaymentStatus != shopd.PaymentRefunded {
+			if bundle.order(t, o.ID).PaymentStatus != shopd.PaymentRefunded {
 				return false
 			}
 		}
@@ -492,30 +493,30 @@ func TestJobsExactlyOnceAcrossInstances(t *testing.T) {
 	// Let every job still queued run out before counting.
 	eventually(t, "the queue to drain", func() bool {
 		var left int
-		_ = e.st.DB().Get(&left, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled')
+		_ = bundle.store.DB().Get(&left, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled')
 			AND kind <> $1`, orders.KindResumeCheckout)
 		return left == 0
 	})
 	for _, o := range expiring {
-		if types := e.eventTypes(t, o.ID); count(types, shopd.EventCancelled) != 1 {
+		if types := bundle.eventTypes(t, o.ID); count(types, shopd.EventCancelled) != 1 {
 			t.Errorf("order %s events = %v, want one cancellation", o.ID, types)
 		}
 		var releases int
-		if err := e.st.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE reference_id = $1 AND type = 'release'`, o.ID); err != nil {
+		if err := bundle.store.DB().Get(&releases, `SELECT count(*) FROM inventory_transactions WHERE reference_id = $1 AND type = 'release'`, o.ID); err != nil {
 			t.Fatal(err)
 		}
 		if releases != 1 {
 			t.Errorf("order %s stock releases = %d, want 1", o.ID, releases)
 		}
 	}
-	if got := e.stock(t, p.ID); got != 100 {
+	if got := bundle.stock(t, p.ID); got != 100 {
 		t.Errorf("stock = %d, want 100 (every order released once)", got)
 	}
-	if calls, refunds := e.fake.Calls("POST", "/v1/refunds"), len(e.fake.Refunds()); calls != n/2 || refunds != n/2 {
+	if calls, refunds := bundle.fake.Calls("POST", "/v1/refunds"), len(bundle.fake.Refunds()); calls != n/2 || refunds != n/2 {
 		t.Errorf("refund calls at Stripe = %d, refunds = %d, want %d each", calls, refunds, n/2)
 	}
 	keys := map[string]int{}
-	for _, r := range e.fake.Refunds() {
+	for _, r := range bundle.fake.Refunds() {
 		keys[r.IdempotencyKey]++
 	}
 	if len(keys) != n/2 {
@@ -528,22 +529,22 @@ func TestJobsExactlyOnceAcrossInstances(t *testing.T) {
 // started later (another instance, or this one restarted) does.
 func TestJobRunsAfterCrash(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	first := e.newInstance(t, instanceOpts{noStart: true})
-	p := e.product(t, 1000, 10)
-	o := e.placedOn(t, first, p, 4)
+	_, b := setup(t)
+	first := b.newInstance(t, instanceOpts{noStart: true})
+	p := b.product(t, 1000, 10)
+	o := b.placedOn(t, first, p, 4)
 	// The only client that could have run the job never ran: wait past
 	// the due time and check nothing happened.
 	time.Sleep(2 * testWindow)
-	if got := e.order(t, o.ID); got.Status != shopd.StatusPending {
+	if got := b.order(t, o.ID); got.Status != shopd.StatusPending {
 		t.Fatalf("order = %s with no client running, want pending", got.Status)
 	}
-	if js := e.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID); len(js) != 1 || js[0].State != "scheduled" {
+	if js := b.jobsOf(t, orders.KindExpireOrder, "order_id", o.ID); len(js) != 1 || js[0].State != "scheduled" {
 		t.Fatalf("expire job = %+v, want one still scheduled", js)
 	}
-	e.newInstance(t, instanceOpts{})
-	eventually(t, "the new client to expire the order", func() bool { return e.order(t, o.ID).Status == shopd.StatusCancelled })
-	if got := e.stock(t, p.ID); got != 10 {
+	b.newInstance(t, instanceOpts{})
+	eventually(t, "the new client to expire the order", func() bool { return b.order(t, o.ID).Status == shopd.StatusCancelled })
+	if got := b.stock(t, p.ID); got != 10 {
 		t.Errorf("stock = %d, want 10", got)
 	}
 }
@@ -554,47 +555,47 @@ func TestJobRunsAfterCrash(t *testing.T) {
 // later client.
 func TestStopWaitsForRunningJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	_, b := setup(t)
 	ctx := context.Background()
 	// Long windows: only refunds are at stake here.
-	in := e.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 5 * time.Second})
-	o := e.placedOn(t, in, e.product(t, 1000, 10), 1)
-	e.fake.SetLatency(300 * time.Millisecond)
-	e.paidAfterCancelOn(t, in, o, "evt_"+uuid.NewString())
+	in := b.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 5 * time.Second})
+	o := b.placedOn(t, in, b.product(t, 1000, 10), 1)
+	b.fake.SetLatency(300 * time.Millisecond)
+	b.paidAfterCancelOn(t, in, o, "evt_"+uuid.NewString())
 	eventually(t, "the refund job to start", func() bool {
-		js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
+		js := b.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", o.ID)
 		return len(js) == 1 && js[0].State == "running"
 	})
 	if err := jobs.Stop(ctx, in.client); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	// Stop returned: the refund is done, nothing of it still running.
-	if got := e.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
+	if got := b.order(t, o.ID); got.PaymentStatus != shopd.PaymentRefunded {
 		t.Errorf("after stop: order %s, want refunded", got.PaymentStatus)
 	}
-	if rs := e.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
+	if rs := b.refunds(t, o.ID); len(rs) != 1 || rs[0].Status != "succeeded" {
 		t.Errorf("refund rows = %+v, want one succeeded", rs)
 	}
 
 	// Bounded: a Stripe that never answers in time.
-	impatient := e.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 100 * time.Millisecond})
-	e.fake.SetLatency(0)
-	o2 := e.placedOn(t, impatient, e.product(t, 1000, 10), 1)
-	e.fake.SetLatency(time.Minute)
-	e.paidAfterCancelOn(t, impatient, o2, "evt_"+uuid.NewString())
-	eventually(t, "the second refund to reach Stripe", func() bool { return e.fake.Calls("POST", "/v1/refunds") == 2 })
+	impatient := b.newInstance(t, instanceOpts{window: time.Hour, stopTimeout: 100 * time.Millisecond})
+	b.fake.SetLatency(0)
+	o2 := b.placedOn(t, impatient, b.product(t, 1000, 10), 1)
+	b.fake.SetLatency(time.Minute)
+	b.paidAfterCancelOn(t, impatient, o2, "evt_"+uuid.NewString())
+	eventually(t, "the second refund to reach Stripe", func() bool { return b.fake.Calls("POST", "/v1/refunds") == 2 })
 	if err := jobs.Stop(ctx, impatient.client); err != nil {
 		t.Fatalf("stop with a stuck job: %v", err)
 	}
-	if rs := e.refunds(t, o2.ID); len(rs) != 1 || rs[0].Status != "pending" {
+	if rs := b.refunds(t, o2.ID); len(rs) != 1 || rs[0].Status != "pending" {
 		t.Fatalf("refund rows = %+v, want one left pending", rs)
 	}
-	e.fake.SetLatency(0)
-	e.newInstance(t, instanceOpts{window: time.Hour})
+	b.fake.SetLatency(0)
+	b.newInstance(t, instanceOpts{window: time.Hour})
 	eventually(t, "a later client to settle the refund", func() bool {
-		return e.order(t, o2.ID).PaymentStatus == shopd.PaymentRefunded
+		return b.order(t, o2.ID).PaymentStatus == shopd.PaymentRefunded
 	})
-	if n := len(e.fake.Refunds()); n != 2 {
+	if n := len(b.fake.Refunds()); n != 2 {
 		t.Errorf("refunds at Stripe = %d, want 2 (one per order)", n)
 	}
 }
@@ -604,24 +605,24 @@ func TestStopWaitsForRunningJob(t *testing.T) {
 // enqueues their expiry; purge runs as its own job.
 func TestSweepCoversOrdersWithoutJobs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.svc.PaymentWindow = testWindow
-	p := e.product(t, 1000, 10)
-	old := e.placed(t, p, 3) // e.svc has no job inserter
+	svc, b := setup(t)
+	svc.PaymentWindow = testWindow
+	p := b.product(t, 1000, 10)
+	old := b.placed(t, p, 3) // svc has no job inserter
 	var n int
-	if err := e.st.DB().Get(&n, `SELECT count(*) FROM river_job`); err != nil || n != 0 {
+	if err := b.store.DB().Get(&n, `SELECT count(*) FROM river_job`); err != nil || n != 0 {
 		t.Fatalf("jobs for an order placed without a job client = %d (%v), want 0", n, err)
 	}
-	in := e.newInstance(t, instanceOpts{})
+	in := b.newInstance(t, instanceOpts{})
 	time.Sleep(testWindow) // overdue now
 	if _, err := in.client.Insert(context.Background(), orders.SweepArgs{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the swept order to expire", func() bool { return e.order(t, old.ID).Status == shopd.StatusCancelled })
-	if js := e.jobsOf(t, orders.KindExpireOrder, "order_id", old.ID); len(js) != 1 {
+	eventually(t, "the swept order to expire", func() bool { return b.order(t, old.ID).Status == shopd.StatusCancelled })
+	if js := b.jobsOf(t, orders.KindExpireOrder, "order_id", old.ID); len(js) != 1 {
 		t.Errorf("expire jobs = %+v, want the one the sweep enqueued", js)
 	}
-	if got := e.stock(t, p.ID); got != 10 {
+	if got := b.stock(t, p.ID); got != 10 {
 		t.Errorf("stock = %d, want 10", got)
 	}
 }
@@ -631,15 +632,15 @@ func TestSweepCoversOrdersWithoutJobs(t *testing.T) {
 // payment event for a cancelled order enqueues no second refund job.
 func TestRefundJobsOnlyWithTheirCause(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in := e.newInstance(t, instanceOpts{window: time.Hour, noStart: true})
+	_, b := setup(t)
+	in := b.newInstance(t, instanceOpts{window: time.Hour, noStart: true})
 	ctx := context.Background()
-	p := e.product(t, 1000, 10)
-	paid := e.placedOn(t, in, p, 1)
-	e.deliverPayment(t, in, paid, "evt_"+uuid.NewString())
+	p := b.product(t, 1000, 10)
+	paid := b.placedOn(t, in, p, 1)
+	b.deliverPayment(t, in, paid, "evt_"+uuid.NewString())
 	settleJobs := func() int {
 		var n int
-		if err := e.st.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1`, orders.KindSettleRefund); err != nil {
+		if err := b.store.DB().Get(&n, `SELECT count(*) FROM river_job WHERE kind = $1`, orders.KindSettleRefund); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -657,14 +658,14 @@ func TestRefundJobsOnlyWithTheirCause(t *testing.T) {
 		t.Errorf("settle jobs after a refund = %d, want 1", n)
 	}
 
-	cancelled := e.placedOn(t, in, p, 1)
+	cancelled := b.placedOn(t, in, p, 1)
 	evt := "evt_" + uuid.NewString()
-	e.paidAfterCancelOn(t, in, cancelled, evt)
-	e.deliverPayment(t, in, cancelled, evt) // Stripe delivers again
-	if js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", cancelled.ID); len(js) != 1 {
+	b.paidAfterCancelOn(t, in, cancelled, evt)
+	b.deliverPayment(t, in, cancelled, evt) // Stripe delivers again
+	if js := b.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", cancelled.ID); len(js) != 1 {
 		t.Errorf("refund jobs = %+v, want 1", js)
 	}
-	if js := e.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", paid.ID); len(js) != 0 {
+	if js := b.jobsOf(t, orders.KindRefundCancelledOrder, "order_id", paid.ID); len(js) != 0 {
 		t.Errorf("refund jobs for an order paid in time = %+v, want none", js)
 	}
 }
@@ -673,16 +674,16 @@ func TestRefundJobsOnlyWithTheirCause(t *testing.T) {
 // retention and keeps a younger one.
 func TestPurgeKeysJob(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.st.Now = e.clock.Now
-	in := e.newInstance(t, instanceOpts{window: 48 * time.Hour})
-	p := e.product(t, 1000, 10)
-	old := e.placedOn(t, in, p, 1)
-	e.clock.Advance(orders.KeyRetention + time.Minute)
-	young := e.placedOn(t, in, p, 1)
+	_, b := setup(t)
+	b.store.Now = b.clock.Now
+	in := b.newInstance(t, instanceOpts{window: 48 * time.Hour})
+	p := b.product(t, 1000, 10)
+	old := b.placedOn(t, in, p, 1)
+	b.clock.Advance(orders.KeyRetention + time.Minute)
+	young := b.placedOn(t, in, p, 1)
 	keys := func(userID string) int {
 		var n int
-		if err := e.st.DB().Get(&n, `SELECT count(*) FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
+		if err := b.store.DB().Get(&n, `SELECT count(*) FROM idempotency_keys WHERE user_id = $1`, userID); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -98,8 +98,12 @@ func (s *Service) settleRefund(ctx context.Context, r store.Refund, o store.Orde
 		return store.Order{}, err
 	}
 	if err != nil {
-		if _, rerr := s.recordRefund(ctx, r, "", false, by); rerr != nil {
-			s.Log.ErrorContext(ctx, "record failed refund", "order_id", o.ID, "err", rerr)
+		// When our side gave up (shutdown, a caller gone), Stripe may or may
+		// not have refunded either: the refund stays pending, as above.
+		if ctx.Err() == nil {
+			if _, rerr := s.recordRefund(ctx, r, "", false, by); rerr != nil {
+				s.Log.ErrorContext(ctx, "record failed refund", "order_id", o.ID, "err", rerr)
+			}
 		}
 		return store.Order{}, err
 	}

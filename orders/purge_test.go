@@ -11,24 +11,24 @@ import (
 // is deleted (its replay window is over); a younger one is kept.
 func TestReconcilePurgesExpiredKeys(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.st.Now = e.clock.Now
+	svc, b := setup(t)
+	b.store.Now = b.clock.Now
 	ctx := context.Background()
-	p := e.product(t, 1000, 10)
-	oldUser, oldKey, err := e.checkout(t, p, 1)
+	p := b.product(t, 1000, 10)
+	oldUser, oldKey, err := b.checkout(t, p, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(orders.KeyRetention / 2)
-	youngUser, youngKey, err := e.checkout(t, p, 1)
+	b.clock.Advance(orders.KeyRetention / 2)
+	youngUser, youngKey, err := b.checkout(t, p, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(orders.KeyRetention/2 + 1)
-	e.svc.Reconcile(ctx)
+	b.clock.Advance(orders.KeyRetention/2 + 1)
+	svc.Reconcile(ctx)
 	count := func(user, key string) int {
 		var n int
-		if err := e.st.DB().Get(&n, `SELECT count(*) FROM idempotency_keys WHERE user_id = $1 AND key = $2`, user, key); err != nil {
+		if err := b.store.DB().Get(&n, `SELECT count(*) FROM idempotency_keys WHERE user_id = $1 AND key = $2`, user, key); err != nil {
 			t.Fatal(err)
 		}
 		return n

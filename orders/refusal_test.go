@@ -19,43 +19,43 @@ import (
 // retry gets the refusal.
 func TestReconcilerMeetsPermanentRefusal(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	svc, b := setup(t)
 	ctx := context.Background()
-	p := e.product(t, 1000, 10)
-	e.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
-	userID, key, err := e.checkout(t, p, 3)
+	p := b.product(t, 1000, 10)
+	b.fake.FailNext("/v1/payment_intents", 1, http.StatusInternalServerError)
+	userID, key, err := b.checkout(t, p, 3)
 	if shopd.ErrorCode(err) != shopd.EUnavailable {
 		t.Fatalf("first attempt: %v, want unavailable", err)
 	}
-	o := e.orderOf(t, userID)
-	if o.Status != shopd.StatusPending || e.stock(t, p.ID) != 7 {
-		t.Fatalf("after a transient failure: order %s, stock %d; want pending, 7", o.Status, e.stock(t, p.ID))
+	o := b.orderOf(t, userID)
+	if o.Status != shopd.StatusPending || b.stock(t, p.ID) != 7 {
+		t.Fatalf("after a transient failure: order %s, stock %d; want pending, 7", o.Status, b.stock(t, p.ID))
 	}
 
-	e.fake.FailNext("/v1/payment_intents", 1, http.StatusPaymentRequired)
-	e.clock.Advance(31 * time.Second)
-	e.svc.Reconcile(ctx)
-	got := e.order(t, o.ID)
+	b.fake.FailNext("/v1/payment_intents", 1, http.StatusPaymentRequired)
+	b.clock.Advance(31 * time.Second)
+	svc.Reconcile(ctx)
+	got := b.order(t, o.ID)
 	if got.Status != shopd.StatusCancelled || got.PaymentStatus != shopd.PaymentFailed {
 		t.Errorf("after the refusal: order %s/%s, want cancelled/failed", got.Status, got.PaymentStatus)
 	}
-	if st := e.stock(t, p.ID); st != 10 {
+	if st := b.stock(t, p.ID); st != 10 {
 		t.Errorf("stock = %d, want 10", st)
 	}
-	cart, err := e.st.Cart(ctx, userID)
+	cart, err := b.store.Cart(ctx, userID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cart.Lines) != 1 || cart.Lines[0].ProductID != p.ID || cart.Lines[0].Quantity != 3 {
 		t.Errorf("cart = %+v, want the 3 units back", cart.Lines)
 	}
-	calls := e.fake.Calls("POST", "/v1/payment_intents")
-	e.clock.Advance(time.Minute)
-	e.svc.Reconcile(ctx)
-	if n := e.fake.Calls("POST", "/v1/payment_intents"); n != calls {
+	calls := b.fake.Calls("POST", "/v1/payment_intents")
+	b.clock.Advance(time.Minute)
+	svc.Reconcile(ctx)
+	if n := b.fake.Calls("POST", "/v1/payment_intents"); n != calls {
 		t.Errorf("the reconciler asked Stripe %d more times after the refusal", n-calls)
 	}
-	_, err = e.svc.Checkout(ctx, orders.CheckoutRequest{UserID: userID, Key: key, RequestHash: "h",
+	_, err = svc.Checkout(ctx, orders.CheckoutRequest{UserID: userID, Key: key, RequestHash: "h",
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`)})
 	if shopd.ErrorCode(err) != shopd.EPaymentRefused {
 		t.Errorf("the client's retry: %v, want payment refused", err)

@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopd/shopd/internal/pgcluster"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // TestLimiters runs one contract against every implementation, on real
@@ -132,25 +133,16 @@ func testConcurrent(t *testing.T, l Limiter) {
 	lim := PerMinute(limit)
 	key := uniqueKey(t)
 	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r, err := l.Allow(ctx, key, lim)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if r.Allowed {
-				allowed.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	shoptest.Concurrently(t, callers, 60*time.Second, func(int) {
+		r, err := l.Allow(ctx, key, lim)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if r.Allowed {
+			allowed.Add(1)
+		}
+	})
 	if n := allowed.Load(); n != limit {
 		t.Errorf("%d of %d racing callers allowed, want exactly %d", n, callers, limit)
 	}
@@ -163,12 +155,11 @@ func startRedis(t *testing.T) *Redis {
 	if err != nil {
 		t.Fatalf("redis-server not found (make test installs it; or apt-get install redis-server): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// redis-server takes a port number; port 0 would turn TCP off.
+	port, err := pgcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -94,7 +94,7 @@ func TestServerRunsJobs(t *testing.T) {
 
 	s := start(t, map[string]string{
 		"DATABASE_URL":      dbURL,
-		"HTTP_ADDR":         freeAddr(t),
+		"HTTP_ADDR":         "127.0.0.1:0",
 		"DATA_DIR":          t.TempDir(),
 		"JOB_POLL_INTERVAL": "20ms",
 	})

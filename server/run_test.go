@@ -10,64 +10,37 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// syncBuffer is a bytes.Buffer the server's goroutines can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // server is one run of the program.
 type server struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *shoptest.SyncBuffer
+	stderr *shoptest.SyncBuffer
 }
 
-// start calls run in the background and waits until /healthz answers.
+// start runs the program in the background and returns once it serves and
+// /healthz answers. Tests give HTTP_ADDR port 0: the Serving hook tells
+// where the kernel put it, so no port has to be found free first.
 func start(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{base: "http://" + env["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1),
-		stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &server{cancel: cancel, done: make(chan error, 1), stdout: &shoptest.SyncBuffer{}, stderr: &shoptest.SyncBuffer{}}
 	getenv := func(k string) string { return env[k] }
-	go func() { s.done <- Run(ctx, nil, getenv, s.stdout, s.stderr) }()
+	serving := make(chan string, 1)
+	p := Program{Serving: func(base string) { serving <- base }}
+	go func() { s.done <- p.Run(ctx, nil, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -79,25 +52,22 @@ func start(t *testing.T, env map[string]string) *server {
 		}
 	})
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-s.done:
-			t.Fatalf("run returned before serving: %v\nstderr:\n%s", err, s.stderr)
-		default:
-		}
-		res, err := http.Get(s.base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz did not answer 200 within 30s (last error %v)\nstderr:\n%s", err, s.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case s.base = <-serving:
+	case err := <-s.done:
+		t.Fatalf("run returned before serving: %v\nstderr:\n%s", err, s.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not serving within 30s\nstderr:\n%s", s.stderr)
 	}
+	res, err := http.Get(s.base + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz: %v\nstderr:\n%s", err, s.stderr)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz answered %d, want 200", res.StatusCode)
+	}
+	return s
 }
 
 // stop cancels the context and checks that run shuts down cleanly.
@@ -155,7 +125,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	dbURL := pgtest.NewURL(t)
 	env := map[string]string{
 		"DATABASE_URL":             dbURL,
-		"HTTP_ADDR":                freeAddr(t),
+		"HTTP_ADDR":                "127.0.0.1:0",
 		"DATA_DIR":                 t.TempDir(),
 		"BOOTSTRAP_ADMIN_EMAIL":    "Boss@Example.com",
 		"BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
@@ -367,7 +337,7 @@ func TestRunRefusesWithoutDatabaseURL(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{nil, {"migrate"}} {
 		dataDir := t.TempDir()
-		env := map[string]string{"HTTP_ADDR": freeAddr(t), "DATA_DIR": dataDir}
+		env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": dataDir}
 		var stdout, stderr bytes.Buffer
 		err := Run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL is not set") || !strings.Contains(err.Error(), "make run") {
@@ -395,7 +365,7 @@ func TestServingHook(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	serving := make(chan string, 1)
 	done := make(chan error, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr shoptest.SyncBuffer
 	go func() {
 		p := Program{Serving: func(base string) { serving <- base }}
 		done <- p.Run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr)

@@ -1,8 +1,7 @@
-package store
+package store_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,47 +9,20 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
+	"github.com/shopd/shopd/store"
 )
 
 // cartFixture is a store on a fresh database with one customer.
 type cartFixture struct {
-	store  *Store
+	store  *store.Store
 	userID string
 }
 
 func setupCart(t *testing.T) cartFixture {
 	t.Helper()
-	s := New(pgtest.NewDB(t))
-	return cartFixture{store: s, userID: newCartUser(t, s)}
-}
-
-func newCartUser(t *testing.T, s *Store) string {
-	t.Helper()
-	u, err := s.CreateUser(context.Background(), NewUser{
-		Email: "cart-" + uuid.NewString() + "@example.com", PasswordHash: "x", Role: "customer",
-		FirstName: "Ada", LastName: "Lovelace",
-	})
-	if err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	return u.ID
-}
-
-// newCartProduct creates an active usd product; edit changes it first.
-func newCartProduct(t *testing.T, s *Store, priceCents int64, edit ...func(*NewProduct)) Product {
-	t.Helper()
-	np := NewProduct{
-		SKU: "SKU-" + uuid.NewString()[:8], Name: "Product", PriceCents: priceCents,
-		Stock: 10, LowStockThreshold: 10, IsActive: true,
-	}
-	for _, e := range edit {
-		e(&np)
-	}
-	p, err := s.CreateProduct(context.Background(), np, "")
-	if err != nil {
-		t.Fatalf("create product: %v", err)
-	}
-	return p
+	s := store.New(pgtest.NewDB(t))
+	return cartFixture{store: s, userID: shoptest.User(context.Background(), t, s, nil).ID}
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -61,7 +33,7 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 // quantities maps product id to quantity.
-func quantities(c Cart) map[string]int {
+func quantities(c store.Cart) map[string]int {
 	m := map[string]int{}
 	for _, l := range c.Lines {
 		m[l.ProductID] = l.Quantity
@@ -69,7 +41,7 @@ func quantities(c Cart) map[string]int {
 	return m
 }
 
-func mustCart(t *testing.T, s *Store, userID string) Cart {
+func mustCart(t *testing.T, s *store.Store, userID string) store.Cart {
 	t.Helper()
 	c, err := s.Cart(context.Background(), userID)
 	if err != nil {
@@ -94,8 +66,8 @@ func TestCartAddMergesLinesAndPricesLive(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	shirt := newCartProduct(t, f.store, 2500)
-	mug := newCartProduct(t, f.store, 1200)
+	shirt := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 2500})
+	mug := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 1200})
 
 	if _, err := f.store.AddToCart(ctx, f.userID, shirt.ID, 2); err != nil {
 		t.Fatal(err)
@@ -118,7 +90,7 @@ func TestCartAddMergesLinesAndPricesLive(t *testing.T) {
 	}
 
 	newPrice := int64(3000)
-	if _, err := f.store.UpdateProduct(ctx, shirt.ID, ProductPatch{PriceCents: &newPrice}); err != nil {
+	if _, err := f.store.UpdateProduct(ctx, shirt.ID, store.ProductPatch{PriceCents: &newPrice}); err != nil {
 		t.Fatal(err)
 	}
 	c = mustCart(t, f.store, f.userID)
@@ -132,11 +104,13 @@ func TestCartLinesKeepTheOrderTheyWereAdded(t *testing.T) {
 	f := setupCart(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 4, 11, 0, 0, 0, time.UTC)
-	a, b, c := newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 100)
+	a := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	b := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	c := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 	// b is added "before" a by the clock although it is written after; c
 	// ties with a and falls back to product id order.
 	for _, step := range []struct {
-		p  Product
+		p  store.Product
 		at time.Time
 	}{{a, t0.Add(time.Minute)}, {b, t0}, {c, t0.Add(time.Minute)}, {b, t0.Add(time.Hour)}} {
 		f.store.Now = func() time.Time { return step.at }
@@ -162,8 +136,9 @@ func TestCartLinesKeepTheOrderTheyWereAdded(t *testing.T) {
 func TestCartAddRefusesBadProductsAndQuantities(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
-	archived := newCartProduct(t, f.store, 100, func(np *NewProduct) { np.IsActive = false })
-	active := newCartProduct(t, f.store, 100)
+	ctx := context.Background()
+	archived := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100, IsActive: new(false)})
+	active := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 	cases := []struct {
 		name      string
 		productID string
@@ -191,7 +166,7 @@ func TestCartLineCapIs99(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	p := newCartProduct(t, f.store, 100)
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 	before, err := f.store.AddToCart(ctx, f.userID, p.ID, 98)
 	if err != nil {
 		t.Fatal(err)
@@ -212,9 +187,9 @@ func TestCartRefusesASecondCurrency(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	usd := newCartProduct(t, f.store, 100)
-	usd2 := newCartProduct(t, f.store, 200)
-	eur := newCartProduct(t, f.store, 100, func(np *NewProduct) { np.Currency = "eur" })
+	usd := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	usd2 := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 200})
+	eur := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100, Currency: "eur"})
 
 	if _, err := f.store.AddToCart(ctx, f.userID, usd.ID, 1); err != nil {
 		t.Fatal(err)
@@ -241,7 +216,7 @@ func TestCartKeepsLinesOfArchivedProducts(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	p := newCartProduct(t, f.store, 700)
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 700})
 	if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +239,8 @@ func TestCartSetAndRemoveLines(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	p := newCartProduct(t, f.store, 100)
-	other := newCartProduct(t, f.store, 100)
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	other := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 
 	// No cart at all yet.
 	_, err := f.store.SetCartQuantity(ctx, f.userID, p.ID, 1)
@@ -322,7 +297,8 @@ func TestCartClearIsIdempotent(t *testing.T) {
 
 	t0 := time.Date(2026, 5, 4, 11, 0, 0, 0, time.UTC)
 	f.store.Now = func() time.Time { return t0 }
-	for _, p := range []Product{newCartProduct(t, f.store, 100), newCartProduct(t, f.store, 200)} {
+	for _, price := range []int64{100, 200} {
+		p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: price})
 		if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -343,8 +319,8 @@ func TestCartsAreSeparatePerUser(t *testing.T) {
 	t.Parallel()
 	f := setupCart(t)
 	ctx := context.Background()
-	other := newCartUser(t, f.store)
-	p := newCartProduct(t, f.store, 100)
+	other := shoptest.User(ctx, t, f.store, nil).ID
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 	if _, err := f.store.AddToCart(ctx, f.userID, p.ID, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -366,37 +342,27 @@ func TestCartConcurrentAddsNeverPassTheCap(t *testing.T) {
 	f := setupCart(t)
 	// Enough connections for real contention, few enough for parallel tests.
 	f.store.DB().SetMaxOpenConns(20)
-	p := newCartProduct(t, f.store, 100)
+	ctx := context.Background()
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
 
 	// 40 adders of 3 ask for 120: exactly 33 fit under the cap of 99.
 	const adders, each = 40, 3
-	var (
-		wg                  sync.WaitGroup
-		mu                  sync.Mutex
-		succeeded, conflict int
-		unexpected          []error
-	)
-	start := make(chan struct{})
-	for range adders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, err := f.store.AddToCart(context.Background(), f.userID, p.ID, each)
-			mu.Lock()
-			defer mu.Unlock()
-			switch shopd.ErrorCode(err) {
-			case "":
-				succeeded++
-			case shopd.EConflict:
-				conflict++
-			default:
-				unexpected = append(unexpected, err)
-			}
-		}()
+	errs := make([]error, adders)
+	shoptest.Concurrently(t, adders, 60*time.Second, func(i int) {
+		_, errs[i] = f.store.AddToCart(ctx, f.userID, p.ID, each)
+	})
+	var succeeded, conflict int
+	var unexpected []error
+	for _, err := range errs {
+		switch shopd.ErrorCode(err) {
+		case "":
+			succeeded++
+		case shopd.EConflict:
+			conflict++
+		default:
+			unexpected = append(unexpected, err)
+		}
 	}
-	close(start)
-	wg.Wait()
 
 	if len(unexpected) > 0 {
 		t.Fatalf("unexpected errors: %v", unexpected)

@@ -1,24 +1,24 @@
-package store
+package store_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
+	"github.com/shopd/shopd/store"
 )
 
 // placeTestOrder checks out qty of the product for a new user, as the
 // order transaction of a checkout, due at due.
-func placeTestOrder(t *testing.T, s *Store, p Product, qty int, due time.Time) Order {
+func placeTestOrder(t *testing.T, s *store.Store, p store.Product, qty int, due time.Time) store.Order {
 	t.Helper()
 	ctx := context.Background()
-	userID := newCartUser(t, s)
+	userID := shoptest.User(ctx, t, s, nil).ID
 	if _, err := s.AddToCart(ctx, userID, p.ID, qty); err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func placeTestOrder(t *testing.T, s *Store, p Product, qty int, due time.Time) O
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: userID, Email: "x@example.com",
+	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID, Email: "x@example.com",
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
 	if err != nil {
 		t.Fatalf("place order: %v", err)
@@ -38,9 +38,9 @@ func placeTestOrder(t *testing.T, s *Store, p Product, qty int, due time.Time) O
 }
 
 // placeOrder runs the order transaction on its own, as checkout does.
-func placeOrder(ctx context.Context, s *Store, p PlaceOrder) (Order, error) {
-	var o Order
-	err := s.WithTx(ctx, func(tx *Tx) error {
+func placeOrder(ctx context.Context, s *store.Store, p store.PlaceOrder) (store.Order, error) {
+	var o store.Order
+	err := s.WithTx(ctx, func(tx *store.Tx) error {
 		var err error
 		o, err = tx.PlaceOrder(ctx, p)
 		return err
@@ -50,24 +50,16 @@ func placeOrder(ctx context.Context, s *Store, p PlaceOrder) (Order, error) {
 
 func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
-	userID := newCartUser(t, s)
+	s := store.New(pgtest.NewDB(t))
+	ctx := context.Background()
+	userID := shoptest.User(ctx, t, s, nil).ID
 	const n = 20
 	ids := make([]int64, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			k, err := s.ClaimIdempotencyKey(context.Background(), userID, "same-key", "hash-1")
-			ids[i], errs[i] = k.ID, err
-		}()
-	}
-	close(start)
-	wg.Wait()
+	shoptest.Concurrently(t, n, 60*time.Second, func(i int) {
+		k, err := s.ClaimIdempotencyKey(ctx, userID, "same-key", "hash-1")
+		ids[i], errs[i] = k.ID, err
+	})
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("claim %d: %v", i, errs[i])
@@ -85,17 +77,17 @@ func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
 	}
 	// The first hash wins; a later body is told apart by the caller.
 	k, err := s.ClaimIdempotencyKey(context.Background(), userID, "same-key", "hash-2")
-	if err != nil || k.ID != ids[0] || k.RequestHash != "hash-1" || k.RecoveryPoint != PointStarted {
+	if err != nil || k.ID != ids[0] || k.RequestHash != "hash-1" || k.RecoveryPoint != store.PointStarted {
 		t.Errorf("claim with another hash = %+v, %v", k, err)
 	}
 }
 
 func TestTryLockCheckoutScope(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
 	u1, u2 := uuid.NewString(), uuid.NewString()
-	pinned := func() *Conn {
+	pinned := func() *store.Conn {
 		p, err := s.Pin(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -103,7 +95,7 @@ func TestTryLockCheckoutScope(t *testing.T) {
 		t.Cleanup(p.Release)
 		return p
 	}
-	try := func(user, key string) (*CheckoutLock, bool) {
+	try := func(user, key string) (*store.CheckoutLock, bool) {
 		t.Helper()
 		l, ok, err := pinned().TryLockCheckout(ctx, user, key)
 		if err != nil {
@@ -132,40 +124,4 @@ func TestTryLockCheckoutScope(t *testing.T) {
 		t.Fatal("lock refused after Unlock")
 	}
 	l.Unlock()
-}
-
-// TestPinnedStoreUsesOneConnection: everything a pinned store runs, its
-// transactions included, is on the connection holding the checkout lock.
-func TestPinnedStoreUsesOneConnection(t *testing.T) {
-	t.Parallel()
-	s := New(pgtest.NewDB(t))
-	ctx := context.Background()
-	p, err := s.Pin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
-	lock, ok, err := p.TryLockCheckout(ctx, uuid.NewString(), "k")
-	if err != nil || !ok {
-		t.Fatalf("lock: %v %v", ok, err)
-	}
-	defer lock.Unlock()
-	var holder int
-	if err := s.DB().Get(&holder, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
-		t.Fatal(err)
-	}
-	var direct int
-	if err := p.db.GetContext(ctx, &direct, `SELECT pg_backend_pid()`); err != nil {
-		t.Fatal(err)
-	}
-	var inTx int
-	if err := p.inTx(ctx, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &inTx, `SELECT pg_backend_pid()`)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if direct != holder || inTx != holder {
-		t.Errorf("lock on backend %d, queries on %d, transactions on %d", holder, direct, inTx)
-	}
 }

@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -10,21 +10,12 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
+	"github.com/shopd/shopd/store"
 )
 
-func newCustomer(t *testing.T, s *Store) User {
-	t.Helper()
-	u, err := s.CreateUser(context.Background(), NewUser{
-		Email: "c-" + uuid.NewString() + "@example.com", PasswordHash: "x", Role: "customer", FirstName: "Ada", LastName: "Lovelace",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func address(city string) AddressFields {
-	return AddressFields{FirstName: "Ada", LastName: "Lovelace", Line1: "1 Main Street", City: city, PostalCode: "N1 1AA", Country: "GB"}
+func address(city string) store.AddressFields {
+	return store.AddressFields{FirstName: "Ada", LastName: "Lovelace", Line1: "1 Main Street", City: city, PostalCode: "N1 1AA", Country: "GB"}
 }
 
 // TestAddressDefaultIsEnforcedByTheDatabase: writers that skip the store's
@@ -32,8 +23,8 @@ func address(city string) AddressFields {
 func TestAddressDefaultIsEnforcedByTheDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(pgtest.NewDB(t))
-	u := newCustomer(t, s)
+	s := store.New(pgtest.NewDB(t))
+	u := shoptest.User(context.Background(), t, s, nil)
 	first, err := s.AddAddress(ctx, u.ID, address("London"), false)
 	if err != nil || !first.IsDefault {
 		t.Fatalf("first address: %+v, %v; want the default", first, err)
@@ -50,7 +41,7 @@ func TestAddressDefaultIsEnforcedByTheDatabase(t *testing.T) {
 	if _, err := s.DB().ExecContext(ctx, insert, u.ID, true); pqCode(err) != "23505 customer_addresses_one_default" {
 		t.Errorf("a second default: %v, want a unique violation of customer_addresses_one_default", err)
 	}
-	other := newCustomer(t, s)
+	other := shoptest.User(context.Background(), t, s, nil)
 	if _, err := s.DB().ExecContext(ctx, insert, other.ID, false); pqCode(err) != "23514 customer_addresses_have_default" {
 		t.Errorf("an address book without a default: %v, want check violation customer_addresses_have_default", err)
 	}
@@ -69,8 +60,8 @@ func TestAddressDefaultIsEnforcedByTheDatabase(t *testing.T) {
 func TestAddressStoreRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(pgtest.NewDB(t))
-	u, stranger := newCustomer(t, s), newCustomer(t, s)
+	s := store.New(pgtest.NewDB(t))
+	u, stranger := shoptest.User(context.Background(), t, s, nil), shoptest.User(context.Background(), t, s, nil)
 	a, _ := s.AddAddress(ctx, u.ID, address("London"), false)
 	b, err := s.AddAddress(ctx, u.ID, address("Leeds"), false)
 	if err != nil || b.IsDefault {
@@ -83,13 +74,13 @@ func TestAddressStoreRules(t *testing.T) {
 		name    string
 		user    string
 		address string
-		update  AddressUpdate
+		update  store.AddressUpdate
 		code    string
 	}{
-		{"another customer's address", stranger.ID, a.ID, AddressUpdate{City: &a.City}, shopd.ENotFound},
-		{"a malformed id", u.ID, "nope", AddressUpdate{City: &a.City}, shopd.ENotFound},
-		{"an unknown user", uuid.NewString(), a.ID, AddressUpdate{City: &a.City}, shopd.ENotFound},
-		{"unsetting the default", u.ID, a.ID, AddressUpdate{IsDefault: &no}, shopd.EConflict},
+		{"another customer's address", stranger.ID, a.ID, store.AddressUpdate{City: &a.City}, shopd.ENotFound},
+		{"a malformed id", u.ID, "nope", store.AddressUpdate{City: &a.City}, shopd.ENotFound},
+		{"an unknown user", uuid.NewString(), a.ID, store.AddressUpdate{City: &a.City}, shopd.ENotFound},
+		{"unsetting the default", u.ID, a.ID, store.AddressUpdate{IsDefault: &no}, shopd.EConflict},
 	} {
 		if _, err := s.UpdateAddress(ctx, tc.user, tc.address, tc.update); shopd.ErrorCode(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)

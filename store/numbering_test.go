@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
+	"github.com/shopd/shopd/store"
 )
 
 // TestOrderNumbersAreGapFree: numbers are handed out by the last statement
@@ -16,14 +18,14 @@ import (
 // can never be committed without one.
 func TestOrderNumbersAreGapFree(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 2 })
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(2)})
 	due := time.Now().Add(time.Hour)
 
 	first := placeTestOrder(t, s, p, 1, due)
 	// A checkout refused for stock rolls back before numbering.
-	u := newCartUser(t, s)
+	u := shoptest.User(ctx, t, s, nil).ID
 	if _, err := s.AddToCart(ctx, u, p.ID, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestOrderNumbersAreGapFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "y@example.com",
+	_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "y@example.com",
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
 	if shopd.ErrorCode(err) != shopd.EInsufficientStock {
 		t.Fatalf("short checkout: %v, want insufficient stock", err)
@@ -42,7 +44,7 @@ func TestOrderNumbersAreGapFree(t *testing.T) {
 	}
 
 	// An order inserted without a number cannot commit.
-	tx, err := s.pool.BeginTxx(ctx, nil)
+	tx, err := s.DB().BeginTxx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func TestOrderNumbersAreGapFree(t *testing.T) {
 		t.Fatal("an order without a number was committed")
 	}
 	// Numbered orders cannot be renumbered.
-	if _, err := s.pool.ExecContext(ctx, `UPDATE orders SET order_number = 99 WHERE id = $1`, first.ID); err == nil {
+	if _, err := s.DB().ExecContext(ctx, `UPDATE orders SET order_number = 99 WHERE id = $1`, first.ID); err == nil {
 		t.Fatal("an order number was changed")
 	}
 }

@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
+	"github.com/shopd/shopd/store"
 )
 
 // TestWithTxComposes: what a flow writes through the store's Tx methods
@@ -20,9 +22,9 @@ import (
 // at all.
 func TestWithTxComposes(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(5)})
 	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
 	count := func(q string) int {
 		t.Helper()
@@ -35,8 +37,8 @@ func TestWithTxComposes(t *testing.T) {
 	const events = `SELECT count(*) FROM order_events WHERE order_id = $1`
 	const foreign = `SELECT count(*) FROM stripe_events WHERE order_id = $1`
 	before := count(events)
-	write := func(tx *Tx) error {
-		if err := tx.RecordEvent(ctx, o, shopd.EventPaid, Actor{Kind: ActorSystem}, nil, "test"); err != nil {
+	write := func(tx *store.Tx) error {
+		if err := tx.RecordEvent(ctx, o, shopd.EventPaid, store.Actor{Kind: store.ActorSystem}, nil, "test"); err != nil {
 			return err
 		}
 		// As a job queue's InsertTx would, on the same transaction.
@@ -45,7 +47,7 @@ func TestWithTxComposes(t *testing.T) {
 	}
 
 	errLater := errors.New("a later step failed")
-	err := s.WithTx(ctx, func(tx *Tx) error {
+	err := s.WithTx(ctx, func(tx *store.Tx) error {
 		if err := write(tx); err != nil {
 			return err
 		}
@@ -70,13 +72,13 @@ func TestWithTxComposes(t *testing.T) {
 // written, and an error rolls everything back.
 func TestUpdateOrder(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(5)})
 	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
-	by := Actor{Kind: ActorSystem}
+	by := store.Actor{Kind: store.ActorSystem}
 
-	same, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error { return nil })
+	same, err := s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestUpdateOrder(t *testing.T) {
 	}
 
 	errRefused := shopd.Errorf(shopd.EInvalidTransition, "no")
-	_, err = s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error {
+	_, err = s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error {
 		if err := tx.ReleaseStock(ctx, *o, "test"); err != nil {
 			return err
 		}
@@ -95,11 +97,11 @@ func TestUpdateOrder(t *testing.T) {
 	if err != errRefused {
 		t.Fatalf("UpdateOrder = %v, want the function's error as it is", err)
 	}
-	if got := mustOrder(t, s, o.ID); got.Status != shopd.StatusPending || stockOf(t, s, p.ID) != 3 {
-		t.Errorf("after a refused update: order %s, stock %d; want pending, 3", got.Status, stockOf(t, s, p.ID))
+	if got := mustOrder(t, s, o.ID); got.Status != shopd.StatusPending || shoptest.Stock(ctx, t, s, p.ID) != 3 {
+		t.Errorf("after a refused update: order %s, stock %d; want pending, 3", got.Status, shoptest.Stock(ctx, t, s, p.ID))
 	}
 
-	cancelled, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error {
+	cancelled, err := s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error {
 		if err := tx.ReleaseStock(ctx, *o, "test"); err != nil {
 			return err
 		}
@@ -113,10 +115,10 @@ func TestUpdateOrder(t *testing.T) {
 	if cancelled.Status != shopd.StatusCancelled || got.Status != shopd.StatusCancelled || !got.UpdatedAt.Equal(cancelled.UpdatedAt) {
 		t.Errorf("returned %s at %v, stored %s at %v", cancelled.Status, cancelled.UpdatedAt, got.Status, got.UpdatedAt)
 	}
-	if st := stockOf(t, s, p.ID); st != 5 {
+	if st := shoptest.Stock(ctx, t, s, p.ID); st != 5 {
 		t.Errorf("stock = %d, want 5", st)
 	}
-	var last OrderEvent
+	var last store.OrderEvent
 	if err := s.DB().Get(&last, `SELECT id, order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents, note, created_at
 		FROM order_events WHERE order_id = $1 ORDER BY id DESC LIMIT 1`, o.ID); err != nil {
 		t.Fatal(err)
@@ -125,7 +127,7 @@ func TestUpdateOrder(t *testing.T) {
 		t.Errorf("last event %s with status %s", last.Type, last.Status)
 	}
 
-	if _, err := s.UpdateOrder(ctx, uuid.NewString(), func(*Tx, *Order) error { return nil }); shopd.ErrorCode(err) != shopd.ENotFound {
+	if _, err := s.UpdateOrder(ctx, uuid.NewString(), func(*store.Tx, *store.Order) error { return nil }); shopd.ErrorCode(err) != shopd.ENotFound {
 		t.Errorf("unknown order: %v, want not found", err)
 	}
 }
@@ -134,10 +136,10 @@ func TestUpdateOrder(t *testing.T) {
 // of Conn alone, so taking it on the pool does not compile.
 func TestOnlyAConnLocksCheckouts(t *testing.T) {
 	t.Parallel()
-	if _, ok := reflect.TypeFor[*Store]().MethodByName("TryLockCheckout"); ok {
+	if _, ok := reflect.TypeFor[*store.Store]().MethodByName("TryLockCheckout"); ok {
 		t.Error("*Store has TryLockCheckout: a lock could be taken on a pooled connection and lost")
 	}
-	if _, ok := reflect.TypeFor[*Conn]().MethodByName("TryLockCheckout"); !ok {
+	if _, ok := reflect.TypeFor[*store.Conn]().MethodByName("TryLockCheckout"); !ok {
 		t.Error("*Conn lacks TryLockCheckout")
 	}
 }
@@ -146,9 +148,9 @@ func TestOnlyAConnLocksCheckouts(t *testing.T) {
 // frozen (the order may move on), or the refusal it recorded.
 func TestKeyRecordsOutcomes(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	p := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 5 })
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(5)})
 	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
 	var keyID int64
 	if err := s.DB().Get(&keyID, `SELECT id FROM idempotency_keys WHERE order_id = $1`, o.ID); err != nil {
@@ -157,7 +159,7 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 	if err := s.FinishKeyCreated(ctx, keyID, o); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateOrder(ctx, o.ID, func(tx *Tx, o *Order) error { o.Status = shopd.StatusCancelled; return nil }); err != nil {
+	if _, err := s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error { o.Status = shopd.StatusCancelled; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	k, err := s.IdempotencyKeyByID(ctx, keyID)
@@ -168,7 +170,7 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.RecoveryPoint != PointFinished || k.Outcome == nil || *k.Outcome != OutcomeCreated {
+	if k.RecoveryPoint != store.PointFinished || k.Outcome == nil || *k.Outcome != store.OutcomeCreated {
 		t.Errorf("key = %s, outcome %v", k.RecoveryPoint, k.Outcome)
 	}
 	want, _ := json.Marshal(o)
@@ -176,19 +178,19 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 		t.Errorf("snapshot = %s\nwant       %s", have, want)
 	}
 
-	u := newCartUser(t, s)
+	u := shoptest.User(ctx, t, s, nil).ID
 	r, err := s.ClaimIdempotencyKey(ctx, u, "k", "h")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WithTx(ctx, func(tx *Tx) error { return tx.RefuseKey(ctx, r.ID, shopd.EPaymentRefused, "Refused.") }); err != nil {
+	if err := s.WithTx(ctx, func(tx *store.Tx) error { return tx.RefuseKey(ctx, r.ID, shopd.EPaymentRefused, "Refused.") }); err != nil {
 		t.Fatal(err)
 	}
 	r, err = s.ClaimIdempotencyKey(ctx, u, "k", "h")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.RecoveryPoint != PointFinished || *r.Outcome != OutcomeRefused || *r.RefusalCode != shopd.EPaymentRefused || *r.RefusalMessage != "Refused." {
+	if r.RecoveryPoint != store.PointFinished || *r.Outcome != store.OutcomeRefused || *r.RefusalCode != shopd.EPaymentRefused || *r.RefusalMessage != "Refused." {
 		t.Errorf("refused key = %s %v %v %v", r.RecoveryPoint, *r.Outcome, *r.RefusalCode, *r.RefusalMessage)
 	}
 }
@@ -199,15 +201,15 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 // is (nothing, for an archived product).
 func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	plenty := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 50 })
-	short := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 3; np.Name = "Short one" })
-	archived := newCartProduct(t, s, 1000, func(np *NewProduct) { np.Stock = 50; np.Name = "Gone one" })
-	place := func(p Product, qty int) error {
-		u := newCartUser(t, s)
+	plenty := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50)})
+	short := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(3), Name: "Short one"})
+	archived := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50), Name: "Gone one"})
+	place := func(p store.Product, qty int) error {
+		u := shoptest.User(ctx, t, s, nil).ID
 		for _, l := range []struct {
-			p   Product
+			p   store.Product
 			qty int
 		}{{plenty, 1}, {p, qty}} {
 			if _, err := s.AddToCart(ctx, u, l.p.ID, l.qty); err != nil {
@@ -218,11 +220,11 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+		_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
 			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
 		return err
 	}
-	check := func(err error, p Product, want shopd.Shortage, name string) {
+	check := func(err error, p store.Product, want shopd.Shortage, name string) {
 		t.Helper()
 		var de *shopd.Error
 		if !errors.As(err, &de) || de.Code != shopd.EInsufficientStock || de.Shortage == nil {
@@ -236,7 +238,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 		}
 	}
 	check(place(short, 5), short, shopd.Shortage{ProductID: short.ID, SKU: short.SKU, Requested: 5, Available: 3}, "Short one")
-	u := newCartUser(t, s)
+	u := shoptest.User(ctx, t, s, nil).ID
 	if _, err := s.AddToCart(ctx, u, archived.ID, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -247,10 +249,10 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+	_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
 		BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
 	check(err, archived, shopd.Shortage{ProductID: archived.ID, SKU: archived.SKU, Requested: 2, Available: 0}, "Gone one")
-	if st := stockOf(t, s, plenty.ID); st != 50 {
+	if st := shoptest.Stock(ctx, t, s, plenty.ID); st != 50 {
 		t.Errorf("stock of the line that was there = %d, want 50 (rolled back)", st)
 	}
 }
@@ -259,20 +261,20 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 // EDuplicate.
 func TestUniqueViolationIsDuplicate(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	p := newCartProduct(t, s, 1000)
-	_, err := s.CreateProduct(ctx, NewProduct{SKU: p.SKU, Name: "Again", PriceCents: 1, IsActive: true}, "")
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000})
+	_, err := s.CreateProduct(ctx, store.NewProduct{SKU: p.SKU, Name: "Again", PriceCents: 1, IsActive: true}, "")
 	wantCode(t, err, shopd.EDuplicate)
-	u, err := s.UserByID(ctx, newCartUser(t, s))
+	u, err := s.UserByID(ctx, shoptest.User(ctx, t, s, nil).ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.CreateUser(ctx, NewUser{Email: u.Email, PasswordHash: "x", Role: "customer", FirstName: "A", LastName: "B"})
+	_, err = s.CreateUser(ctx, store.NewUser{Email: u.Email, PasswordHash: "x", Role: "customer", FirstName: "A", LastName: "B"})
 	wantCode(t, err, shopd.EDuplicate)
 }
 
-func mustOrder(t *testing.T, s *Store, id string) Order {
+func mustOrder(t *testing.T, s *store.Store, id string) store.Order {
 	t.Helper()
 	o, err := s.Order(context.Background(), id)
 	if err != nil {
@@ -281,33 +283,26 @@ func mustOrder(t *testing.T, s *Store, id string) Order {
 	return o
 }
 
-func stockOf(t *testing.T, s *Store, productID string) int {
-	t.Helper()
-	var n int
-	if err := s.DB().Get(&n, `SELECT stock FROM products WHERE id = $1`, productID); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestRestoreCart: a cart that checkout emptied comes back exactly as it
 // was (lines, quantities, the times they were added, its updatedAt) when
 // nobody touched it since; lines the customer added since are kept, and
 // the restore then counts as a change of its own.
 func TestRestoreCart(t *testing.T) {
 	t.Parallel()
-	s := New(pgtest.NewDB(t))
+	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
 	at := time.Now().Add(-time.Hour)
 	s.Now = func() time.Time { at = at.Add(time.Second); return at }
-	a, b, c := newCartProduct(t, s, 1000), newCartProduct(t, s, 2000), newCartProduct(t, s, 3000)
+	a := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000})
+	b := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 2000})
+	c := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 3000})
 	checkout := func(u string) int64 {
 		t.Helper()
 		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := placeOrder(ctx, s, PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+		if _, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
 			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +313,7 @@ func TestRestoreCart(t *testing.T) {
 	}
 	restore := func(keyID int64) {
 		t.Helper()
-		if err := s.WithTx(ctx, func(tx *Tx) error { return tx.RestoreCart(ctx, keyID) }); err != nil {
+		if err := s.WithTx(ctx, func(tx *store.Tx) error { return tx.RestoreCart(ctx, keyID) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -327,7 +322,7 @@ func TestRestoreCart(t *testing.T) {
 		qty     int
 		added   time.Time
 	}
-	linesOf := func(c Cart) []line {
+	linesOf := func(c store.Cart) []line {
 		var out []line
 		for _, l := range c.Lines {
 			out = append(out, line{l.ProductID, l.Quantity, l.AddedAt.UTC()})
@@ -335,9 +330,9 @@ func TestRestoreCart(t *testing.T) {
 		return out
 	}
 
-	untouched := newCartUser(t, s)
+	untouched := shoptest.User(ctx, t, s, nil).ID
 	for _, l := range []struct {
-		p   Product
+		p   store.Product
 		qty int
 	}{{b, 5}, {a, 2}} {
 		if _, err := s.AddToCart(ctx, untouched, l.p.ID, l.qty); err != nil {
@@ -351,7 +346,7 @@ func TestRestoreCart(t *testing.T) {
 		t.Errorf("restored cart = %+v at %v\nwant            %+v at %v", linesOf(after), after.UpdatedAt, linesOf(before), before.UpdatedAt)
 	}
 
-	moved := newCartUser(t, s)
+	moved := shoptest.User(ctx, t, s, nil).ID
 	if _, err := s.AddToCart(ctx, moved, a.ID, 2); err != nil {
 		t.Fatal(err)
 	}

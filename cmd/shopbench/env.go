@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,7 +87,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := pgcluster.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("find a free port: %w", err)
 	}
@@ -247,15 +246,6 @@ func (e *env) logTail(n int) string {
 		return ""
 	}
 	return lastLines(string(b), n)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(s string, n int) string {

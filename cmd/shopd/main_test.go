@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ var devPackages = []string{
 	"github.com/shopd/shopd/internal/demo",
 	"github.com/shopd/shopd/internal/pgtest",
 	"github.com/shopd/shopd/internal/stripefake",
+	"github.com/shopd/shopd/internal/shoptest",
 }
 
 func TestBinaryCarriesNoDevTooling(t *testing.T) {
@@ -50,19 +50,13 @@ func TestBinaryRefusesWithoutDatabaseURL(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dataDir := filepath.Join(dir, "data")
 
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HTTP_ADDR=" + addr, "DATA_DIR=" + dataDir}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR=" + dataDir}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("shopd without DATABASE_URL: %v, want exit status 1\n%s", err, stderr.String())

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 // TestMakeRunCtrlC runs `make run` as a terminal would (its own process
@@ -32,13 +34,13 @@ func TestMakeRunCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr shoptest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	var banner syncBuffer
+	var banner shoptest.SyncBuffer
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {

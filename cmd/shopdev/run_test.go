@@ -11,28 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopd/shopd/internal/shoptest"
 )
-
-// syncBuffer is a bytes.Buffer the program's goroutines can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // dev is one run of shopdev in this process.
 type dev struct {
@@ -40,8 +23,8 @@ type dev struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *shoptest.SyncBuffer
+	stderr *shoptest.SyncBuffer
 }
 
 // dataDir is a DATA_DIR the postgres user cannot reach when the tests run
@@ -64,7 +47,7 @@ func dataDir(t *testing.T) string {
 func startDev(t *testing.T, env map[string]string) *dev {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dev{env: env, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	d := &dev{env: env, cancel: cancel, done: make(chan error, 1), stdout: &shoptest.SyncBuffer{}, stderr: &shoptest.SyncBuffer{}}
 	go func() { d.done <- run(ctx, nil, func(k string) string { return env[k] }, d.stdout, d.stderr) }()
 	t.Cleanup(func() {
 		cancel()

@@ -284,7 +284,7 @@ func (r runner) start(ctx context.Context, dir string, durable bool, logw io.Wri
 	logFile := filepath.Join(dir, "server.log")
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return 0, fmt.Errorf("find free port: %w", err)
 		}
@@ -369,7 +369,13 @@ func createDatabase(ctx context.Context, url, name string) error {
 	return nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback port nobody listens on now, for a server
+// that must be told its port (postgres, redis-server, a child process)
+// rather than handed a listener or port 0. Another process can take the
+// port before the server binds it: callers that can, retry. It is
+// exported for the launchers and tests beside this package (shopbench,
+// the Redis limiter's tests) so that there is one such function.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -4,11 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/payments"
 )
@@ -145,16 +145,10 @@ func TestConcurrentCreatesOneIntent(t *testing.T) {
 	const n = 20
 	ids := make([]string, n)
 	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in, err := c.CreatePaymentIntent(context.Background(), order("o-concurrent"))
-			ids[i], errs[i] = in.ID, err
-		}()
-	}
-	wg.Wait()
+	shoptest.Concurrently(t, n, 60*time.Second, func(i int) {
+		in, err := c.CreatePaymentIntent(context.Background(), order("o-concurrent"))
+		ids[i], errs[i] = in.ID, err
+	})
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("goroutine %d: %v", i, errs[i])
