@@ -19,6 +19,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AdminCustomerRole.
+const (
+	AdminCustomerRoleAdmin    AdminCustomerRole = "admin"
+	AdminCustomerRoleCustomer AdminCustomerRole = "customer"
+)
+
+// Valid indicates whether the value is a known member of the AdminCustomerRole enum.
+func (e AdminCustomerRole) Valid() bool {
+	switch e {
+	case AdminCustomerRoleAdmin:
+		return true
+	case AdminCustomerRoleCustomer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerRole.
 const (
 	CustomerRoleAdmin    CustomerRole = "admin"
@@ -481,6 +499,43 @@ type Address struct {
 	Region *string `json:"region,omitempty"`
 }
 
+// AdminCustomer A customer as admins see them.
+type AdminCustomer struct {
+	// Addresses The saved addresses, the default first, then newest first.
+	Addresses []SavedAddress      `json:"addresses"`
+	CreatedAt time.Time           `json:"createdAt"`
+	Currency  string              `json:"currency"`
+	Email     openapi_types.Email `json:"email"`
+	FirstName string              `json:"firstName"`
+	Id        string              `json:"id"`
+	LastName  string              `json:"lastName"`
+
+	// LastOrderAt When they last placed an order (of any status), or null.
+	LastOrderAt nullable.Nullable[time.Time] `json:"lastOrderAt"`
+
+	// MarketingOptIn Whether the customer agreed to marketing emails (change it with `PATCH /v1/me`).
+	MarketingOptIn bool `json:"marketingOptIn"`
+
+	// Phone E.164 phone number, or null.
+	Phone nullable.Nullable[string] `json:"phone"`
+	Role  AdminCustomerRole         `json:"role"`
+
+	// StripeCustomerId The customer's Stripe customer, once their first checkout created it.
+	StripeCustomerId nullable.Nullable[string] `json:"stripeCustomerId"`
+
+	// TotalOrders Orders whose payment succeeded.
+	TotalOrders int32 `json:"totalOrders"`
+
+	// TotalSpentCents Paid minus refunded over those orders, in `currency`'s minor unit.
+	TotalSpentCents int64 `json:"totalSpentCents"`
+
+	// UpdatedAt When the profile last changed (statistics moving do not change it).
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// AdminCustomerRole defines model for AdminCustomer.Role.
+type AdminCustomerRole string
+
 // CancelRequest Example: {"reason":"Ordered the wrong size."}
 type CancelRequest struct {
 	// Reason Why, recorded on the order's `cancelled` event.
@@ -585,22 +640,54 @@ type CheckoutResult struct {
 
 // Customer A user's profile. `role` is `admin` for administrators.
 //
-// Example: {"createdAt":"2026-05-04T10:15:30Z","email":"ada@example.com","firstName":"Ada","id":"6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c","lastName":"Lovelace","phone":"+447700900123","role":"customer","updatedAt":"2026-05-04T10:15:30Z"}
+// `totalOrders` counts the customer's orders whose payment succeeded,
+// whatever happened to them afterwards (a cancelled order that was paid
+// and then refunded still counts once); `totalSpentCents` is what those
+// orders were paid minus what was refunded, in `currency` (the shop's
+// currency; orders priced in another one are not included). Each
+// payment and each refund counts exactly once, however often Stripe
+// delivers its event and in whatever order.
+//
+// Example: {"addresses":[{"city":"London","country":"GB","createdAt":"2026-05-04T10:20:00Z","firstName":"Ada","id":"3a7c9e1b-5d2f-4b8a-9c6e-1f0d2b4a6c8e","isDefault":true,"lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London","updatedAt":"2026-05-04T10:20:00Z"},{"city":"London","country":"GB","createdAt":"2026-05-04T10:18:00Z","firstName":"Ada","id":"8e2d4f6a-1c3b-4e5d-a7f9-0b1c2d3e4f5a","isDefault":false,"lastName":"King","line1":"10 Great Cumberland Place","line2":null,"phone":null,"postalCode":"W1H 7AL","region":null,"updatedAt":"2026-05-04T10:18:00Z"}],"createdAt":"2026-05-04T10:15:30Z","currency":"usd","email":"ada@example.com","firstName":"Ada","id":"6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c","lastName":"Lovelace","marketingOptIn":true,"phone":"+447700900123","role":"customer","totalOrders":3,"totalSpentCents":18460,"updatedAt":"2026-05-04T10:20:00Z"}
 type Customer struct {
+	// Addresses The saved addresses, the default first, then newest first.
+	Addresses []SavedAddress      `json:"addresses"`
 	CreatedAt time.Time           `json:"createdAt"`
+	Currency  string              `json:"currency"`
 	Email     openapi_types.Email `json:"email"`
 	FirstName string              `json:"firstName"`
 	Id        string              `json:"id"`
 	LastName  string              `json:"lastName"`
 
+	// MarketingOptIn Whether the customer agreed to marketing emails (change it with `PATCH /v1/me`).
+	MarketingOptIn bool `json:"marketingOptIn"`
+
 	// Phone E.164 phone number, or null.
-	Phone     nullable.Nullable[string] `json:"phone,omitempty"`
-	Role      CustomerRole              `json:"role"`
-	UpdatedAt time.Time                 `json:"updatedAt"`
+	Phone nullable.Nullable[string] `json:"phone"`
+	Role  CustomerRole              `json:"role"`
+
+	// TotalOrders Orders whose payment succeeded.
+	TotalOrders int32 `json:"totalOrders"`
+
+	// TotalSpentCents Paid minus refunded over those orders, in `currency`'s minor unit.
+	TotalSpentCents int64 `json:"totalSpentCents"`
+
+	// UpdatedAt When the profile last changed (statistics moving do not change it).
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // CustomerRole defines model for Customer.Role.
 type CustomerRole string
+
+// CustomerList A page of customers, newest first.
+//
+// Example: {"items":[],"nextCursor":null}
+type CustomerList struct {
+	Items []AdminCustomer `json:"items"`
+
+	// NextCursor The cursor for the next page, or null on the last page.
+	NextCursor nullable.Nullable[string] `json:"nextCursor"`
+}
 
 // Dimensions Package dimensions in millimetres, or null where unknown. In a
 // `ProductUpdate`, null clears them; in a `ProductCreate`, null is the
@@ -1256,6 +1343,23 @@ type ProductUpdate struct {
 	WeightGrams nullable.Nullable[int32] `json:"weightGrams,omitempty"`
 }
 
+// ProfileUpdate The profile fields to change; at least one. Absent fields are left as
+// they are; `phone: null` removes the phone. Anything else (`email`,
+// `role`, the statistics) is a `400`.
+//
+// Example: {"firstName":"Ada","lastName":"King","marketingOptIn":true,"phone":"+447700900456"}
+type ProfileUpdate struct {
+	// FirstName Must not be blank.
+	FirstName *string `json:"firstName,omitempty"`
+
+	// LastName Must not be blank.
+	LastName       *string `json:"lastName,omitempty"`
+	MarketingOptIn *bool   `json:"marketingOptIn,omitempty"`
+
+	// Phone E.164 phone number; null removes it.
+	Phone nullable.Nullable[string] `json:"phone,omitempty"`
+}
+
 // RefundRequest Example: {"amountCents":2500,"reason":"requested_by_customer"}
 type RefundRequest struct {
 	// AmountCents The amount to refund; omit it to refund everything not yet refunded. At most `totalCents - refundedCents`.
@@ -1282,6 +1386,69 @@ type RegisterRequest struct {
 	Phone *string `json:"phone,omitempty"`
 }
 
+// SavedAddress An address in the caller's address book (an `Address` with its id and whether it is the default).
+//
+// Example: {"city":"London","country":"GB","createdAt":"2026-05-04T10:20:00Z","firstName":"Ada","id":"3a7c9e1b-5d2f-4b8a-9c6e-1f0d2b4a6c8e","isDefault":true,"lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London","updatedAt":"2026-05-04T10:20:00Z"}
+type SavedAddress struct {
+	City      string    `json:"city"`
+	Country   string    `json:"country"`
+	CreatedAt time.Time `json:"createdAt"`
+	FirstName string    `json:"firstName"`
+	Id        string    `json:"id"`
+
+	// IsDefault Exactly one saved address is the default.
+	IsDefault  bool                      `json:"isDefault"`
+	LastName   string                    `json:"lastName"`
+	Line1      string                    `json:"line1"`
+	Line2      nullable.Nullable[string] `json:"line2"`
+	Phone      nullable.Nullable[string] `json:"phone"`
+	PostalCode string                    `json:"postalCode"`
+	Region     nullable.Nullable[string] `json:"region"`
+	UpdatedAt  time.Time                 `json:"updatedAt"`
+}
+
+// SavedAddressCreate An `Address` to save, and whether it becomes the default (the first one always does).
+//
+// Example: {"city":"London","country":"GB","firstName":"Ada","isDefault":true,"lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
+type SavedAddressCreate struct {
+	City string `json:"city"`
+
+	// Country ISO 3166-1 alpha-2 code, upper case.
+	Country   string `json:"country"`
+	FirstName string `json:"firstName"`
+
+	// IsDefault Make this the default address.
+	IsDefault *bool   `json:"isDefault,omitempty"`
+	LastName  string  `json:"lastName"`
+	Line1     string  `json:"line1"`
+	Line2     *string `json:"line2,omitempty"`
+
+	// Phone E.164 phone number, for the carrier.
+	Phone      *string `json:"phone,omitempty"`
+	PostalCode string  `json:"postalCode"`
+
+	// Region State, province or county, where the country uses one.
+	Region *string `json:"region,omitempty"`
+}
+
+// SavedAddressUpdate The fields of a saved address to change; at least one. `null` clears
+// `line2`, `region` or `phone`. `isDefault: true` makes it the default;
+// `isDefault: false` on the default is a `409`.
+//
+// Example: {"city":"London","country":"GB","firstName":"Ada","isDefault":true,"lastName":"King","line1":"10 Great Cumberland Place","line2":"Flat 4","phone":"+447700900456","postalCode":"W1H 7AL","region":null}
+type SavedAddressUpdate struct {
+	City       *string                   `json:"city,omitempty"`
+	Country    *string                   `json:"country,omitempty"`
+	FirstName  *string                   `json:"firstName,omitempty"`
+	IsDefault  *bool                     `json:"isDefault,omitempty"`
+	LastName   *string                   `json:"lastName,omitempty"`
+	Line1      *string                   `json:"line1,omitempty"`
+	Line2      nullable.Nullable[string] `json:"line2,omitempty"`
+	Phone      nullable.Nullable[string] `json:"phone,omitempty"`
+	PostalCode *string                   `json:"postalCode,omitempty"`
+	Region     nullable.Nullable[string] `json:"region,omitempty"`
+}
+
 // TokenResponse An access token for the `Authorization: Bearer` header.
 //
 // Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGkiXSwiZXhwIjoxNzc3ODkzMzMwLCJpYXQiOjE3Nzc4ODk3MzAsImlzcyI6InNob3AiLCJuYmYiOjE3Nzc4ODk3MzAsInJvbGUiOiJjdXN0b21lciIsInN1YiI6IjZmMWIzYzJlLThhNGQtNGU3Yi05YzFhLTJkM2U0ZjVhNmI3YyJ9.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw","expiresIn":3600,"tokenType":"Bearer"}
@@ -1297,8 +1464,14 @@ type TokenResponse struct {
 // TokenResponseTokenType defines model for TokenResponse.TokenType.
 type TokenResponseTokenType string
 
+// AddressId defines model for AddressId.
+type AddressId = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// CustomerId defines model for CustomerId.
+type CustomerId = string
 
 // Limit defines model for Limit.
 type Limit = int32
@@ -1381,6 +1554,20 @@ type Unauthorized = Problem
 //
 // Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type UnprocessableEntity = Problem
+
+// ListCustomersParams defines parameters for ListCustomers.
+type ListCustomersParams struct {
+	// Q Search text for the email or name (case-insensitive substring).
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Limit Page size, 1..100. Anything else is a `400`.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // CheckoutParams defines parameters for Checkout.
 type CheckoutParams struct {
@@ -1470,6 +1657,15 @@ type SetCartItemQuantityJSONRequestBody = CartItemUpdate
 // CheckoutJSONRequestBody defines body for Checkout for application/json ContentType.
 type CheckoutJSONRequestBody = CheckoutRequest
 
+// UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
+type UpdateMeJSONRequestBody = ProfileUpdate
+
+// CreateAddressJSONRequestBody defines body for CreateAddress for application/json ContentType.
+type CreateAddressJSONRequestBody = SavedAddressCreate
+
+// UpdateAddressJSONRequestBody defines body for UpdateAddress for application/json ContentType.
+type UpdateAddressJSONRequestBody = SavedAddressUpdate
+
 // CancelOrderJSONRequestBody defines body for CancelOrder for application/json ContentType.
 type CancelOrderJSONRequestBody = CancelRequest
 
@@ -1555,6 +1751,12 @@ type ServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(ctx echo.Context) error
+	// ListCustomers List customers
+	// (GET /v1/admin/customers)
+	ListCustomers(ctx echo.Context, params ListCustomersParams) error
+	// GetCustomer Get a customer
+	// (GET /v1/admin/customers/{customerId})
+	GetCustomer(ctx echo.Context, customerId CustomerId) error
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx echo.Context, orderId OrderId) error
@@ -1588,6 +1790,18 @@ type ServerInterface interface {
 	// GetMe The caller's profile
 	// (GET /v1/me)
 	GetMe(ctx echo.Context) error
+	// UpdateMe Change the caller's profile
+	// (PATCH /v1/me)
+	UpdateMe(ctx echo.Context) error
+	// CreateAddress Save an address
+	// (POST /v1/me/addresses)
+	CreateAddress(ctx echo.Context) error
+	// DeleteAddress Delete a saved address
+	// (DELETE /v1/me/addresses/{addressId})
+	DeleteAddress(ctx echo.Context, addressId AddressId) error
+	// UpdateAddress Change a saved address
+	// (PATCH /v1/me/addresses/{addressId})
+	UpdateAddress(ctx echo.Context, addressId AddressId) error
 	// ListOrders List orders
 	// (GET /v1/orders)
 	ListOrders(ctx echo.Context, params ListOrdersParams) error
@@ -1652,6 +1866,54 @@ func (w *ServerInterfaceWrapper) GetReady(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetReady(ctx)
+	return err
+}
+
+// ListCustomers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCustomersParams
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCustomers(ctx, params)
+	return err
+}
+
+// GetCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "customerId" -------------
+	var customerId CustomerId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "customerId", ctx.Param("customerId"), &customerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customerId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCustomer(ctx, customerId)
 	return err
 }
 
@@ -1801,6 +2063,56 @@ func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetMe(ctx)
+	return err
+}
+
+// UpdateMe converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateMe(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateMe(ctx)
+	return err
+}
+
+// CreateAddress converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAddress(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAddress(ctx)
+	return err
+}
+
+// DeleteAddress converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAddress(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "addressId" -------------
+	var addressId AddressId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "addressId", ctx.Param("addressId"), &addressId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter addressId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAddress(ctx, addressId)
+	return err
+}
+
+// UpdateAddress converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateAddress(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "addressId" -------------
+	var addressId AddressId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "addressId", ctx.Param("addressId"), &addressId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter addressId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateAddress(ctx, addressId)
 	return err
 }
 
@@ -2101,6 +2413,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJwks, options.OperationMiddlewares["getJwks"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
+	router.GET(options.BaseURL+"/v1/admin/customers", wrapper.ListCustomers, options.OperationMiddlewares["listCustomers"]...)
+	router.GET(options.BaseURL+"/v1/admin/customers/:customerId", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/fulfill", wrapper.FulfillOrder, options.OperationMiddlewares["fulfillOrder"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
@@ -2112,6 +2426,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/v1/cart/items/:productId", wrapper.SetCartItemQuantity, options.OperationMiddlewares["setCartItemQuantity"]...)
 	router.POST(options.BaseURL+"/v1/checkout", wrapper.Checkout, options.OperationMiddlewares["checkout"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
+	router.PATCH(options.BaseURL+"/v1/me", wrapper.UpdateMe, options.OperationMiddlewares["updateMe"]...)
+	router.POST(options.BaseURL+"/v1/me/addresses", wrapper.CreateAddress, options.OperationMiddlewares["createAddress"]...)
+	router.DELETE(options.BaseURL+"/v1/me/addresses/:addressId", wrapper.DeleteAddress, options.OperationMiddlewares["deleteAddress"]...)
+	router.PATCH(options.BaseURL+"/v1/me/addresses/:addressId", wrapper.UpdateAddress, options.OperationMiddlewares["updateAddress"]...)
 	router.GET(options.BaseURL+"/v1/orders", wrapper.ListOrders, options.OperationMiddlewares["listOrders"]...)
 	router.GET(options.BaseURL+"/v1/orders/:orderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
 	router.POST(options.BaseURL+"/v1/orders/:orderId/cancel", wrapper.CancelOrder, options.OperationMiddlewares["cancelOrder"]...)
@@ -2329,6 +2647,194 @@ func (response GetReady503ApplicationProblemPlusJSONResponse) VisitGetReadyRespo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomersRequestObject struct {
+	Params ListCustomersParams
+}
+
+type ListCustomersResponseObject interface {
+	VisitListCustomersResponse(w http.ResponseWriter) error
+}
+
+type ListCustomers200JSONResponse CustomerList
+
+func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers400ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers401ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers500ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerRequestObject struct {
+	CustomerId CustomerId `json:"customerId"`
+}
+
+type GetCustomerResponseObject interface {
+	VisitGetCustomerResponse(w http.ResponseWriter) error
+}
+
+type GetCustomer200JSONResponse AdminCustomer
+
+func (response GetCustomer200JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer400ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer401ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer403ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer500ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3519,6 +4025,393 @@ func (response GetMe500ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type UpdateMeRequestObject struct {
+	Body *UpdateMeJSONRequestBody
+}
+
+type UpdateMeResponseObject interface {
+	VisitUpdateMeResponse(w http.ResponseWriter) error
+}
+
+type UpdateMe200JSONResponse Customer
+
+func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe400ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe413ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe500ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddressRequestObject struct {
+	Body *CreateAddressJSONRequestBody
+}
+
+type CreateAddressResponseObject interface {
+	VisitCreateAddressResponse(w http.ResponseWriter) error
+}
+
+type CreateAddress201JSONResponse SavedAddress
+
+func (response CreateAddress201JSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddress400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAddress400ApplicationProblemPlusJSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddress401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAddress401ApplicationProblemPlusJSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddress409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAddress409ApplicationProblemPlusJSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddress413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAddress413ApplicationProblemPlusJSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAddress500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAddress500ApplicationProblemPlusJSONResponse) VisitCreateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAddressRequestObject struct {
+	AddressId AddressId `json:"addressId"`
+}
+
+type DeleteAddressResponseObject interface {
+	VisitDeleteAddressResponse(w http.ResponseWriter) error
+}
+
+type DeleteAddress204Response struct {
+}
+
+func (response DeleteAddress204Response) VisitDeleteAddressResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAddress400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAddress400ApplicationProblemPlusJSONResponse) VisitDeleteAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAddress401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAddress401ApplicationProblemPlusJSONResponse) VisitDeleteAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAddress404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAddress404ApplicationProblemPlusJSONResponse) VisitDeleteAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAddress500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAddress500ApplicationProblemPlusJSONResponse) VisitDeleteAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddressRequestObject struct {
+	AddressId AddressId `json:"addressId"`
+	Body      *UpdateAddressJSONRequestBody
+}
+
+type UpdateAddressResponseObject interface {
+	VisitUpdateAddressResponse(w http.ResponseWriter) error
+}
+
+type UpdateAddress200JSONResponse SavedAddress
+
+func (response UpdateAddress200JSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress400ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress401ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress404ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress409ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress413ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAddress500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAddress500ApplicationProblemPlusJSONResponse) VisitUpdateAddressResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListOrdersRequestObject struct {
 	Params ListOrdersParams
 }
@@ -4645,6 +5538,12 @@ type StrictServerInterface interface {
 	// GetReady Readiness probe
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// ListCustomers List customers
+	// (GET /v1/admin/customers)
+	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
+	// GetCustomer Get a customer
+	// (GET /v1/admin/customers/{customerId})
+	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx context.Context, request FulfillOrderRequestObject) (FulfillOrderResponseObject, error)
@@ -4678,6 +5577,18 @@ type StrictServerInterface interface {
 	// GetMe The caller's profile
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
+	// UpdateMe Change the caller's profile
+	// (PATCH /v1/me)
+	UpdateMe(ctx context.Context, request UpdateMeRequestObject) (UpdateMeResponseObject, error)
+	// CreateAddress Save an address
+	// (POST /v1/me/addresses)
+	CreateAddress(ctx context.Context, request CreateAddressRequestObject) (CreateAddressResponseObject, error)
+	// DeleteAddress Delete a saved address
+	// (DELETE /v1/me/addresses/{addressId})
+	DeleteAddress(ctx context.Context, request DeleteAddressRequestObject) (DeleteAddressResponseObject, error)
+	// UpdateAddress Change a saved address
+	// (PATCH /v1/me/addresses/{addressId})
+	UpdateAddress(ctx context.Context, request UpdateAddressRequestObject) (UpdateAddressResponseObject, error)
 	// ListOrders List orders
 	// (GET /v1/orders)
 	ListOrders(ctx context.Context, request ListOrdersRequestObject) (ListOrdersResponseObject, error)
@@ -4788,6 +5699,56 @@ func (sh *strictHandler) GetReady(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetReadyResponseObject); ok {
 		return validResponse.VisitGetReadyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCustomers operation middleware
+func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersParams) error {
+	var request ListCustomersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCustomers(ctx.Request().Context(), request.(ListCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCustomers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCustomersResponseObject); ok {
+		return validResponse.VisitListCustomersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetCustomer operation middleware
+func (sh *strictHandler) GetCustomer(ctx echo.Context, customerId CustomerId) error {
+	var request GetCustomerRequestObject
+
+	request.CustomerId = customerId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCustomer(ctx.Request().Context(), request.(GetCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetCustomerResponseObject); ok {
+		return validResponse.VisitGetCustomerResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5215,6 +6176,171 @@ func (sh *strictHandler) GetMe(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetMeResponseObject); ok {
 		return validResponse.VisitGetMeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateMe operation middleware
+func (sh *strictHandler) UpdateMe(ctx echo.Context) error {
+	var request UpdateMeRequestObject
+
+	var body UpdateMeJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateMe(ctx.Request().Context(), request.(UpdateMeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateMe")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateMeResponseObject); ok {
+		return validResponse.VisitUpdateMeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateAddress operation middleware
+func (sh *strictHandler) CreateAddress(ctx echo.Context) error {
+	var request CreateAddressRequestObject
+
+	var body CreateAddressJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAddress(ctx.Request().Context(), request.(CreateAddressRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAddress")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAddressResponseObject); ok {
+		return validResponse.VisitCreateAddressResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAddress operation middleware
+func (sh *strictHandler) DeleteAddress(ctx echo.Context, addressId AddressId) error {
+	var request DeleteAddressRequestObject
+
+	request.AddressId = addressId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAddress(ctx.Request().Context(), request.(DeleteAddressRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAddress")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAddressResponseObject); ok {
+		return validResponse.VisitDeleteAddressResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateAddress operation middleware
+func (sh *strictHandler) UpdateAddress(ctx echo.Context, addressId AddressId) error {
+	var request UpdateAddressRequestObject
+
+	request.AddressId = addressId
+
+	var body UpdateAddressJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAddress(ctx.Request().Context(), request.(UpdateAddressRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAddress")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateAddressResponseObject); ok {
+		return validResponse.VisitUpdateAddressResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -197,19 +197,16 @@ func (s *Server) refundSlots(ctx context.Context, slots []limitSlot) {
 	}
 }
 
-// GetMe returns the caller's profile.
+// GetMe returns the caller's profile with their saved addresses and
+// order statistics.
 func (s *Server) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeResponseObject, error) {
 	c, err := claims(ctx)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.store.UserByID(ctx, c.UserID)
-	if shopd.ErrorCode(err) == shopd.ENotFound {
-		// A valid token for a deleted account.
-		return nil, shopd.Errorf(shopd.EUnauthorized, "The account no longer exists.")
-	}
+	cust, err := s.store.Customer(ctx, c.UserID, false)
 	if err != nil {
-		return nil, err
+		return nil, accountGone(err) // a valid token for a deleted account
 	}
-	return gen.GetMe200JSONResponse(toAPICustomer(u)), nil
+	return gen.GetMe200JSONResponse(toAPICustomerProfile(cust)), nil
 }

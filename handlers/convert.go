@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/oapi-codegen/nullable"
 	openapi_types "github.com/oapi-codegen/runtime/types"
@@ -49,16 +50,76 @@ func nextCursor(c string) nullable.Nullable[string] {
 	return nullable.NewNullableWithValue(c)
 }
 
+// toAPICustomer is a profile without saved addresses: a new account's.
 func toAPICustomer(u store.User) gen.Customer {
+	return toAPICustomerProfile(store.Customer{User: u})
+}
+
+// toAPICustomerProfile is the profile a customer sees of themselves.
+func toAPICustomerProfile(c store.Customer) gen.Customer {
+	addrs := make([]gen.SavedAddress, len(c.Addresses))
+	for i, a := range c.Addresses {
+		addrs[i] = toAPISavedAddress(a)
+	}
 	return gen.Customer{
-		Id:        u.ID,
-		Email:     openapi_types.Email(u.Email),
-		FirstName: u.FirstName,
-		LastName:  u.LastName,
-		Phone:     nullableOf(u.Phone),
-		Role:      gen.CustomerRole(u.Role),
-		CreatedAt: u.CreatedAt.UTC(),
-		UpdatedAt: u.UpdatedAt.UTC(),
+		Id:              c.ID,
+		Email:           openapi_types.Email(c.Email),
+		FirstName:       c.FirstName,
+		LastName:        c.LastName,
+		Phone:           nullableOf(c.Phone),
+		Role:            gen.CustomerRole(c.Role),
+		MarketingOptIn:  c.MarketingOptIn,
+		Addresses:       addrs,
+		TotalOrders:     int32(c.TotalOrders),
+		TotalSpentCents: c.TotalSpentCents,
+		Currency:        store.StatsCurrency,
+		CreatedAt:       c.CreatedAt.UTC(),
+		UpdatedAt:       c.UpdatedAt.UTC(),
+	}
+}
+
+// toAPIAdminCustomer is the profile with what only admins see.
+func toAPIAdminCustomer(c store.Customer) gen.AdminCustomer {
+	p := toAPICustomerProfile(c)
+	var lastOrderAt *time.Time
+	if c.LastOrderAt != nil {
+		t := c.LastOrderAt.UTC()
+		lastOrderAt = &t
+	}
+	return gen.AdminCustomer{
+		Id:               p.Id,
+		Email:            p.Email,
+		FirstName:        p.FirstName,
+		LastName:         p.LastName,
+		Phone:            p.Phone,
+		Role:             gen.AdminCustomerRole(p.Role),
+		MarketingOptIn:   p.MarketingOptIn,
+		Addresses:        p.Addresses,
+		TotalOrders:      p.TotalOrders,
+		TotalSpentCents:  p.TotalSpentCents,
+		Currency:         p.Currency,
+		StripeCustomerId: nullableOf(c.StripeCustomerID),
+		LastOrderAt:      nullableOf(lastOrderAt),
+		CreatedAt:        p.CreatedAt,
+		UpdatedAt:        p.UpdatedAt,
+	}
+}
+
+func toAPISavedAddress(a store.SavedAddress) gen.SavedAddress {
+	return gen.SavedAddress{
+		Id:         a.ID,
+		FirstName:  a.FirstName,
+		LastName:   a.LastName,
+		Line1:      a.Line1,
+		Line2:      nullableOf(a.Line2),
+		City:       a.City,
+		Region:     nullableOf(a.Region),
+		PostalCode: a.PostalCode,
+		Country:    a.Country,
+		Phone:      nullableOf(a.Phone),
+		IsDefault:  a.IsDefault,
+		CreatedAt:  a.CreatedAt.UTC(),
+		UpdatedAt:  a.UpdatedAt.UTC(),
 	}
 }
 

@@ -256,8 +256,11 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 	// With payments, so the money operations get as far as the order.
 	s := newShop(t)
 	product := s.product(t, s.admin, nil)
-	order := s.placeOrder(t, s.newCustomer(t), line{product.Id, 1})
-	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id}
+	buyer := s.newCustomer(t)
+	order := s.placeOrder(t, buyer, line{product.Id, 1})
+	var address gen.SavedAddress // the admin's own: the calls are made as the admin
+	s.do(t, http.MethodPost, "/v1/me/addresses", s.admin, testAddress("Paris")).want(t, http.StatusCreated).decode(t, &address)
+	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id, "addressId": address.Id, "customerId": buyer.id}
 	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatalf("spec: %v", err)

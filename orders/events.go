@@ -11,8 +11,11 @@ import (
 
 // apply carries out t on the order o, which tx holds locked: each step
 // puts the stock back when it says so, takes the step's state and records
-// its event as done by by. Tx.UpdateOrder then saves the order.
+// its event as done by by. A transition that moves the order's money
+// (paid, refunded) also refreshes its customer's statistics, in the same
+// transaction. Tx.UpdateOrder then saves the order.
 func apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by store.Actor) error {
+	paymentBefore, refundedBefore := o.PaymentStatus, o.RefundedCents
 	if t.AttachIntent != "" {
 		id := t.AttachIntent
 		o.PaymentIntentID = &id
@@ -28,6 +31,9 @@ func apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by s
 		if err := tx.RecordEvent(ctx, *o, step.Event, by, step.AmountCents, step.Note); err != nil {
 			return err
 		}
+	}
+	if o.PaymentStatus != paymentBefore || o.RefundedCents != refundedBefore {
+		return tx.RefreshCustomerStats(ctx, *o)
 	}
 	return nil
 }

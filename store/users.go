@@ -13,16 +13,21 @@ import (
 
 // User is an account: a customer or an admin.
 type User struct {
-	ID               string    `db:"id"`
-	Email            string    `db:"email"`
-	PasswordHash     string    `db:"password_hash"`
-	Role             string    `db:"role"`
-	FirstName        string    `db:"first_name"`
-	LastName         string    `db:"last_name"`
-	Phone            *string   `db:"phone"`
-	StripeCustomerID *string   `db:"stripe_customer_id"`
-	CreatedAt        time.Time `db:"created_at"`
-	UpdatedAt        time.Time `db:"updated_at"`
+	ID               string  `db:"id"`
+	Email            string  `db:"email"`
+	PasswordHash     string  `db:"password_hash"`
+	Role             string  `db:"role"`
+	FirstName        string  `db:"first_name"`
+	LastName         string  `db:"last_name"`
+	Phone            *string `db:"phone"`
+	StripeCustomerID *string `db:"stripe_customer_id"`
+	MarketingOptIn   bool    `db:"marketing_opt_in"`
+	// TotalOrders and TotalSpentCents are kept by the money path (see
+	// Tx.RefreshCustomerStats), never written by the customer.
+	TotalOrders     int       `db:"total_orders"`
+	TotalSpentCents int64     `db:"total_spent_cents"`
+	CreatedAt       time.Time `db:"created_at"`
+	UpdatedAt       time.Time `db:"updated_at"`
 }
 
 // NewUser is what registration stores.
@@ -35,7 +40,8 @@ type NewUser struct {
 	Phone        *string
 }
 
-const userColumns = `id, email, password_hash, role, first_name, last_name, phone, stripe_customer_id, created_at, updated_at`
+const userColumns = `id, email, password_hash, role, first_name, last_name, phone, stripe_customer_id,
+	marketing_opt_in, total_orders, total_spent_cents, created_at, updated_at`
 
 const insertUserSQL = `
 INSERT INTO users (email, password_hash, role, first_name, last_name, phone)
@@ -131,4 +137,38 @@ func (s *Store) SetStripeCustomer(ctx context.Context, userID, customerID string
 		return fmt.Errorf("set stripe customer: %w", translate(err))
 	}
 	return nil
+}
+
+// ProfileUpdate holds the profile fields a customer may change; nil
+// pointers and unset Changes are left alone. A Phone change without a
+// value clears it.
+type ProfileUpdate struct {
+	FirstName      *string
+	LastName       *string
+	Phone          Change[string]
+	MarketingOptIn *bool
+}
+
+const updateProfileSQL = `
+UPDATE users
+SET first_name = coalesce($2, first_name),
+	last_name = coalesce($3, last_name),
+	phone = CASE WHEN $4 THEN $5 ELSE phone END,
+	marketing_opt_in = coalesce($6, marketing_opt_in),
+	updated_at = now()
+WHERE id = $1
+RETURNING ` + userColumns
+
+// UpdateProfile applies the update and returns the user as it now is, or
+// ENotFound.
+func (s *Store) UpdateProfile(ctx context.Context, id string, u ProfileUpdate) (User, error) {
+	if !validID(id) {
+		return User{}, shopd.Errorf(shopd.ENotFound, "User not found.")
+	}
+	var out User
+	err := s.db.GetContext(ctx, &out, updateProfileSQL, id, u.FirstName, u.LastName, u.Phone.Set, u.Phone.Value, u.MarketingOptIn)
+	if err != nil {
+		return User{}, fmt.Errorf("update profile: %w", translate(err))
+	}
+	return out, nil
 }
