@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -238,6 +239,8 @@ type options struct {
 	instances   int
 	maxAttempts int
 	smtpURL     string // "" for the bundle's mail server
+	// paymentWindow is how long orders wait for payment (0: an hour).
+	paymentWindow time.Duration
 }
 
 func setup(t *testing.T, opt options) *bundle {
@@ -277,7 +280,7 @@ func (b *bundle) newInstance(t *testing.T, opt options) *instance {
 		Store:         b.st,
 		Payments:      payments.New(payments.Config{SecretKey: "sk_test_x", APIBase: b.fake.URL, MaxNetworkRetries: -1}),
 		Pricing:       shopd.DefaultPricing,
-		PaymentWindow: time.Hour,
+		PaymentWindow: cmp.Or(opt.paymentWindow, time.Hour),
 		Log:           log,
 		Notify:        in.outbox,
 	}
@@ -329,6 +332,12 @@ func (b *bundle) customer(t *testing.T, firstName, phone string) (id, email stri
 // userID through inst.
 func (b *bundle) order(t *testing.T, inst *instance, userID string) store.Order {
 	t.Helper()
+	return b.orderTo(t, inst, userID, `{"firstName":"Ship","lastName":"To","line1":"1 Road","city":"London","postalCode":"N1","country":"GB"}`)
+}
+
+// orderTo is order with the shipping address addr (JSON).
+func (b *bundle) orderTo(t *testing.T, inst *instance, userID, addr string) store.Order {
+	t.Helper()
 	ctx := context.Background()
 	p, err := b.st.CreateProduct(ctx, store.NewProduct{
 		SKU: "SKU-" + uuid.NewString()[:8], Name: "Teapot", PriceCents: 1500, Stock: 10, IsActive: true,
@@ -339,9 +348,8 @@ func (b *bundle) order(t *testing.T, inst *instance, userID string) store.Order 
 	if _, err := b.st.AddToCart(ctx, userID, p.ID, 2); err != nil {
 		t.Fatal(err)
 	}
-	addr := []byte(`{"firstName":"Ship","lastName":"To","line1":"1 Road","city":"London","postalCode":"N1","country":"GB"}`)
 	placed, err := inst.svc.Checkout(ctx, orders.CheckoutRequest{
-		UserID: userID, Key: "key-" + uuid.NewString(), RequestHash: "h", ShippingAddress: addr, BillingAddress: addr,
+		UserID: userID, Key: "key-" + uuid.NewString(), RequestHash: "h", ShippingAddress: []byte(addr), BillingAddress: []byte(addr),
 	})
 	if err != nil {
 		t.Fatalf("checkout: %v", err)
