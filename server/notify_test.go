@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,98 +90,22 @@ func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 	a, b := start(t, env()), start(t, env())
 
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
-	var p struct{ ID string }
-	if st := a.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "N-1", "name": "Teapot", "priceCents": 1500, "stock": 3}, &p); st != http.StatusCreated {
-		t.Fatalf("create product: %d", st)
-	}
-	email := "ada-" + uuid.NewString()[:8] + "@example.com"
-	reg := map[string]any{"email": email, "password": "a-long-password", "firstName": "Ada", "lastName": "Lovelace"}
-	if st := a.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
-	customer := a.token(t, email, "a-long-password")
-	if st := a.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated && st != http.StatusOK {
-		t.Fatalf("add to cart: %d", st)
-	}
-	var placed struct {
-		Order struct {
-			ID          string `json:"id"`
-			OrderNumber string `json:"orderNumber"`
-			TotalCents  int64  `json:"totalCents"`
-			Currency    string `json:"currency"`
-		} `json:"order"`
-		Payment struct {
-			PaymentIntentID string `json:"paymentIntentId"`
-		} `json:"payment"`
-	}
-	addr := map[string]any{"firstName": "Ada", "lastName": "Lovelace", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"}
-	body, _ := json.Marshal(map[string]any{"shippingAddress": addr})
-	req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/checkout", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+customer)
-	req.Header.Set("Idempotency-Key", uuid.NewString())
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated || json.Unmarshal(raw, &placed) != nil {
-		t.Fatalf("checkout: %d %s", res.StatusCode, raw)
-	}
-
-	event, _ := json.Marshal(map[string]any{
-		"id": "evt_" + uuid.NewString(), "object": "event", "type": "payment_intent.succeeded", "api_version": "2023-10-16",
-		"created": time.Now().Unix(), "livemode": false,
-		"data": map[string]any{"object": map[string]any{
-			"id": placed.Payment.PaymentIntentID, "object": "payment_intent", "amount": placed.Order.TotalCents,
-			"amount_received": placed.Order.TotalCents, "currency": placed.Order.Currency, "status": "succeeded",
-			"metadata": map[string]string{"orderId": placed.Order.ID},
-		}},
-	})
+	order, email := a.placeOrder(t, admin)
+	event := paidEvent(order)
 	var wg sync.WaitGroup
 	for i := range 5 {
 		s := []*server{a, b}[i%2]
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/webhooks/stripe", bytes.NewReader(event))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Stripe-Signature", payments.SignWebhook(event, secret, time.Now()))
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				t.Errorf("webhook: %d", res.StatusCode)
-			}
-		})
+		wg.Go(func() { s.deliver(t, event, secret) })
 	}
 	wg.Wait()
-
-	var list struct {
-		Items []struct {
-			ID, Template, Status, Subject, Recipient string
-			Attempts                                 int
-		} `json:"items"`
+	items := b.notificationsOf(t, admin, order.Order.ID)
+	if len(items) != 1 {
+		t.Fatalf("%d notifications, want 1: %+v", len(items), items)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if st := b.call(t, http.MethodGet, "/v1/admin/notifications?orderId="+placed.Order.ID, admin, nil, &list); st != http.StatusOK {
-			t.Fatalf("list notifications: %d", st)
-		}
-		if len(list.Items) == 1 && list.Items[0].Status == notify.StatusSent {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no sent confirmation: %+v", list.Items)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	n := list.Items[0]
+	n := items[0]
 	if n.Template != notify.TemplateOrderConfirmation || n.Recipient != email || n.Attempts != 1 ||
-		!strings.Contains(n.Subject, placed.Order.OrderNumber) {
-		t.Errorf("notification %+v: want one confirmation to %s naming %s, sent on its first attempt", n, email, placed.Order.OrderNumber)
+		!strings.Contains(n.Subject, order.Order.OrderNumber) {
+		t.Errorf("notification %+v: want one confirmation to %s naming %s, sent on its first attempt", n, email, order.Order.OrderNumber)
 	}
 	msgs := box.received()
 	if len(msgs) != 1 {
@@ -201,6 +126,143 @@ func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 	}
 	if counted != 1 {
 		t.Errorf("%d instances count the confirmation as sent, want exactly 1", counted)
+	}
+}
+
+// placed is a checkout's answer, as far as these tests read it.
+type placed struct {
+	Order struct {
+		ID          string `json:"id"`
+		OrderNumber string `json:"orderNumber"`
+		TotalCents  int64  `json:"totalCents"`
+		Currency    string `json:"currency"`
+	} `json:"order"`
+	Payment struct {
+		PaymentIntentID string `json:"paymentIntentId"`
+	} `json:"payment"`
+}
+
+// placeOrder creates a product as admin, registers a customer who buys
+// it, and returns the checkout and the customer's email.
+func (s *server) placeOrder(t *testing.T, admin string) (placed, string) {
+	t.Helper()
+	var p struct{ ID string }
+	if st := s.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "N-" + uuid.NewString()[:8], "name": "Teapot", "priceCents": 1500, "stock": 3}, &p); st != http.StatusCreated {
+		t.Fatalf("create product: %d", st)
+	}
+	email := "ada-" + uuid.NewString()[:8] + "@example.com"
+	reg := map[string]any{"email": email, "password": "a-long-password", "firstName": "Ada", "lastName": "Lovelace"}
+	if st := s.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
+		t.Fatalf("register: %d", st)
+	}
+	customer := s.token(t, email, "a-long-password")
+	if st := s.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("add to cart: %d", st)
+	}
+	var out placed
+	addr := map[string]any{"firstName": "Ada", "lastName": "Lovelace", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"}
+	body, _ := json.Marshal(map[string]any{"shippingAddress": addr})
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/checkout", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+customer)
+	req.Header.Set("Idempotency-Key", uuid.NewString())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated || json.Unmarshal(raw, &out) != nil {
+		t.Fatalf("checkout: %d %s", res.StatusCode, raw)
+	}
+	return out, email
+}
+
+// paidEvent is the payment_intent.succeeded of the checkout, as Stripe sends it.
+func paidEvent(p placed) []byte {
+	event, _ := json.Marshal(map[string]any{
+		"id": "evt_" + uuid.NewString(), "object": "event", "type": "payment_intent.succeeded", "api_version": "2023-10-16",
+		"created": time.Now().Unix(), "livemode": false,
+		"data": map[string]any{"object": map[string]any{
+			"id": p.Payment.PaymentIntentID, "object": "payment_intent", "amount": p.Order.TotalCents,
+			"amount_received": p.Order.TotalCents, "currency": p.Order.Currency, "status": "succeeded",
+			"metadata": map[string]string{"orderId": p.Order.ID},
+		}},
+	})
+	return event
+}
+
+// deliver posts a signed webhook to s.
+func (s *server) deliver(t *testing.T, event []byte, secret string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/webhooks/stripe", bytes.NewReader(event))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", payments.SignWebhook(event, secret, time.Now()))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("webhook: %d", res.StatusCode)
+	}
+}
+
+// notificationsOf waits until the order's notifications are all settled
+// (none pending) and returns them.
+func (s *server) notificationsOf(t *testing.T, admin, orderID string) []listedNotification {
+	t.Helper()
+	var list struct {
+		Items []listedNotification `json:"items"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st := s.call(t, http.MethodGet, "/v1/admin/notifications?orderId="+orderID, admin, nil, &list); st != http.StatusOK {
+			t.Fatalf("list notifications: %d", st)
+		}
+		if len(list.Items) > 0 && !slices.ContainsFunc(list.Items, func(n listedNotification) bool { return n.Status == notify.StatusPending }) {
+			return list.Items
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications not settled: %+v", list.Items)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type listedNotification struct {
+	ID, Template, Status, Subject, Recipient string
+	Attempts                                 int
+}
+
+// TestLocalRunLogsEmails: without SMTP_URL an order's confirmation is
+// written to the log and kept as sent.
+func TestLocalRunLogsEmails(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_local"
+	fake := stripefake.New(t)
+	s := start(t, map[string]string{
+		"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": freeAddr(t), "DATA_DIR": t.TempDir(),
+		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
+		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret, "JOB_POLL_INTERVAL": "20ms",
+	})
+	admin := s.token(t, "boss@example.com", "bootstrap-password")
+	p, email := s.placeOrder(t, admin)
+	s.deliver(t, paidEvent(p), secret)
+	ns := s.notificationsOf(t, admin, p.Order.ID)
+	if len(ns) != 1 || ns[0].Status != notify.StatusSent || ns[0].Template != notify.TemplateOrderConfirmation {
+		t.Fatalf("notifications %+v, want the confirmation, sent", ns)
+	}
+	var logged bool
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		if strings.Contains(line, "not sent: no provider configured") && strings.Contains(line, `"template":"order-confirmation"`) &&
+			strings.Contains(line, `"to":"`+email+`"`) && strings.Contains(line, p.Order.OrderNumber) {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no log line shows the confirmation to %s:\n%s", email, s.stderr)
 	}
 }
 
