@@ -130,6 +130,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if a.outbox, err = newOutbox(cfg, st, registry, log); err != nil {
+		a.close(log)
 		return nil, err
 	}
 	a.orders.Notify = a.outbox
