@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -50,11 +51,15 @@ const (
 // messages (-1: all of them).
 type mailServer struct {
 	url string
+	// user and pass, when set, are the only credentials it takes (AUTH
+	// PLAIN), and it takes no message without them.
+	user, pass string
 
 	mu       sync.Mutex
 	msgs     []receivedMail
 	refuse   int
 	refusals int
+	logins   int // AUTH attempts
 }
 
 type receivedMail struct {
@@ -65,7 +70,12 @@ type receivedMail struct {
 
 func newMailServer(t *testing.T) *mailServer {
 	t.Helper()
-	m := &mailServer{}
+	return newMailServerWithAuth(t, "", "")
+}
+
+func newMailServerWithAuth(t *testing.T, user, pass string) *mailServer {
+	t.Helper()
+	m := &mailServer{user: user, pass: pass}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{srv: m}, nil }))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
@@ -99,15 +109,39 @@ func (m *mailServer) received() []receivedMail {
 }
 
 type mailSession struct {
-	srv  *mailServer
-	from string
-	to   []string
+	srv    *mailServer
+	from   string
+	to     []string
+	authed bool
+}
+
+func (s *mailSession) AuthMechanisms() []string {
+	if s.srv.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *mailSession) Auth(string) (sasl.Server, error) {
+	s.srv.mu.Lock()
+	s.srv.logins++
+	s.srv.mu.Unlock()
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != s.srv.user || pass != s.srv.pass {
+			return smtp.ErrAuthFailed
+		}
+		s.authed = true
+		return nil
+	}), nil
 }
 
 func (s *mailSession) Reset()        { s.from, s.to = "", nil }
 func (s *mailSession) Logout() error { return nil }
 
 func (s *mailSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.srv.user != "" && !s.authed {
+		return smtp.ErrAuthRequired
+	}
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	if s.srv.refuse != 0 {
