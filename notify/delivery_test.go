@@ -186,7 +186,9 @@ func TestFailedForGoodThenRetriedByAdmin(t *testing.T) {
 
 // TestWebhookDoesNotWaitForMail: a mail server that accepts connections
 // and never answers holds the send job, not the webhook: the event is
-// applied and answered while the job is connected to it.
+// applied and answered while the job is connected to it. Stopping the job
+// client ends the stuck send (setup's cleanup fails the test when the
+// stop times out).
 func TestWebhookDoesNotWaitForMail(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -208,9 +210,8 @@ func TestWebhookDoesNotWaitForMail(t *testing.T) {
 			connected <- struct{}{}
 		}
 	}()
-	b := setup(t, options{smtpURL: "smtp://" + ln.Addr().String()})
-	// Registered after setup's, so it runs first: the stuck send ends
-	// before the job client stops.
+	// Closed after the job client stops (cleanups run last first): the
+	// stop must end the stuck send itself.
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
@@ -219,6 +220,7 @@ func TestWebhookDoesNotWaitForMail(t *testing.T) {
 			c.Close()
 		}
 	})
+	b := setup(t, options{smtpURL: "smtp://" + ln.Addr().String()})
 	in := b.insts[0]
 	userID, _ := b.customer(t, "Ada", "")
 	o := b.order(t, in, userID)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,8 +31,9 @@ func (s LogSender) Send(ctx context.Context, n Notification) error {
 type SMTPSender struct {
 	// A client per message: sends run concurrently on several job
 	// workers, and a client holds one connection.
-	host   string
-	opts   []mail.Option
+	host        string
+	opts        []mail.Option
+	implicitTLS bool // smtps://
 	from   string
 	domain string // of the Message-IDs
 }
@@ -73,7 +76,7 @@ func NewSMTPSender(smtpURL, from string) (*SMTPSender, error) {
 	if at := strings.LastIndex(from, "@"); at >= 0 && at < len(from)-1 {
 		domain = strings.Trim(from[at+1:], "> ")
 	}
-	return &SMTPSender{host: u.Hostname(), opts: opts, from: from, domain: domain}, nil
+	return &SMTPSender{host: u.Hostname(), opts: opts, implicitTLS: u.Scheme == "smtps", from: from, domain: domain}, nil
 }
 
 // MessageID is the Message-ID of notification id (without angle
@@ -97,7 +100,30 @@ func (s *SMTPSender) Send(ctx context.Context, n Notification) error {
 	if n.BodyHTML != "" {
 		m.AddAlternativeString(mail.TypeTextHTML, n.BodyHTML)
 	}
-	c, err := mail.NewClient(s.host, s.opts...)
+	opts := slices.Clip(s.opts)
+	var stops []func() bool
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	if !s.implicitTLS {
+		// go-mail watches ctx while it dials, not while it talks: a server
+		// that stops answering would hold the job (and a shutdown) until the
+		// connection's deadline. Closing the connection when ctx ends
+		// unblocks it at once. (With smtps:// go-mail must dial itself to
+		// know the connection is encrypted; there the deadline bounds it.)
+		opts = append(opts, mail.WithDialContextFunc(func(dctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(dctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			stops = append(stops, context.AfterFunc(ctx, func() { conn.Close() }))
+			return conn, nil
+		}))
+	}
+	c, err := mail.NewClient(s.host, opts...)
 	if err != nil {
 		return fmt.Errorf("smtp client: %w", err)
 	}
