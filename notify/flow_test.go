@@ -94,6 +94,9 @@ func TestOrderMessagesReachTheCustomer(t *testing.T) {
 		if !strings.Contains(m.html, storefront+"/orders/"+o.ID) {
 			t.Errorf("%s: HTML part lacks the order link", n.Template)
 		}
+		if n.Template == notify.TemplateOrderConfirmation && (!strings.Contains(m.text, "2 x Teapot  30.00 USD") || !strings.Contains(m.html, "Teapot")) {
+			t.Errorf("confirmation lacks its line (2 x Teapot, 30.00 USD):\ntext: %s\nhtml: %s", m.text, m.html)
+		}
 		if n.Template == notify.TemplateOrderShipped && !strings.Contains(m.text, "TRACK-42") {
 			t.Errorf("shipping mail lacks the tracking number: %s", m.text)
 		}
