@@ -253,6 +253,45 @@ func (e JWKUse) Valid() bool {
 	}
 }
 
+// Defines values for NotificationChannel.
+const (
+	NotificationChannelEmail NotificationChannel = "email"
+	NotificationChannelSms   NotificationChannel = "sms"
+)
+
+// Valid indicates whether the value is a known member of the NotificationChannel enum.
+func (e NotificationChannel) Valid() bool {
+	switch e {
+	case NotificationChannelEmail:
+		return true
+	case NotificationChannelSms:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationStatus.
+const (
+	NotificationStatusFailed  NotificationStatus = "failed"
+	NotificationStatusPending NotificationStatus = "pending"
+	NotificationStatusSent    NotificationStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the NotificationStatus enum.
+func (e NotificationStatus) Valid() bool {
+	switch e {
+	case NotificationStatusFailed:
+		return true
+	case NotificationStatusPending:
+		return true
+	case NotificationStatusSent:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderEventActor.
 const (
 	OrderEventActorAdmin    OrderEventActor = "admin"
@@ -934,6 +973,66 @@ type LoginRequest struct {
 	Password string              `json:"password"`
 }
 
+// Notification One message of the outbox.
+//
+// Example: {"attempts":8,"channel":"email","createdAt":"2026-05-04T12:00:00Z","customerId":"6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c","id":"8c4e2a1f-6b3d-4e5a-9f7c-1d2b3a4c5e6f","lastError":"send mail: dial tcp 10.0.0.25:587: connect: connection refused","orderId":"5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a","recipient":"ada@example.com","sentAt":null,"status":"failed","subject":"Order ORD-000123 confirmed","template":"order-confirmation"}
+type Notification struct {
+	// Attempts Send attempts made so far.
+	Attempts  int32               `json:"attempts"`
+	Channel   NotificationChannel `json:"channel"`
+	CreatedAt time.Time           `json:"createdAt"`
+
+	// CustomerId The customer it goes to, if any.
+	CustomerId nullable.Nullable[string] `json:"customerId"`
+
+	// Id The notification's id (opaque).
+	Id string `json:"id"`
+
+	// LastError Why the last attempt failed; null once sent.
+	LastError nullable.Nullable[string] `json:"lastError"`
+
+	// OrderId The order it is about, if any.
+	OrderId nullable.Nullable[string] `json:"orderId"`
+
+	// Recipient The email address or phone number it goes to.
+	Recipient string                       `json:"recipient"`
+	SentAt    nullable.Nullable[time.Time] `json:"sentAt"`
+
+	// Status `pending` (waiting for its first or next attempt), `sent` (the
+	// provider accepted it, or it was logged because none is configured),
+	// `failed` (every attempt failed; an admin may retry it).
+	//
+	//
+	// Example: sent
+	Status NotificationStatus `json:"status"`
+
+	// Subject The email's subject; empty for SMS.
+	Subject string `json:"subject"`
+
+	// Template What the message is, e.g. `order-confirmation`, `order-shipped-sms`.
+	Template string `json:"template"`
+}
+
+// NotificationChannel defines model for Notification.Channel.
+type NotificationChannel string
+
+// NotificationList A page of notifications, newest first.
+//
+// Example: {"items":[],"nextCursor":null}
+type NotificationList struct {
+	Items []Notification `json:"items"`
+
+	// NextCursor The cursor for the next page, or null on the last page.
+	NextCursor nullable.Nullable[string] `json:"nextCursor"`
+}
+
+// NotificationStatus `pending` (waiting for its first or next attempt), `sent` (the
+// provider accepted it, or it was logged because none is configured),
+// `failed` (every attempt failed; an admin may retry it).
+//
+// Example: sent
+type NotificationStatus string
+
 // Order An order. Its items and totals are frozen when it is placed and never
 // change; every later change is a recorded transition (see
 // `GET /v1/orders/{orderId}/events`). Money is in the minor unit of
@@ -1476,6 +1575,9 @@ type CustomerId = string
 // Limit defines model for Limit.
 type Limit = int32
 
+// NotificationId defines model for NotificationId.
+type NotificationId = string
+
 // OrderId defines model for OrderId.
 type OrderId = string
 
@@ -1559,6 +1661,29 @@ type UnprocessableEntity = Problem
 type ListCustomersParams struct {
 	// Q Search text for the email or name (case-insensitive substring).
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Limit Page size, 1..100. Anything else is a `400`.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
+	// the same filters); omit it for the first page. A cursor this list
+	// cannot read is a `400`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListNotificationsParams defines parameters for ListNotifications.
+type ListNotificationsParams struct {
+	// Status Only notifications in this delivery status.
+	Status *NotificationStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Template Only notifications of this template (e.g. `order-confirmation`).
+	Template *string `form:"template,omitempty" json:"template,omitempty"`
+
+	// OrderId Only notifications about this order.
+	OrderId *string `form:"orderId,omitempty" json:"orderId,omitempty"`
+
+	// CustomerId Only notifications to this customer.
+	CustomerId *string `form:"customerId,omitempty" json:"customerId,omitempty"`
 
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1757,6 +1882,12 @@ type ServerInterface interface {
 	// GetCustomer Get a customer
 	// (GET /v1/admin/customers/{customerId})
 	GetCustomer(ctx echo.Context, customerId CustomerId) error
+	// ListNotifications List notifications
+	// (GET /v1/admin/notifications)
+	ListNotifications(ctx echo.Context, params ListNotificationsParams) error
+	// RetryNotification Retry a failed notification
+	// (POST /v1/admin/notifications/{notificationId}/retry)
+	RetryNotification(ctx echo.Context, notificationId NotificationId) error
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx echo.Context, orderId OrderId) error
@@ -1914,6 +2045,75 @@ func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetCustomer(ctx, customerId)
+	return err
+}
+
+// ListNotifications converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNotifications(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNotificationsParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "template" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "template", ctx.QueryParams(), &params.Template, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter template: %s", err))
+	}
+
+	// ------------- Optional query parameter "orderId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "orderId", ctx.QueryParams(), &params.OrderId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter orderId: %s", err))
+	}
+
+	// ------------- Optional query parameter "customerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "customerId", ctx.QueryParams(), &params.CustomerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNotifications(ctx, params)
+	return err
+}
+
+// RetryNotification converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryNotification(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "notificationId" -------------
+	var notificationId NotificationId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "notificationId", ctx.Param("notificationId"), &notificationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter notificationId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryNotification(ctx, notificationId)
 	return err
 }
 
@@ -2415,6 +2615,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 	router.GET(options.BaseURL+"/v1/admin/customers", wrapper.ListCustomers, options.OperationMiddlewares["listCustomers"]...)
 	router.GET(options.BaseURL+"/v1/admin/customers/:customerId", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
+	router.GET(options.BaseURL+"/v1/admin/notifications", wrapper.ListNotifications, options.OperationMiddlewares["listNotifications"]...)
+	router.POST(options.BaseURL+"/v1/admin/notifications/:notificationId/retry", wrapper.RetryNotification, options.OperationMiddlewares["retryNotification"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/fulfill", wrapper.FulfillOrder, options.OperationMiddlewares["fulfillOrder"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
@@ -2828,6 +3030,210 @@ type GetCustomer500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetCustomer500ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNotificationsRequestObject struct {
+	Params ListNotificationsParams
+}
+
+type ListNotificationsResponseObject interface {
+	VisitListNotificationsResponse(w http.ResponseWriter) error
+}
+
+type ListNotifications200JSONResponse NotificationList
+
+func (response ListNotifications200JSONResponse) VisitListNotificationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNotifications400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListNotifications400ApplicationProblemPlusJSONResponse) VisitListNotificationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNotifications401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListNotifications401ApplicationProblemPlusJSONResponse) VisitListNotificationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNotifications403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListNotifications403ApplicationProblemPlusJSONResponse) VisitListNotificationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNotifications500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListNotifications500ApplicationProblemPlusJSONResponse) VisitListNotificationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotificationRequestObject struct {
+	NotificationId NotificationId `json:"notificationId"`
+}
+
+type RetryNotificationResponseObject interface {
+	VisitRetryNotificationResponse(w http.ResponseWriter) error
+}
+
+type RetryNotification200JSONResponse Notification
+
+func (response RetryNotification200JSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification400ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification401ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification403ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification404ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification409ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNotification500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RetryNotification500ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -5544,6 +5950,12 @@ type StrictServerInterface interface {
 	// GetCustomer Get a customer
 	// (GET /v1/admin/customers/{customerId})
 	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
+	// ListNotifications List notifications
+	// (GET /v1/admin/notifications)
+	ListNotifications(ctx context.Context, request ListNotificationsRequestObject) (ListNotificationsResponseObject, error)
+	// RetryNotification Retry a failed notification
+	// (POST /v1/admin/notifications/{notificationId}/retry)
+	RetryNotification(ctx context.Context, request RetryNotificationRequestObject) (RetryNotificationResponseObject, error)
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx context.Context, request FulfillOrderRequestObject) (FulfillOrderResponseObject, error)
@@ -5749,6 +6161,56 @@ func (sh *strictHandler) GetCustomer(ctx echo.Context, customerId CustomerId) er
 		return err
 	} else if validResponse, ok := response.(GetCustomerResponseObject); ok {
 		return validResponse.VisitGetCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNotifications operation middleware
+func (sh *strictHandler) ListNotifications(ctx echo.Context, params ListNotificationsParams) error {
+	var request ListNotificationsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNotifications(ctx.Request().Context(), request.(ListNotificationsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNotifications")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNotificationsResponseObject); ok {
+		return validResponse.VisitListNotificationsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryNotification operation middleware
+func (sh *strictHandler) RetryNotification(ctx echo.Context, notificationId NotificationId) error {
+	var request RetryNotificationRequestObject
+
+	request.NotificationId = notificationId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryNotification(ctx.Request().Context(), request.(RetryNotificationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryNotification")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryNotificationResponseObject); ok {
+		return validResponse.VisitRetryNotificationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

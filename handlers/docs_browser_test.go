@@ -260,7 +260,15 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 	order := s.placeOrder(t, buyer, line{product.Id, 1})
 	var address gen.SavedAddress // the admin's own: the calls are made as the admin
 	s.do(t, http.MethodPost, "/v1/me/addresses", s.admin, testAddress("Paris")).want(t, http.StatusCreated).decode(t, &address)
-	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id, "addressId": address.Id, "customerId": buyer.id}
+	var notificationID string // a failed one, so that its retry is accepted
+	if err := s.Store.DB().Get(&notificationID, `INSERT INTO notifications
+		(channel, template, recipient, subject, body_text, status, attempts, last_error, order_id, customer_id, dedupe_key)
+		VALUES ('email', 'order-confirmation', 'ada@example.com', 'Order confirmed', 'Thanks', 'failed', 8, 'refused', $1, $2, $3)
+		RETURNING id`, order.Order.Id, buyer.id, "order-confirmation:"+order.Order.Id); err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id, "addressId": address.Id, "customerId": buyer.id,
+		"notificationId": notificationID}
 	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatalf("spec: %v", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/ratelimit"
 	"github.com/shopd/shopd/store"
@@ -67,6 +68,9 @@ type Config struct {
 	CORSOrigins []string
 	// Registry receives the metrics; nil means a new one.
 	Registry *prometheus.Registry
+	// Notifications is the outbox the admins look into; nil means a view
+	// on the store's database that queues no sends.
+	Notifications Notifications
 }
 
 // Server implements the generated strict server interface.
@@ -81,6 +85,7 @@ type Server struct {
 	searchLimit   ratelimit.Limit
 	orders        *orders.Service
 	webhookSecret string
+	notifications Notifications
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -125,6 +130,10 @@ func withDefaults(cfg Config) Config {
 	if cfg.Orders == nil {
 		cfg.Orders = &orders.Service{Store: cfg.Store, Log: cfg.Log, Pricing: shopd.DefaultPricing, PaymentWindow: time.Hour}
 	}
+	if cfg.Notifications == nil {
+		// Only errors on registering metrics, and it is given no registry.
+		cfg.Notifications, _ = notify.New(notify.Config{DB: cfg.Store.DB(), Log: cfg.Log})
+	}
 	return cfg
 }
 
@@ -140,6 +149,7 @@ func newServer(cfg Config) *Server {
 		searchLimit:   ratelimit.PerHour(cfg.SearchesPerHour),
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
+		notifications: cfg.Notifications,
 	}
 }
 

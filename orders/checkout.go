@@ -342,7 +342,7 @@ func (s *Service) refusePayment(ctx context.Context, st *store.Conn, k store.Ide
 		var t Transition
 		_, err := tx.UpdateOrder(ctx, o.ID, func(tx *store.Tx, cur *store.Order) error {
 			t = PaymentRefused(cur.State(), why)
-			return apply(ctx, tx, cur, t, store.Actor{Kind: store.ActorSystem})
+			return s.apply(ctx, tx, cur, t, store.Actor{Kind: store.ActorSystem})
 		})
 		if err != nil {
 			return err

@@ -13,8 +13,9 @@ import (
 // puts the stock back when it says so, takes the step's state and records
 // its event as done by by. A transition that moves the order's money
 // (paid, refunded) also refreshes its customer's statistics, in the same
-// transaction. Tx.UpdateOrder then saves the order.
-func apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by store.Actor) error {
+// transaction, and the messages it sends are written to the outbox
+// (Service.Notify) in it too. Tx.UpdateOrder then saves the order.
+func (s *Service) apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by store.Actor) error {
 	paymentBefore, refundedBefore := o.PaymentStatus, o.RefundedCents
 	if t.AttachIntent != "" {
 		id := t.AttachIntent
@@ -33,9 +34,29 @@ func apply(ctx context.Context, tx *store.Tx, o *store.Order, t Transition, by s
 		}
 	}
 	if o.PaymentStatus != paymentBefore || o.RefundedCents != refundedBefore {
-		return tx.RefreshCustomerStats(ctx, *o)
+		if err := tx.RefreshCustomerStats(ctx, *o); err != nil {
+			return err
+		}
 	}
-	return nil
+	return s.notify(ctx, tx, *o, t, by)
+}
+
+// Notifier writes the messages an order transition sends, in the
+// transition's transaction (the outbox; notify.Outbox is one).
+type Notifier interface {
+	OrderChanged(ctx context.Context, tx *store.Tx, o store.Order, events []string, by store.Actor) error
+}
+
+// notify hands the transition's events to the Notifier, if any.
+func (s *Service) notify(ctx context.Context, tx *store.Tx, o store.Order, t Transition, by store.Actor) error {
+	if s.Notify == nil || !t.Applies() {
+		return nil
+	}
+	events := make([]string, len(t.Steps))
+	for i, step := range t.Steps {
+		events[i] = step.Event
+	}
+	return s.Notify.OrderChanged(ctx, tx, o, events, by)
 }
 
 // Outcome says what a payment event did to its order.
@@ -98,7 +119,7 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev paymentEvent) (Outco
 		}
 		o, err := tx.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
 			t = OnPaymentEvent(o.State(), ev.Type, ev.Payment)
-			return apply(ctx, tx, o, t, byStripe)
+			return s.apply(ctx, tx, o, t, byStripe)
 		})
 		if shopd.ErrorCode(err) == shopd.ENotFound {
 			return nil // not ours; keep the event id so it is not retried

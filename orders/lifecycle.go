@@ -18,7 +18,7 @@ func (s *Service) Cancel(ctx context.Context, orderID string, by store.Actor, re
 		if err != nil {
 			return err
 		}
-		return apply(ctx, tx, o, t, by)
+		return s.apply(ctx, tx, o, t, by)
 	})
 	if err != nil {
 		return store.Order{}, err
@@ -129,7 +129,7 @@ func (s *Service) recordRefund(ctx context.Context, r store.Refund, stripeRefund
 		if r.Reason != nil {
 			note = *r.Reason
 		}
-		return apply(ctx, tx, o, RefundSettled(o.State(), r.AmountCents, succeeded, sum, note), by)
+		return s.apply(ctx, tx, o, RefundSettled(o.State(), r.AmountCents, succeeded, sum, note), by)
 	})
 }
 
@@ -143,6 +143,6 @@ func (s *Service) Fulfill(ctx context.Context, orderID, trackingNumber string, b
 		}
 		now := s.now().UTC()
 		o.TrackingNumber, o.ShippedAt = &trackingNumber, &now
-		return apply(ctx, tx, o, t, by)
+		return s.apply(ctx, tx, o, t, by)
 	})
 }

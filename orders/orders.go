@@ -62,6 +62,9 @@ type Service struct {
 	// looks whether Stripe answered (0: 30 s, after the Stripe call's
 	// deadline).
 	RefundRetryAfter time.Duration
+	// Notify writes the messages of each transition to the outbox in its
+	// transaction; nil sends none (tools, tests of the money path alone).
+	Notify Notifier
 	// PaymentRecheckAfter is how long an expiry waits for a payment Stripe
 	// is still processing before it looks again (0: 1 min).
 	PaymentRecheckAfter time.Duration

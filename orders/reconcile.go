@@ -133,7 +133,7 @@ func (s *Service) expireOrder(ctx context.Context, id string, now time.Time) (bo
 	_, err := s.Store.UpdateOrder(ctx, id, func(tx *store.Tx, o *store.Order) error {
 		t := Expire(o.State(), o.PaymentDueAt, now)
 		expired = t.Applies()
-		return apply(ctx, tx, o, t, store.Actor{Kind: store.ActorSystem})
+		return s.apply(ctx, tx, o, t, store.Actor{Kind: store.ActorSystem})
 	})
 	return expired, err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/jobs"
+	"github.com/shopd/shopd/notify"
 )
 
 // Config is everything the server reads from its environment, read once by
@@ -51,6 +52,21 @@ type Config struct {
 	// JobPollInterval is how often an idle instance looks for due jobs
 	// (payment-window expiry, refunds, stuck checkouts, key purge).
 	JobPollInterval time.Duration
+	// StorefrontURL is the shop's web address, for links in messages.
+	StorefrontURL string
+	// SMTPURL is smtp://user:pass@host:port or smtps://...; empty logs
+	// emails instead of sending them.
+	SMTPURL  string
+	MailFrom string
+	// SMSAPIURL is a Twilio-compatible API; empty logs SMS instead.
+	SMSAPIURL, SMSAccountSID, SMSAuthToken, SMSFrom string
+	// WarehouseEmail and InventoryEmail receive the staff messages.
+	WarehouseEmail, InventoryEmail string
+	// NotifyMaxAttempts is how many send attempts a notification gets.
+	NotifyMaxAttempts int
+	// NotifyRetryBase is the delay before a failed send's first retry,
+	// doubled for each further one.
+	NotifyRetryBase time.Duration
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -112,6 +128,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ShippingFlatCents:           integer("SHIPPING_FLAT_CENTS", 1000),
 		FreeShippingOverCents:       integer("FREE_SHIPPING_OVER_CENTS", 10000),
 		JobPollInterval:             duration("JOB_POLL_INTERVAL", jobs.DefaultPollInterval),
+		SMTPURL:                     getenv("SMTP_URL"),
+		MailFrom:                    env("MAIL_FROM", "shop@localhost"),
+		SMSAPIURL:                   getenv("SMS_API_URL"),
+		SMSAccountSID:               getenv("SMS_ACCOUNT_SID"),
+		SMSAuthToken:                getenv("SMS_AUTH_TOKEN"),
+		SMSFrom:                     getenv("SMS_FROM"),
+		WarehouseEmail:              env("WAREHOUSE_EMAIL", "warehouse@localhost"),
+		InventoryEmail:              env("INVENTORY_EMAIL", "inventory@localhost"),
+		NotifyMaxAttempts:           int(integer("NOTIFY_MAX_ATTEMPTS", notify.DefaultMaxAttempts)),
+		NotifyRetryBase:             duration("NOTIFY_RETRY_BASE", notify.DefaultRetryBase),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
@@ -130,6 +156,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.CORSOrigins = splitList(env("CORS_ALLOWED_ORIGINS", "*"))
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.HTTPAddr), "/")
+	c.StorefrontURL = strings.TrimRight(env("STOREFRONT_URL", c.PublicURL), "/")
+	if c.NotifyMaxAttempts < 1 && getenv("NOTIFY_MAX_ATTEMPTS") != "" {
+		errs = append(errs, fmt.Errorf("NOTIFY_MAX_ATTEMPTS: at least 1, got %d", c.NotifyMaxAttempts))
+	}
+	if c.SMTPURL != "" {
+		if _, err := notify.NewSMTPSender(c.SMTPURL, c.MailFrom); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.SMSAPIURL != "" && (c.SMSAccountSID == "" || c.SMSAuthToken == "" || c.SMSFrom == "") {
+		errs = append(errs, errors.New("SMS_API_URL needs SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM"))
+	}
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}

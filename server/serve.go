@@ -19,6 +19,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/jobs"
+	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/ratelimit"
@@ -95,6 +96,7 @@ func stopJobs(c *jobs.Client, log *slog.Logger) {
 type app struct {
 	handler http.Handler
 	orders  *orders.Service
+	outbox  *notify.Outbox
 	jobs    *jobs.Client
 	closers []func() error
 }
@@ -127,7 +129,12 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 	a.orders = newOrders(cfg, st, limiter, log)
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a.jobs, err = newJobs(cfg, st, a.orders, registry, log); err != nil {
+	if a.outbox, err = newOutbox(cfg, st, registry, log); err != nil {
+		a.close(log)
+		return nil, err
+	}
+	a.orders.Notify = a.outbox
+	if a.jobs, err = newJobs(cfg, st, a.orders, a.outbox, registry, log); err != nil {
 		a.close(log)
 		return nil, err
 	}
@@ -150,6 +157,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		TrustedProxies:              cfg.TrustedProxies,
 		CORSOrigins:                 cfg.CORSOrigins,
 		Registry:                    registry,
+		Notifications:               a.outbox,
 	})
 	if err != nil {
 		a.close(log)
@@ -210,16 +218,16 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 // newJobs builds the job client on the store's pool with the money path's
 // workers and periodic jobs, and gives the order service the client to
 // enqueue with. It does not start it.
-func newJobs(cfg Config, st *store.Store, svc *orders.Service, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
+func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Outbox, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
 	workers := river.NewWorkers()
-	if err := orders.AddWorkers(workers, svc); err != nil {
+	if err := errors.Join(orders.AddWorkers(workers, svc), outbox.AddWorkers(workers)); err != nil {
 		return nil, fmt.Errorf("job workers: %w", err)
 	}
 	c, err := jobs.New(st.DB().DB, jobs.Config{
 		PollInterval: cfg.JobPollInterval,
 		Workers:      workers,
 		Periodic:     orders.PeriodicJobs(0),
-		Kinds:        orders.JobKinds(),
+		Kinds:        append(orders.JobKinds(), notify.JobKinds()...),
 		Registry:     reg,
 		Log:          log,
 		StopTimeout:  shutdownTimeout,
@@ -228,7 +236,34 @@ func newJobs(cfg Config, st *store.Store, svc *orders.Service, reg *prometheus.R
 		return nil, err
 	}
 	svc.Jobs = c
+	outbox.SetJobs(c)
 	return c, nil
+}
+
+// newOutbox is the notification outbox with its senders: SMTP when
+// SMTP_URL is set and SMS when SMS_API_URL is, the log otherwise.
+func newOutbox(cfg Config, st *store.Store, reg *prometheus.Registry, log *slog.Logger) (*notify.Outbox, error) {
+	nc := notify.Config{
+		DB:            st.DB(),
+		StorefrontURL: cfg.StorefrontURL,
+		MaxAttempts:   cfg.NotifyMaxAttempts,
+		RetryBase:     cfg.NotifyRetryBase,
+		Registry:      reg,
+		Log:           log,
+	}
+	if cfg.SMTPURL != "" {
+		smtp, err := notify.NewSMTPSender(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, err
+		}
+		nc.Email = smtp
+	} else {
+		log.Warn("SMTP_URL is not set: emails are written to the log, not sent")
+	}
+	if cfg.SMSAPIURL != "" {
+		nc.SMS = &notify.SMSSender{APIURL: cfg.SMSAPIURL, AccountSID: cfg.SMSAccountSID, AuthToken: cfg.SMSAuthToken, From: cfg.SMSFrom}
+	}
+	return notify.New(nc)
 }
 
 // shutdownWhenDone waits for ctx to end, then lets requests in flight
