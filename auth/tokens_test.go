@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/shopd/shopd/internal/shoptest"
 )
 
 func newTestTokens(t *testing.T, now time.Time) (*Tokens, *ecdsa.PrivateKey) {
@@ -163,22 +164,6 @@ func TestPassword(t *testing.T) {
 	}
 }
 
-// signRaw signs exactly the header and claims JSON given (ES256, JWS
-// compact), so a test controls every byte jwx would otherwise write.
-func signRaw(t *testing.T, key *ecdsa.PrivateKey, header, claims string) string {
-	t.Helper()
-	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
-	digest := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
 // TestVerifyRefusesHeaderAndClaimTypes: tokens correctly signed with the
 // service's key, but with a crit header, a non-numeric exp, nbf or iat, or
 // a member given twice, are refused. jwx v2.1.7 accepts all of these by
@@ -221,7 +206,7 @@ func TestVerifyRefusesHeaderAndClaimTypes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			token := signRaw(t, key, tc.header, tc.claims)
+			token := shoptest.SignJWT(t, key, tc.header, tc.claims)
 			c, err := tk.Verify(token)
 			if tc.ok {
 				if err != nil || c.UserID != "u1" || c.Role != RoleCustomer {
@@ -237,7 +222,7 @@ func TestVerifyRefusesHeaderAndClaimTypes(t *testing.T) {
 
 	t.Run("JWS JSON serialisation", func(t *testing.T) {
 		t.Parallel()
-		parts := strings.Split(signRaw(t, key, header, claims(numeric)), ".")
+		parts := strings.Split(shoptest.SignJWT(t, key, header, claims(numeric)), ".")
 		token := fmt.Sprintf(`{"payload":%q,"protected":%q,"signature":%q}`, parts[1], parts[0], parts[2])
 		if c, err := tk.Verify(token); err == nil {
 			t.Fatalf("Verify accepted the JSON serialisation as %+v", c)

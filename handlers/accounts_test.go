@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -620,22 +619,6 @@ func TestRoleChangesTakeEffectWithinTheCacheTTL(t *testing.T) {
 	}
 }
 
-// signRaw signs exactly the header and claims JSON given (ES256, JWS
-// compact), so a test controls every byte of the token.
-func signRaw(t *testing.T, key *ecdsa.PrivateKey, header, claims string) string {
-	t.Helper()
-	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
-	digest := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
 // TestTokenHeaderAndClaimTypes: through the whole stack, a correctly
 // signed token with a crit header or a non-numeric exp, nbf or iat is 401.
 func TestTokenHeaderAndClaimTypes(t *testing.T) {
@@ -664,7 +647,7 @@ func TestTokenHeaderAndClaimTypes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := a.do(t, http.MethodGet, "/v1/me", signRaw(t, a.SigningKey, tc.header, tc.claims), nil)
+			r := a.do(t, http.MethodGet, "/v1/me", shoptest.SignJWT(t, a.SigningKey, tc.header, tc.claims), nil)
 			if tc.status == http.StatusOK {
 				r.want(t, http.StatusOK)
 				return

@@ -102,42 +102,7 @@ func (d *dev) stop(t *testing.T) {
 // call sends a JSON request and decodes a JSON answer into out (when not nil).
 func (d *dev) call(t *testing.T, method, path, token string, header map[string]string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, d.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if out != nil && res.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
-		}
-	}
-	if res.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, res.StatusCode, b)
-	}
-	return res.StatusCode
+	return shoptest.Call(t, d.base, method, path, token, header, body, out)
 }
 
 // bannerField is the value after a banner label, e.g. "stripe-mock".
