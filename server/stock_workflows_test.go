@@ -244,4 +244,13 @@ func TestAbandonedCartOnlyOncePerChangeToOptedIn(t *testing.T) {
 	if n := len(s.mailsTo(t, leaverEmail, "cart")); n != 1 {
 		t.Errorf("%d reminders to the customer who left the cart, want 1", n)
 	}
+	var list struct {
+		Items []listedNotification `json:"items"`
+	}
+	if st := s.call(t, http.MethodGet, "/v1/admin/notifications?template=abandoned-cart", s.admin, nil, &list); st != http.StatusOK {
+		t.Fatalf("list notifications: %d", st)
+	}
+	if len(list.Items) != 1 || list.Items[0].Recipient != leaverEmail {
+		t.Errorf("abandoned-cart notifications %+v: want only the one to %s", list.Items, leaverEmail)
+	}
 }
