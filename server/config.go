@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/cartrecovery"
+	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/notify"
 )
@@ -67,6 +69,12 @@ type Config struct {
 	// NotifyRetryBase is the delay before a failed send's first retry,
 	// doubled for each further one.
 	NotifyRetryBase time.Duration
+	// AbandonedCartAfter is how long a cart with items stays unchanged
+	// before its owner (if opted in) is reminded of it.
+	AbandonedCartAfter time.Duration
+	// InventoryReportCron is the daily inventory report's schedule, a
+	// 5-field cron in UTC (checked here, parsed again where it is used).
+	InventoryReportCron string
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -138,6 +146,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		InventoryEmail:              env("INVENTORY_EMAIL", "inventory@localhost"),
 		NotifyMaxAttempts:           int(integer("NOTIFY_MAX_ATTEMPTS", notify.DefaultMaxAttempts)),
 		NotifyRetryBase:             duration("NOTIFY_RETRY_BASE", notify.DefaultRetryBase),
+		AbandonedCartAfter:          duration("ABANDONED_CART_AFTER", cartrecovery.DefaultAfter),
+		InventoryReportCron:         env("INVENTORY_REPORT_CRON", inventory.DefaultReportCron),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
@@ -164,6 +174,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if _, err := notify.NewSMTPSender(c.SMTPURL, c.MailFrom); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := inventory.ParseReportCron(c.InventoryReportCron); err != nil {
+		errs = append(errs, fmt.Errorf("INVENTORY_REPORT_CRON: %w", err))
 	}
 	if c.SMSAPIURL != "" && (c.SMSAccountSID == "" || c.SMSAuthToken == "" || c.SMSFrom == "") {
 		errs = append(errs, errors.New("SMS_API_URL needs SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM"))

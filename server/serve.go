@@ -17,7 +17,9 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/cartrecovery"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
@@ -134,7 +136,17 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		return nil, err
 	}
 	a.orders.Notify = a.outbox
-	if a.jobs, err = newJobs(cfg, st, a.orders, a.outbox, registry, log); err != nil {
+	stock, err := inventory.New(inventory.Config{
+		DB: st.DB(), Outbox: a.outbox, Recipient: cfg.InventoryEmail,
+		ReportCron: cfg.InventoryReportCron, AlertEvery: cfg.JobPollInterval,
+	})
+	if err != nil {
+		a.close(log)
+		return nil, err
+	}
+	carts := cartrecovery.New(st.DB(), a.outbox, cfg.AbandonedCartAfter)
+	st.WatchCarts(carts)
+	if a.jobs, err = newJobs(cfg, st, a.orders, a.outbox, stockJobs{stock, carts}, registry, log); err != nil {
 		a.close(log)
 		return nil, err
 	}
@@ -218,16 +230,26 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 // newJobs builds the job client on the store's pool with the money path's
 // workers and periodic jobs, and gives the order service the client to
 // enqueue with. It does not start it.
-func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Outbox, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
+// stockJobs are the stock and cart workflows' job owners.
+type stockJobs struct {
+	inventory *inventory.Workflows
+	carts     *cartrecovery.Recovery
+}
+
+func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Outbox, sj stockJobs, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
 	workers := river.NewWorkers()
-	if err := errors.Join(orders.AddWorkers(workers, svc), outbox.AddWorkers(workers)); err != nil {
+	if err := errors.Join(orders.AddWorkers(workers, svc), outbox.AddWorkers(workers),
+		sj.inventory.AddWorkers(workers), sj.carts.AddWorkers(workers)); err != nil {
 		return nil, fmt.Errorf("job workers: %w", err)
 	}
+	kinds := append(orders.JobKinds(), notify.JobKinds()...)
+	kinds = append(kinds, inventory.JobKinds()...)
+	kinds = append(kinds, cartrecovery.JobKinds()...)
 	c, err := jobs.New(st.DB().DB, jobs.Config{
 		PollInterval: cfg.JobPollInterval,
 		Workers:      workers,
-		Periodic:     orders.PeriodicJobs(0),
-		Kinds:        append(orders.JobKinds(), notify.JobKinds()...),
+		Periodic:     append(orders.PeriodicJobs(0), sj.inventory.PeriodicJobs()...),
+		Kinds:        kinds,
 		Registry:     reg,
 		Log:          log,
 		StopTimeout:  shutdownTimeout,
@@ -237,6 +259,7 @@ func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Ou
 	}
 	svc.Jobs = c
 	outbox.SetJobs(c)
+	sj.carts.SetJobs(c)
 	return c, nil
 }
 

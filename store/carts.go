@@ -12,6 +12,28 @@ import (
 	"github.com/shopd/shopd"
 )
 
+// CartWatcher learns of each change of a cart's lines, in the transaction
+// that makes it, with the cart's new version (its updated_at as stored), so
+// what it schedules commits with the change or not at all.
+type CartWatcher interface {
+	CartChanged(ctx context.Context, tx *sql.Tx, userID string, version time.Time) error
+}
+
+// WatchCarts makes w learn of every line added, changed or removed. Call
+// it before the store is used.
+func (s *Store) WatchCarts(w CartWatcher) { s.carts = w }
+
+// cartChanged tells the watcher, if any, of the change c is the result of.
+func (s *Store) cartChanged(ctx context.Context, tx *sqlx.Tx, c Cart) error {
+	if s.carts == nil || c.UpdatedAt == nil {
+		return nil
+	}
+	if err := s.carts.CartChanged(ctx, tx.Tx, c.UserID, *c.UpdatedAt); err != nil {
+		return fmt.Errorf("cart changed: %w", err)
+	}
+	return nil
+}
+
 // MaxCartLineQuantity is the most units one cart line holds.
 const MaxCartLineQuantity = 99
 
@@ -201,8 +223,10 @@ func (s *Store) AddToCart(ctx context.Context, userID, productID string, qty int
 		if err != nil {
 			return fmt.Errorf("add to cart: %w", translate(err))
 		}
-		out, err = readCart(ctx, tx, userID)
-		return err
+		if out, err = readCart(ctx, tx, userID); err != nil {
+			return err
+		}
+		return s.cartChanged(ctx, tx, out)
 	})
 	if err != nil {
 		return Cart{}, err
@@ -297,8 +321,10 @@ func (s *Store) changeLine(ctx context.Context, op, userID, productID, query str
 		} else if n == 0 {
 			return notInCart
 		}
-		out, err = readCart(ctx, tx, userID)
-		return err
+		if out, err = readCart(ctx, tx, userID); err != nil {
+			return err
+		}
+		return s.cartChanged(ctx, tx, out)
 	})
 	if err != nil {
 		return Cart{}, err

@@ -24,6 +24,8 @@ type Store struct {
 	pool *sqlx.DB // always the pool
 	// Now is the clock used for business timestamps and time windows.
 	Now func() time.Time
+	// carts learns of every cart change in its transaction (WatchCarts).
+	carts CartWatcher
 }
 
 // dbtx is what queries run on: the pool or one connection.
@@ -52,7 +54,7 @@ func (s *Store) Pin(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pin connection: %w", translate(err))
 	}
-	return &Conn{Store: &Store{db: c, pool: s.pool, Now: s.Now}, conn: c}, nil
+	return &Conn{Store: &Store{db: c, pool: s.pool, Now: s.Now, carts: s.carts}, conn: c}, nil
 }
 
 // Release gives the connection back to the pool.
