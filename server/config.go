@@ -13,6 +13,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/notify"
+	"github.com/shopd/shopd/orders"
 )
 
 // Config is everything the server reads from its environment, read once by
@@ -67,6 +68,10 @@ type Config struct {
 	// NotifyRetryBase is the delay before a failed send's first retry,
 	// doubled for each further one.
 	NotifyRetryBase time.Duration
+	// FulfillmentReminderAfter, ReviewRequestAfter and
+	// DeliveryFollowUpAfter are the delays of the order follow-ups: after
+	// payment, after payment, after shipping.
+	FulfillmentReminderAfter, ReviewRequestAfter, DeliveryFollowUpAfter time.Duration
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -138,6 +143,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		InventoryEmail:              env("INVENTORY_EMAIL", "inventory@localhost"),
 		NotifyMaxAttempts:           int(integer("NOTIFY_MAX_ATTEMPTS", notify.DefaultMaxAttempts)),
 		NotifyRetryBase:             duration("NOTIFY_RETRY_BASE", notify.DefaultRetryBase),
+		FulfillmentReminderAfter:    duration("FULFILLMENT_REMINDER_AFTER", orders.DefaultFulfillmentReminderAfter),
+		ReviewRequestAfter:          duration("REVIEW_REQUEST_AFTER", orders.DefaultReviewRequestAfter),
+		DeliveryFollowUpAfter:       duration("DELIVERY_FOLLOWUP_AFTER", orders.DefaultDeliveryFollowUpAfter),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
