@@ -99,13 +99,16 @@ func (DeliveryFollowUpArgs) InsertOpts() river.InsertOpts {
 
 // FollowUpApplies says whether the follow-up (a FollowUp constant) still
 // applies to an order in state st: the fulfilment reminder while it is
-// unfulfilled and not cancelled; the review request unless it was
+// unfulfilled, not cancelled and not fully refunded; the review request
+// unless it was
 // cancelled or fully refunded; the delivery confirmation while it is
 // fulfilled.
 func FollowUpApplies(followUp string, st shopd.OrderState) bool {
 	switch followUp {
 	case FollowUpFulfillmentReminder:
-		return st.Status != shopd.StatusCancelled && st.FulfillmentStatus != shopd.FulfillmentFulfilled
+		// A fully refunded order must not be shipped, so nobody is reminded.
+		return st.Status != shopd.StatusCancelled && st.FulfillmentStatus != shopd.FulfillmentFulfilled &&
+			st.PaymentStatus != shopd.PaymentRefunded
 	case FollowUpReviewRequest:
 		return st.Status != shopd.StatusCancelled && st.PaymentStatus != shopd.PaymentRefunded
 	case FollowUpDeliveryConfirm:

@@ -10,7 +10,9 @@ import (
 // TestFollowUpApplies: what each follow-up re-checks when its job runs.
 func TestFollowUpApplies(t *testing.T) {
 	t.Parallel()
-	fulfilled := with(paid, func(s *shopd.OrderState) { s.Status, s.FulfillmentStatus = shopd.StatusFulfilled, shopd.FulfillmentFulfilled })
+	fulfilled := with(paid, func(s *shopd.OrderState) {
+		s.Status, s.FulfillmentStatus = shopd.StatusFulfilled, shopd.FulfillmentFulfilled
+	})
 	partly := with(paid, func(s *shopd.OrderState) { s.PaymentStatus, s.RefundedCents = shopd.PaymentPartiallyRefunded, 300 })
 	refunded := with(paid, func(s *shopd.OrderState) { s.PaymentStatus, s.RefundedCents = shopd.PaymentRefunded, 1000 })
 	adminCancelled := with(paid, func(s *shopd.OrderState) {
@@ -24,6 +26,7 @@ func TestFollowUpApplies(t *testing.T) {
 	}{
 		{orders.FollowUpFulfillmentReminder, "paid", paid, true},
 		{orders.FollowUpFulfillmentReminder, "partly refunded", partly, true},
+		{orders.FollowUpFulfillmentReminder, "fully refunded", refunded, false},
 		{orders.FollowUpFulfillmentReminder, "fulfilled", fulfilled, false},
 		{orders.FollowUpFulfillmentReminder, "cancelled and refunded", adminCancelled, false},
 		{orders.FollowUpFulfillmentReminder, "cancelled unpaid", cancelled, false},
