@@ -229,3 +229,30 @@ func wantMail(t *testing.T, box *inbox, to, orderNumber, phrase string) {
 	}
 	t.Errorf("no email to %s about %s (%q) received", to, orderNumber, phrase)
 }
+
+// TestFollowUpConfig: the follow-up delays' defaults, overrides and
+// refusals.
+func TestFollowUpConfig(t *testing.T) {
+	t.Parallel()
+	c, err := LoadConfig(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FulfillmentReminderAfter != 2*time.Hour || c.ReviewRequestAfter != 168*time.Hour || c.DeliveryFollowUpAfter != 72*time.Hour {
+		t.Errorf("defaults: %v %v %v", c.FulfillmentReminderAfter, c.ReviewRequestAfter, c.DeliveryFollowUpAfter)
+	}
+	env := map[string]string{"FULFILLMENT_REMINDER_AFTER": "30m", "REVIEW_REQUEST_AFTER": "48h", "DELIVERY_FOLLOWUP_AFTER": "250ms"}
+	if c, err = LoadConfig(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.FulfillmentReminderAfter != 30*time.Minute || c.ReviewRequestAfter != 48*time.Hour || c.DeliveryFollowUpAfter != 250*time.Millisecond {
+		t.Errorf("overrides: %v %v %v", c.FulfillmentReminderAfter, c.ReviewRequestAfter, c.DeliveryFollowUpAfter)
+	}
+	for _, k := range []string{"FULFILLMENT_REMINDER_AFTER", "REVIEW_REQUEST_AFTER", "DELIVERY_FOLLOWUP_AFTER"} {
+		for _, bad := range []string{"0s", "-1h", "soon"} {
+			if _, err := LoadConfig(func(key string) string { return map[string]string{k: bad}[key] }); err == nil {
+				t.Errorf("%s=%s accepted", k, bad)
+			}
+		}
+	}
+}
