@@ -15,6 +15,11 @@ const (
 	PaymentFailed            = "failed"
 	PaymentRefunded          = "refunded"
 	PaymentPartiallyRefunded = "partially_refunded"
+	// PaymentCancelled is the payment status of an order cancelled before
+	// its payment completed (expiry, a cancel while pending): nothing was
+	// taken and nothing may be. An order whose payment failed keeps
+	// PaymentFailed: that payment did complete, as a failure.
+	PaymentCancelled = "cancelled"
 )
 
 // FulfillmentFulfilled is the fulfillment status of a shipped order (until
@@ -30,6 +35,7 @@ const (
 	EventFulfilled     = "fulfilled"
 	EventRefunded      = "refunded"
 	EventRefundFailed  = "refund_failed"
+	EventDelivered     = "delivered"
 )
 
 // OrderState is the part of an order the state machine looks at.
@@ -81,6 +87,19 @@ func (s OrderState) CanFulfill() error {
 		return Errorf(EInvalidTransition, "The order is already fulfilled.")
 	case s.Status != StatusProcessing || !s.Captured():
 		return Errorf(EInvalidTransition, "Only a paid order can be fulfilled (status %s, payment %s).", s.Status, s.PaymentStatus)
+	}
+	return nil
+}
+
+// CanDeliver says whether the order may be marked delivered: only a
+// fulfilled order not yet delivered (deliveredAt tells; the statuses do
+// not change). A refusal is EInvalidTransition.
+func (s OrderState) CanDeliver(delivered bool) error {
+	switch {
+	case s.Status != StatusFulfilled || s.FulfillmentStatus != FulfillmentFulfilled:
+		return Errorf(EInvalidTransition, "Only a fulfilled order can be delivered (status %s).", s.Status)
+	case delivered:
+		return Errorf(EInvalidTransition, "The order is already delivered.")
 	}
 	return nil
 }

@@ -31,9 +31,8 @@ const KindAbandonedCart = "abandoned_cart"
 // JobKinds lists this package's job kinds.
 func JobKinds() []string { return []string{KindAbandonedCart} }
 
-// TemplateAbandonedCart is the message's template; the name is part of the
-// API.
-const TemplateAbandonedCart = "abandoned-cart"
+// TemplateAbandonedCart is the message's template.
+const TemplateAbandonedCart = notify.TemplateAbandonedCart
 
 // DefaultAfter is ABANDONED_CART_AFTER's default.
 const DefaultAfter = 24 * time.Hour

@@ -319,6 +319,7 @@ func (e OrderEventActor) Valid() bool {
 // Defines values for OrderEventType.
 const (
 	OrderEventTypeCancelled            OrderEventType = "cancelled"
+	OrderEventTypeDelivered            OrderEventType = "delivered"
 	OrderEventTypeFulfilled            OrderEventType = "fulfilled"
 	OrderEventTypePaid                 OrderEventType = "paid"
 	OrderEventTypePaymentFailed        OrderEventType = "payment_failed"
@@ -332,6 +333,8 @@ const (
 func (e OrderEventType) Valid() bool {
 	switch e {
 	case OrderEventTypeCancelled:
+		return true
+	case OrderEventTypeDelivered:
 		return true
 	case OrderEventTypeFulfilled:
 		return true
@@ -393,6 +396,7 @@ func (e PaymentProvider) Valid() bool {
 
 // Defines values for PaymentStatus.
 const (
+	PaymentStatusCancelled         PaymentStatus = "cancelled"
 	PaymentStatusFailed            PaymentStatus = "failed"
 	PaymentStatusPaid              PaymentStatus = "paid"
 	PaymentStatusPartiallyRefunded PaymentStatus = "partially_refunded"
@@ -403,6 +407,8 @@ const (
 // Valid indicates whether the value is a known member of the PaymentStatus enum.
 func (e PaymentStatus) Valid() bool {
 	switch e {
+	case PaymentStatusCancelled:
+		return true
 	case PaymentStatusFailed:
 		return true
 	case PaymentStatusPaid:
@@ -1089,8 +1095,13 @@ type Order struct {
 	// PaymentIntentId The Stripe PaymentIntent id, once created.
 	PaymentIntentId nullable.Nullable[string] `json:"paymentIntentId"`
 
-	// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed`,
-	// `partially_refunded`, `refunded` (all of it).
+	// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed` (the
+	// payment was declined; the order is then cancelled),
+	// `partially_refunded`, `refunded` (all of it), or `cancelled`: the
+	// order was cancelled before its payment completed (its payment window
+	// closed, or it was cancelled while the payment was pending), so
+	// nothing was taken and nothing can be paid any more. A payment that
+	// still arrives for such an order is refunded in full.
 	//
 	//
 	// Example: paid
@@ -1149,8 +1160,13 @@ type OrderEvent struct {
 	Note    nullable.Nullable[string] `json:"note"`
 	OrderId string                    `json:"orderId"`
 
-	// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed`,
-	// `partially_refunded`, `refunded` (all of it).
+	// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed` (the
+	// payment was declined; the order is then cancelled),
+	// `partially_refunded`, `refunded` (all of it), or `cancelled`: the
+	// order was cancelled before its payment completed (its payment window
+	// closed, or it was cancelled while the payment was pending), so
+	// nothing was taken and nothing can be paid any more. A payment that
+	// still arrives for such an order is refunded in full.
 	//
 	//
 	// Example: paid
@@ -1225,8 +1241,13 @@ type Payment struct {
 // PaymentProvider defines model for Payment.Provider.
 type PaymentProvider string
 
-// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed`,
-// `partially_refunded`, `refunded` (all of it).
+// PaymentStatus Where the money is: `pending` (not yet paid), `paid`, `failed` (the
+// payment was declined; the order is then cancelled),
+// `partially_refunded`, `refunded` (all of it), or `cancelled`: the
+// order was cancelled before its payment completed (its payment window
+// closed, or it was cancelled while the payment was pending), so
+// nothing was taken and nothing can be paid any more. A payment that
+// still arrives for such an order is refunded in full.
 //
 // Example: paid
 type PaymentStatus string
@@ -1888,6 +1909,9 @@ type ServerInterface interface {
 	// RetryNotification Retry a failed notification
 	// (POST /v1/admin/notifications/{notificationId}/retry)
 	RetryNotification(ctx echo.Context, notificationId NotificationId) error
+	// DeliverOrder Mark an order as delivered
+	// (POST /v1/admin/orders/{orderId}/deliver)
+	DeliverOrder(ctx echo.Context, orderId OrderId) error
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx echo.Context, orderId OrderId) error
@@ -2114,6 +2138,22 @@ func (w *ServerInterfaceWrapper) RetryNotification(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryNotification(ctx, notificationId)
+	return err
+}
+
+// DeliverOrder converts echo context to params.
+func (w *ServerInterfaceWrapper) DeliverOrder(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "orderId" -------------
+	var orderId OrderId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "orderId", ctx.Param("orderId"), &orderId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter orderId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeliverOrder(ctx, orderId)
 	return err
 }
 
@@ -2617,6 +2657,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/admin/customers/:customerId", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
 	router.GET(options.BaseURL+"/v1/admin/notifications", wrapper.ListNotifications, options.OperationMiddlewares["listNotifications"]...)
 	router.POST(options.BaseURL+"/v1/admin/notifications/:notificationId/retry", wrapper.RetryNotification, options.OperationMiddlewares["retryNotification"]...)
+	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/deliver", wrapper.DeliverOrder, options.OperationMiddlewares["deliverOrder"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/fulfill", wrapper.FulfillOrder, options.OperationMiddlewares["fulfillOrder"]...)
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
@@ -3234,6 +3275,124 @@ type RetryNotification500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RetryNotification500ApplicationProblemPlusJSONResponse) VisitRetryNotificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrderRequestObject struct {
+	OrderId OrderId `json:"orderId"`
+}
+
+type DeliverOrderResponseObject interface {
+	VisitDeliverOrderResponse(w http.ResponseWriter) error
+}
+
+type DeliverOrder200JSONResponse Order
+
+func (response DeliverOrder200JSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder400ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder401ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder403ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder404ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder409ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliverOrder500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeliverOrder500ApplicationProblemPlusJSONResponse) VisitDeliverOrderResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -5956,6 +6115,9 @@ type StrictServerInterface interface {
 	// RetryNotification Retry a failed notification
 	// (POST /v1/admin/notifications/{notificationId}/retry)
 	RetryNotification(ctx context.Context, request RetryNotificationRequestObject) (RetryNotificationResponseObject, error)
+	// DeliverOrder Mark an order as delivered
+	// (POST /v1/admin/orders/{orderId}/deliver)
+	DeliverOrder(ctx context.Context, request DeliverOrderRequestObject) (DeliverOrderResponseObject, error)
 	// FulfillOrder Mark an order as shipped
 	// (POST /v1/admin/orders/{orderId}/fulfill)
 	FulfillOrder(ctx context.Context, request FulfillOrderRequestObject) (FulfillOrderResponseObject, error)
@@ -6211,6 +6373,31 @@ func (sh *strictHandler) RetryNotification(ctx echo.Context, notificationId Noti
 		return err
 	} else if validResponse, ok := response.(RetryNotificationResponseObject); ok {
 		return validResponse.VisitRetryNotificationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeliverOrder operation middleware
+func (sh *strictHandler) DeliverOrder(ctx echo.Context, orderId OrderId) error {
+	var request DeliverOrderRequestObject
+
+	request.OrderId = orderId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeliverOrder(ctx.Request().Context(), request.(DeliverOrderRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeliverOrder")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeliverOrderResponseObject); ok {
+		return validResponse.VisitDeliverOrderResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

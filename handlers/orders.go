@@ -186,6 +186,20 @@ func (s *Server) FulfillOrder(ctx context.Context, req gen.FulfillOrderRequestOb
 	return gen.FulfillOrder200JSONResponse(out), err
 }
 
+// DeliverOrder records that a shipped order reached its customer.
+func (s *Server) DeliverOrder(ctx context.Context, req gen.DeliverOrderRequestObject) (gen.DeliverOrderResponseObject, error) {
+	by, err := adminActor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.orders.Deliver(ctx, req.OrderId, by)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toAPIOrder(o)
+	return gen.DeliverOrder200JSONResponse(out), err
+}
+
 // RefundOrder refunds part or all of what was paid.
 func (s *Server) RefundOrder(ctx context.Context, req gen.RefundOrderRequestObject) (gen.RefundOrderResponseObject, error) {
 	by, err := adminActor(ctx)

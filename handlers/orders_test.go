@@ -35,7 +35,7 @@ func TestOrderLifecycle(t *testing.T) {
 			t.Fatalf("stock = %d, want 17", st)
 		}
 		o := orderOf(t, s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", c.token, map[string]any{"reason": "Wrong size"}), http.StatusOK)
-		if o.Status != gen.OrderStatusCancelled || o.PaymentStatus != gen.PaymentStatusPending || o.RefundedCents != 0 {
+		if o.Status != gen.OrderStatusCancelled || o.PaymentStatus != gen.PaymentStatusCancelled || o.RefundedCents != 0 {
 			t.Errorf("cancelled order = %s/%s refunded %d", o.Status, o.PaymentStatus, o.RefundedCents)
 		}
 		if !reflect.DeepEqual(frozenOf(o), frozenOf(placed.Order)) {

@@ -222,8 +222,8 @@ func testReconcilerExpiresUntaken(t *testing.T) {
 
 	at.clock.Advance(paymentWindow)
 	at.Orders.Reconcile(ctx)
-	if o := at.storedOrder(t, id); o.Status != "cancelled" || o.PaymentStatus != "pending" {
-		t.Fatalf("past the payment window the order is %s/%s, want cancelled/pending", o.Status, o.PaymentStatus)
+	if o := at.storedOrder(t, id); o.Status != "cancelled" || o.PaymentStatus != "cancelled" {
+		t.Fatalf("past the payment window the order is %s/%s, want cancelled/cancelled", o.Status, o.PaymentStatus)
 	}
 	if st := at.dbStock(t, at.p.ID); st != 5 {
 		t.Errorf("stock = %d after expiry, want 5 (released)", st)

@@ -34,10 +34,10 @@ const (
 // JobKinds lists this package's job kinds.
 func JobKinds() []string { return []string{KindLowStockAlerts, KindDailyReport} }
 
-// The templates this package sends; the names are part of the API.
+// The templates this package sends.
 const (
-	TemplateLowStockAlert = "low-stock-alert"
-	TemplateDailyReport   = "daily-inventory-report"
+	TemplateLowStockAlert = notify.TemplateLowStockAlert
+	TemplateDailyReport   = notify.TemplateDailyInventoryReport
 )
 
 // DefaultReportCron is INVENTORY_REPORT_CRON's default: 09:00 UTC daily.

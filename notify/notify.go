@@ -9,6 +9,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -73,6 +74,9 @@ type Config struct {
 	// StorefrontURL is the shop's web address, the base of links in
 	// messages.
 	StorefrontURL string
+	// WarehouseEmail receives the staff's order messages (the fulfilment
+	// reminder); "" is warehouse@localhost.
+	WarehouseEmail string
 	// MaxAttempts is how many send attempts a notification gets before it
 	// is failed (0: DefaultMaxAttempts).
 	MaxAttempts int
@@ -91,6 +95,7 @@ type Outbox struct {
 	jobs        JobInserter
 	email, sms  Sender
 	storefront  string
+	warehouse   string
 	maxAttempts int
 	retryBase   time.Duration
 	metrics     *metrics
@@ -103,6 +108,7 @@ func New(cfg Config) (*Outbox, error) {
 		db:          cfg.DB,
 		jobs:        cfg.Jobs,
 		storefront:  cfg.StorefrontURL,
+		warehouse:   cmp.Or(cfg.WarehouseEmail, "warehouse@localhost"),
 		maxAttempts: cfg.MaxAttempts,
 		retryBase:   cfg.RetryBase,
 		log:         cfg.Log,

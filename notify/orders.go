@@ -21,13 +21,24 @@ const (
 	TemplateOrderRefunded     = "order-refunded"
 	TemplateOrderShipped      = "order-shipped"
 	TemplateOrderShippedSMS   = "order-shipped-sms"
+	// The follow-ups, sent by delayed jobs (orders/workflows.go).
+	TemplateFulfillmentReminder  = "fulfillment-reminder"
+	TemplateReviewRequest        = "review-request"
+	TemplateDeliveryConfirmation = "delivery-confirmation"
+	// Not about one order: stock (package inventory) and carts (package
+	// cartrecovery).
+	TemplateLowStockAlert        = "low-stock-alert"
+	TemplateDailyInventoryReport = "daily-inventory-report"
+	TemplateAbandonedCart        = "abandoned-cart"
 )
 
-// Templates are the template names this package sends, the fixed label
+// Templates are every template name the outbox sends, the fixed label
 // set of its metrics.
 func Templates() []string {
 	return []string{TemplateOrderConfirmation, TemplatePaymentFailed, TemplatePaymentTimeout,
-		TemplateOrderCancelled, TemplateOrderRefunded, TemplateOrderShipped, TemplateOrderShippedSMS}
+		TemplateOrderCancelled, TemplateOrderRefunded, TemplateOrderShipped, TemplateOrderShippedSMS,
+		TemplateFulfillmentReminder, TemplateReviewRequest, TemplateDeliveryConfirmation,
+		TemplateLowStockAlert, TemplateDailyInventoryReport, TemplateAbandonedCart}
 }
 
 // Planned is a message an order transition causes: its template, channel
@@ -78,9 +89,10 @@ func ForOrderTransition(o store.Order, events []string, by store.Actor, hasPhone
 }
 
 // recipientSQL reads what messages need of the customer: the name they
-// are greeted by and the phone SMS go to.
+// are greeted by, the phone SMS go to, and whether they opted in to
+// marketing (review requests).
 const recipientSQL = `
-SELECT first_name, phone
+SELECT first_name, phone, marketing_opt_in
 FROM users
 WHERE id = $1`
 
@@ -89,7 +101,8 @@ WHERE id = $1`
 func (o *Outbox) OrderChanged(ctx context.Context, tx *store.Tx, ord store.Order, events []string, by store.Actor) error {
 	var firstName string
 	var phone sql.NullString
-	err := tx.SQL().QueryRowContext(ctx, recipientSQL, ord.CustomerID).Scan(&firstName, &phone)
+	var optIn bool
+	err := tx.SQL().QueryRowContext(ctx, recipientSQL, ord.CustomerID).Scan(&firstName, &phone, &optIn)
 	if err != nil && err != sql.ErrNoRows {
 		return fmt.Errorf("read recipient of order %s: %w", ord.ID, err)
 	}
@@ -119,6 +132,58 @@ func (o *Outbox) OrderChanged(ctx context.Context, tx *store.Tx, ord store.Order
 		if _, err := o.Enqueue(ctx, tx.SQL(), m); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// ForFollowUp plans the message of an order's follow-up (its template
+// name): to the warehouse for the fulfilment reminder, else to the
+// customer; a review request only when the customer opted in to
+// marketing. ok is false when nothing is sent. The key is the template
+// and the order, so each follow-up is sent at most once per order.
+func ForFollowUp(template, orderID string, optedIn bool) (p Planned, toWarehouse, ok bool) {
+	switch template {
+	case TemplateFulfillmentReminder:
+		toWarehouse = true
+	case TemplateReviewRequest:
+		if !optedIn {
+			return Planned{}, false, false
+		}
+	case TemplateDeliveryConfirmation:
+	default:
+		return Planned{}, false, false
+	}
+	return Planned{Template: template, Channel: ChannelEmail, DedupeKey: template + ":" + orderID}, toWarehouse, true
+}
+
+// OrderFollowUp writes, in tx, the message of the order's follow-up
+// (template, one of the follow-up templates) if ForFollowUp plans one.
+// Whether the follow-up still applies to the order is the caller's
+// decision (orders.FollowUpApplies).
+func (o *Outbox) OrderFollowUp(ctx context.Context, tx *store.Tx, ord store.Order, template string) error {
+	var firstName string
+	var phone sql.NullString
+	var optIn bool
+	err := tx.SQL().QueryRowContext(ctx, recipientSQL, ord.CustomerID).Scan(&firstName, &phone, &optIn)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("read recipient of order %s: %w", ord.ID, err)
+	}
+	p, toWarehouse, ok := ForFollowUp(template, ord.ID, optIn)
+	if !ok {
+		return nil
+	}
+	recipient := ord.Email
+	if toWarehouse {
+		recipient = o.warehouse
+	}
+	m, err := o.render(p.Template, orderData(o.storefront, ord, firstName))
+	if err != nil {
+		return err
+	}
+	m.Channel, m.Recipient, m.DedupeKey = p.Channel, recipient, p.DedupeKey
+	m.OrderID, m.CustomerID = ord.ID, ord.CustomerID
+	if _, err := o.Enqueue(ctx, tx.SQL(), m); err != nil {
+		return fmt.Errorf("enqueue %s of order %s: %w", template, ord.ID, err)
 	}
 	return nil
 }

@@ -34,8 +34,8 @@ type SMTPSender struct {
 	host        string
 	opts        []mail.Option
 	implicitTLS bool // smtps://
-	from   string
-	domain string // of the Message-IDs
+	from        string
+	domain      string // of the Message-IDs
 }
 
 // NewSMTPSender sends through smtpURL, smtp://user:pass@host:port (STARTTLS

@@ -174,9 +174,7 @@ func Expire(st shopd.OrderState, dueAt, now time.Time) Transition {
 	if st.Status != shopd.StatusPending || st.Captured() || !dueAt.Before(now) {
 		return Transition{}
 	}
-	next := st
-	next.Status = shopd.StatusCancelled
-	return Transition{Steps: []Step{{Event: shopd.EventCancelled, State: next, Note: "payment window expired", ReleasesStock: true}}}
+	return Transition{Steps: []Step{{Event: shopd.EventCancelled, State: cancelledState(st), Note: "payment window expired", ReleasesStock: true}}}
 }
 
 // Cancel cancels the order and puts its stock back: by its owner while
@@ -186,9 +184,28 @@ func Cancel(st shopd.OrderState, byAdmin bool, reason string) (Transition, error
 	if err := st.CanCancel(byAdmin); err != nil {
 		return Transition{}, err
 	}
+	return Transition{Steps: []Step{{Event: shopd.EventCancelled, State: cancelledState(st), Note: reason, ReleasesStock: true}}}, nil
+}
+
+// cancelledState is st cancelled. A payment still pending will never
+// complete, so it is cancelled too: a client must not read "pending" as
+// "still payable". Money taken, refunded or failed keeps its status.
+func cancelledState(st shopd.OrderState) shopd.OrderState {
 	next := st
 	next.Status = shopd.StatusCancelled
-	return Transition{Steps: []Step{{Event: shopd.EventCancelled, State: next, Note: reason, ReleasesStock: true}}}, nil
+	if st.PaymentStatus == shopd.PaymentPending {
+		next.PaymentStatus = shopd.PaymentCancelled
+	}
+	return next
+}
+
+// Deliver records that a fulfilled order reached its customer (otherwise
+// EInvalidTransition); delivered says whether it already did.
+func Deliver(st shopd.OrderState, delivered bool) (Transition, error) {
+	if err := st.CanDeliver(delivered); err != nil {
+		return Transition{}, err
+	}
+	return Transition{Steps: []Step{{Event: shopd.EventDelivered, State: st}}}, nil
 }
 
 // Fulfill ships a paid order (otherwise EInvalidTransition).

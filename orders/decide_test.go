@@ -13,8 +13,10 @@ import (
 var (
 	pending = shopd.OrderState{Status: shopd.StatusPending, PaymentStatus: shopd.PaymentPending,
 		FulfillmentStatus: "unfulfilled", TotalCents: 1000, Currency: "usd", PaymentIntentID: "pi_1"}
-	paid          = with(pending, func(s *shopd.OrderState) { s.Status, s.PaymentStatus = shopd.StatusProcessing, shopd.PaymentPaid })
-	cancelled     = with(pending, func(s *shopd.OrderState) { s.Status = shopd.StatusCancelled })
+	paid = with(pending, func(s *shopd.OrderState) { s.Status, s.PaymentStatus = shopd.StatusProcessing, shopd.PaymentPaid })
+	// A cancelled order whose payment never completed: its payment is
+	// cancelled too.
+	cancelled     = with(pending, func(s *shopd.OrderState) { s.Status, s.PaymentStatus = shopd.StatusCancelled, shopd.PaymentCancelled })
 	noIntent      = with(pending, func(s *shopd.OrderState) { s.PaymentIntentID = "" })
 	refundedEarly = with(pending, func(s *shopd.OrderState) { s.RefundedCents = 300 })
 )
@@ -119,8 +121,7 @@ func TestExpire(t *testing.T) {
 		dueAt time.Time
 		want  summary
 	}{
-		{"unpaid past its window", pending, past, summary{Events: []string{"cancelled"}, Releases: 1,
-			Final: with(pending, func(s *shopd.OrderState) { s.Status = shopd.StatusCancelled })}},
+		{"unpaid past its window", pending, past, summary{Events: []string{"cancelled"}, Releases: 1, Final: cancelled}},
 		{"failed payment past its window", failed, past, summary{Events: []string{"cancelled"}, Releases: 1,
 			Final: with(failed, func(s *shopd.OrderState) { s.Status = shopd.StatusCancelled })}},
 		{"window still open", pending, future, summary{Final: pending}},
@@ -153,10 +154,22 @@ func TestCancelFulfillRefundDecisions(t *testing.T) {
 			summary{Final: paid}},
 		{"admin cancels paid", paid, func(s shopd.OrderState) (orders.Transition, error) { return orders.Cancel(s, true, "") }, "",
 			summary{Events: []string{"cancelled"}, Releases: 1, Final: with(paid, func(s *shopd.OrderState) { s.Status = shopd.StatusCancelled })}},
+		{"admin cancels pending", pending, func(s shopd.OrderState) (orders.Transition, error) { return orders.Cancel(s, true, "") }, "",
+			summary{Events: []string{"cancelled"}, Releases: 1, Final: cancelled}},
 		{"admin cancels fulfilled", fulfilled, func(s shopd.OrderState) (orders.Transition, error) { return orders.Cancel(s, true, "") }, shopd.EInvalidTransition,
 			summary{Final: fulfilled}},
 		{"fulfil paid", paid, func(s shopd.OrderState) (orders.Transition, error) { return orders.Fulfill(s, "1Z") }, "",
 			summary{Events: []string{"fulfilled"}, Final: fulfilled}},
+		{"fulfil cancelled", cancelled, func(s shopd.OrderState) (orders.Transition, error) { return orders.Fulfill(s, "1Z") }, shopd.EInvalidTransition,
+			summary{Final: cancelled}},
+		{"deliver fulfilled", fulfilled, func(s shopd.OrderState) (orders.Transition, error) { return orders.Deliver(s, false) }, "",
+			summary{Events: []string{"delivered"}, Final: fulfilled}},
+		{"deliver delivered", fulfilled, func(s shopd.OrderState) (orders.Transition, error) { return orders.Deliver(s, true) }, shopd.EInvalidTransition,
+			summary{Final: fulfilled}},
+		{"deliver paid, not shipped", paid, func(s shopd.OrderState) (orders.Transition, error) { return orders.Deliver(s, false) }, shopd.EInvalidTransition,
+			summary{Final: paid}},
+		{"deliver cancelled", cancelled, func(s shopd.OrderState) (orders.Transition, error) { return orders.Deliver(s, false) }, shopd.EInvalidTransition,
+			summary{Final: cancelled}},
 		{"fulfil unpaid", pending, func(s shopd.OrderState) (orders.Transition, error) { return orders.Fulfill(s, "1Z") }, shopd.EInvalidTransition,
 			summary{Final: pending}},
 	}

@@ -38,6 +38,9 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, o *store.Order, t Tra
 			return err
 		}
 	}
+	if err := s.scheduleFollowUps(ctx, tx, *o, t); err != nil {
+		return err
+	}
 	return s.notify(ctx, tx, *o, t, by)
 }
 
@@ -45,6 +48,9 @@ func (s *Service) apply(ctx context.Context, tx *store.Tx, o *store.Order, t Tra
 // transition's transaction (the outbox; notify.Outbox is one).
 type Notifier interface {
 	OrderChanged(ctx context.Context, tx *store.Tx, o store.Order, events []string, by store.Actor) error
+	// OrderFollowUp writes the message of a follow-up (a FollowUp
+	// constant, also its template) that applies to o.
+	OrderFollowUp(ctx context.Context, tx *store.Tx, o store.Order, followUp string) error
 }
 
 // notify hands the transition's events to the Notifier, if any.

@@ -25,9 +25,10 @@ const (
 	KindSweep                = "sweep_orders"
 )
 
-// JobKinds lists every job kind of the money path.
+// JobKinds lists every job kind of the money path and its follow-ups.
 func JobKinds() []string {
-	return []string{KindExpireOrder, KindResumeCheckout, KindSettleRefund, KindRefundCancelledOrder, KindPurgeKeys, KindSweep}
+	return []string{KindExpireOrder, KindResumeCheckout, KindSettleRefund, KindRefundCancelledOrder, KindPurgeKeys, KindSweep,
+		KindFulfillmentReminder, KindReviewRequest, KindDeliveryFollowUp}
 }
 
 // JobInserter enqueues a job in the caller's transaction, so the job
@@ -192,6 +193,7 @@ func AddWorkers(w *river.Workers, s *Service) error {
 		river.AddWorkerSafely(w, river.WorkFunc(func(ctx context.Context, _ *river.Job[SweepArgs]) error {
 			return s.sweep(ctx)
 		})),
+		addFollowUpWorkers(w, s),
 	)
 }
 

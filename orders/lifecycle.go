@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"time"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
@@ -143,6 +144,22 @@ func (s *Service) Fulfill(ctx context.Context, orderID, trackingNumber string, b
 		}
 		now := s.now().UTC()
 		o.TrackingNumber, o.ShippedAt = &trackingNumber, &now
+		return s.apply(ctx, tx, o, t, by)
+	})
+}
+
+// Deliver records that a fulfilled order was delivered: it sets
+// deliveredAt and records a delivered event (otherwise EInvalidTransition).
+func (s *Service) Deliver(ctx context.Context, orderID string, by store.Actor) (store.Order, error) {
+	return s.Store.UpdateOrder(ctx, orderID, func(tx *store.Tx, o *store.Order) error {
+		t, err := Deliver(o.State(), o.DeliveredAt != nil)
+		if err != nil {
+			return err
+		}
+		// As stored (PostgreSQL keeps microseconds), so the answer reads
+		// as every later read of the order does.
+		now := s.now().UTC().Truncate(time.Microsecond)
+		o.DeliveredAt = &now
 		return s.apply(ctx, tx, o, t, by)
 	})
 }

@@ -68,6 +68,9 @@ type Service struct {
 	// PaymentRecheckAfter is how long an expiry waits for a payment Stripe
 	// is still processing before it looks again (0: 1 min).
 	PaymentRecheckAfter time.Duration
+	// FollowUps are the delays of the workflows after payment and shipping
+	// (workflows.go).
+	FollowUps FollowUps
 }
 
 func (s *Service) now() time.Time {

@@ -15,6 +15,7 @@ import (
 	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/notify"
+	"github.com/shopd/shopd/orders"
 )
 
 // Config is everything the server reads from its environment, read once by
@@ -75,6 +76,10 @@ type Config struct {
 	// InventoryReportCron is the daily inventory report's schedule, a
 	// 5-field cron in UTC (checked here, parsed again where it is used).
 	InventoryReportCron string
+	// FulfillmentReminderAfter, ReviewRequestAfter and
+	// DeliveryFollowUpAfter are the delays of the order follow-ups: after
+	// payment, after payment, after shipping.
+	FulfillmentReminderAfter, ReviewRequestAfter, DeliveryFollowUpAfter time.Duration
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -148,6 +153,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		NotifyRetryBase:             duration("NOTIFY_RETRY_BASE", notify.DefaultRetryBase),
 		AbandonedCartAfter:          duration("ABANDONED_CART_AFTER", cartrecovery.DefaultAfter),
 		InventoryReportCron:         env("INVENTORY_REPORT_CRON", inventory.DefaultReportCron),
+		FulfillmentReminderAfter:    duration("FULFILLMENT_REMINDER_AFTER", orders.DefaultFulfillmentReminderAfter),
+		ReviewRequestAfter:          duration("REVIEW_REQUEST_AFTER", orders.DefaultReviewRequestAfter),
+		DeliveryFollowUpAfter:       duration("DELIVERY_FOLLOWUP_AFTER", orders.DefaultDeliveryFollowUpAfter),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {

@@ -216,6 +216,11 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 		Limiter:       limiter,
 		CheckoutLimit: ratelimit.PerHour(cfg.CheckoutsPerHour),
 		Log:           log,
+		FollowUps: orders.FollowUps{
+			FulfillmentReminderAfter: cfg.FulfillmentReminderAfter,
+			ReviewRequestAfter:       cfg.ReviewRequestAfter,
+			DeliveryFollowUpAfter:    cfg.DeliveryFollowUpAfter,
+		},
 	}
 	// Assigned only when configured: a nil *payments.Client in the
 	// interface field would not compare equal to nil.
@@ -267,12 +272,13 @@ func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Ou
 // SMTP_URL is set and SMS when SMS_API_URL is, the log otherwise.
 func newOutbox(cfg Config, st *store.Store, reg *prometheus.Registry, log *slog.Logger) (*notify.Outbox, error) {
 	nc := notify.Config{
-		DB:            st.DB(),
-		StorefrontURL: cfg.StorefrontURL,
-		MaxAttempts:   cfg.NotifyMaxAttempts,
-		RetryBase:     cfg.NotifyRetryBase,
-		Registry:      reg,
-		Log:           log,
+		DB:             st.DB(),
+		StorefrontURL:  cfg.StorefrontURL,
+		WarehouseEmail: cfg.WarehouseEmail,
+		MaxAttempts:    cfg.NotifyMaxAttempts,
+		RetryBase:      cfg.NotifyRetryBase,
+		Registry:       reg,
+		Log:            log,
 	}
 	if cfg.SMTPURL != "" {
 		smtp, err := notify.NewSMTPSender(cfg.SMTPURL, cfg.MailFrom)
