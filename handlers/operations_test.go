@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
@@ -278,6 +279,20 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 func TestMetricsToken(t *testing.T) {
 	t.Parallel()
 	a := setup(t, func(c *handlers.Config) { c.MetricsToken = "metrics-secret" })
+	// One counted request first, so the right token's scrape has a series
+	// to show whichever subtest runs first. It is counted just after its
+	// answer is written: wait until a scrape shows it.
+	a.send(t, a.request(t, http.MethodGet, "/healthz", "", nil)).want(t, http.StatusOK)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		req := a.request(t, http.MethodGet, "/metrics", "", nil)
+		req.Header.Set("Authorization", "Bearer metrics-secret")
+		if strings.Contains(string(a.send(t, req).body), `route="/healthz"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz never counted")
+		}
+	}
 	for _, tc := range []struct {
 		name, auth string
 		status     int
