@@ -3,14 +3,12 @@ package inventory_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/mail"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -25,61 +23,33 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// inbox is an in-process SMTP server that keeps the messages it receives.
-type inbox struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-	body []string
-}
-
-func (b *inbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
-
-type session struct{ b *inbox }
-
-func (s *session) Reset()                               {}
-func (s *session) Logout() error                        { return nil }
-func (s *session) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *session) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *session) Data(r io.Reader) error {
-	m, err := mail.ReadMessage(r)
-	if err != nil {
-		return err
-	}
-	body, err := io.ReadAll(m.Body)
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, m)
-	s.b.body = append(s.b.body, string(body))
-	s.b.mu.Unlock()
-	return err
-}
-
-// subjects are the subjects received so far.
-func (b *inbox) subjects() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// subjects are the subjects of the messages box received so far.
+func subjects(box *shoptest.Inbox) []string {
 	var out []string
-	for _, m := range b.msgs {
-		out = append(out, m.Header.Get("Subject"))
+	for _, raw := range box.Received() {
+		if m, err := mail.ReadMessage(strings.NewReader(raw)); err == nil {
+			out = append(out, m.Header.Get("Subject"))
+		}
 	}
 	return out
 }
 
-// bodies are the raw bodies received so far.
-func (b *inbox) bodies() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.body...)
+// bodies are the raw bodies of the messages box received so far.
+func bodies(box *shoptest.Inbox) []string {
+	var out []string
+	for _, raw := range box.Received() {
+		if m, err := mail.ReadMessage(strings.NewReader(raw)); err == nil {
+			body, _ := io.ReadAll(m.Body)
+			out = append(out, string(body))
+		}
+	}
+	return out
 }
-
-type errLogger struct{}
-
-func (errLogger) Printf(string, ...any) {}
-func (errLogger) Println(...any)        {}
 
 type bundle struct {
 	db     *sqlx.DB
 	st     *store.Store
-	box    *inbox
+	box    *shoptest.Inbox
 	jobs   *jobs.Client
 	stock  *inventory.Workflows
 	outbox *notify.Outbox
@@ -90,16 +60,8 @@ type bundle struct {
 func setup(t *testing.T) bundle {
 	t.Helper()
 	ctx := context.Background()
-	box := &inbox{}
-	srv := smtp.NewServer(box)
-	srv.Domain, srv.ErrorLog = "localhost", errLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { srv.Close() })
-	sender, err := notify.NewSMTPSender("smtp://"+ln.Addr().String(), "shop@shop.example")
+	box := shoptest.NewInbox(t)
+	sender, err := notify.NewSMTPSender("smtp://"+box.Addr, "shop@shop.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +94,12 @@ func setup(t *testing.T) bundle {
 }
 
 // waitSubjects waits until n received subjects contain want.
-func waitSubjects(t *testing.T, box *inbox, want string, n int) []string {
+func waitSubjects(t *testing.T, box *shoptest.Inbox, want string, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var got []string
-		for _, s := range box.subjects() {
+		for _, s := range subjects(box) {
 			if strings.Contains(s, want) {
 				got = append(got, s)
 			}
@@ -146,7 +108,7 @@ func waitSubjects(t *testing.T, box *inbox, want string, n int) []string {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d emails about %q, want %d; all: %q", len(got), want, n, box.subjects())
+			t.Fatalf("%d emails about %q, want %d; all: %q", len(got), want, n, subjects(box))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -248,7 +210,7 @@ func TestDailyReport(t *testing.T) {
 	if strings.Contains(strings.Join(got, " "), "2026-11-01") {
 		t.Errorf("reports %q: the run with nothing low sent one", got)
 	}
-	for _, body := range b.box.bodies() {
+	for _, body := range bodies(b.box) {
 		if !strings.Contains(body, low.SKU) {
 			t.Errorf("report does not list the low product %s:\n%s", low.SKU, body)
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/shopd/shopd/internal/pgcluster"
 	"github.com/shopd/shopd/internal/pgtest"
@@ -25,15 +22,7 @@ import (
 // started after it sends the confirmation, once.
 func TestKilledBetweenCommitAndSend(t *testing.T) {
 	t.Parallel()
-	box := &inbox{}
-	mailSrv := smtp.NewServer(box)
-	mailSrv.Domain, mailSrv.ErrorLog = "localhost", nopLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go mailSrv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { mailSrv.Close() })
+	box := shoptest.NewInbox(t)
 
 	const secret = "whsec_crash_test"
 	fake := stripefake.New(t)
@@ -41,7 +30,7 @@ func TestKilledBetweenCommitAndSend(t *testing.T) {
 		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(),
 		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
 		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
-		"SMTP_URL": "smtp://" + ln.Addr().String(), "MAIL_FROM": "shop@shop.example",
+		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
 		"NOTIFY_RETRY_BASE": "10ms",
 		// The killed instance looks for due jobs once an hour: whatever it
 		// commits stays unsent until it dies.
@@ -61,7 +50,7 @@ func TestKilledBetweenCommitAndSend(t *testing.T) {
 	if len(pending) != 1 || pending[0].Status != "pending" || pending[0].Attempts != 0 {
 		t.Fatalf("before the kill: notifications %+v, want one pending confirmation, never tried", pending)
 	}
-	if got := box.received(); len(got) != 0 {
+	if got := box.Received(); len(got) != 0 {
 		t.Fatalf("sent before the kill: %d messages", len(got))
 	}
 	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown of any kind
@@ -76,7 +65,7 @@ func TestKilledBetweenCommitAndSend(t *testing.T) {
 	if len(ns) != 1 || ns[0].Status != "sent" || ns[0].Attempts != 1 || ns[0].Recipient != email {
 		t.Fatalf("after the restart: notifications %+v, want the confirmation sent once to %s", ns, email)
 	}
-	got := box.received()
+	got := box.Received()
 	if len(got) != 1 || !strings.Contains(got[0], order.Order.OrderNumber) {
 		t.Fatalf("mail received after the restart: %d messages, want 1 naming %s", len(got), order.Order.OrderNumber)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -13,48 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/payments"
 )
-
-// inbox is an in-process SMTP server (emersion/go-smtp) that keeps the
-// raw messages it receives.
-type inbox struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (b *inbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &inboxSession{b: b}, nil }
-
-func (b *inbox) received() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.msgs...)
-}
-
-type inboxSession struct{ b *inbox }
-
-func (s *inboxSession) Reset()                               {}
-func (s *inboxSession) Logout() error                        { return nil }
-func (s *inboxSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *inboxSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *inboxSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, string(raw))
-	s.b.mu.Unlock()
-	return err
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
-func (nopLogger) Println(...any)        {}
 
 // TestTwoInstancesConfirmOncePerOrder runs the real server twice on one
 // database with an SMTP server: a customer checks out, the same
@@ -63,15 +28,7 @@ func (nopLogger) Println(...any)        {}
 // and /metrics counts it on the instance that sent it.
 func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 	t.Parallel()
-	box := &inbox{}
-	mailSrv := smtp.NewServer(box)
-	mailSrv.Domain, mailSrv.ErrorLog = "localhost", nopLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go mailSrv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { mailSrv.Close() })
+	box := shoptest.NewInbox(t)
 	const secret = "whsec_notify_test"
 	fake := stripefake.New(t)
 	dbURL := pgtest.NewURL(t)
@@ -83,7 +40,7 @@ func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 			"DATABASE_URL": dbURL, "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": dataDir,
 			"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
 			"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
-			"SMTP_URL": "smtp://" + ln.Addr().String(), "MAIL_FROM": "shop@shop.example",
+			"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
 			"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		}
 	}
@@ -107,7 +64,7 @@ func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 		!strings.Contains(n.Subject, order.Order.OrderNumber) {
 		t.Errorf("notification %+v: want one confirmation to %s naming %s, sent on its first attempt", n, email, order.Order.OrderNumber)
 	}
-	msgs := box.received()
+	msgs := box.Received()
 	if len(msgs) != 1 {
 		t.Fatalf("%d emails received, want 1", len(msgs))
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -12,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 )
 
@@ -23,26 +22,18 @@ import (
 // cart workflows.
 type stockShop struct {
 	*server
-	box   *inbox
+	box   *shoptest.Inbox
 	admin string
 }
 
 func startStockShop(t *testing.T, extra map[string]string) stockShop {
 	t.Helper()
-	box := &inbox{}
-	mailSrv := smtp.NewServer(box)
-	mailSrv.Domain, mailSrv.ErrorLog = "localhost", nopLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go mailSrv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { mailSrv.Close() })
+	box := shoptest.NewInbox(t)
 	env := map[string]string{
 		"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
 		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
 		"STRIPE_API_BASE": stripefake.New(t).URL, "STRIPE_WEBHOOK_SECRET": "whsec_stock_test",
-		"SMTP_URL": "smtp://" + ln.Addr().String(), "MAIL_FROM": "shop@shop.example",
+		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
 		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		"INVENTORY_EMAIL": "stock@shop.example",
 	}
@@ -59,7 +50,7 @@ type received struct{ To, Subject, Body string }
 func (s stockShop) mails(t *testing.T) []received {
 	t.Helper()
 	var out []received
-	for _, raw := range s.box.received() {
+	for _, raw := range s.box.Received() {
 		m, err := mail.ReadMessage(strings.NewReader(raw))
 		if err != nil {
 			t.Fatal(err)

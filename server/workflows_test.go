@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -10,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/notify"
 )
@@ -45,15 +44,7 @@ WHERE kind IN ('fulfillment_reminder', 'review_request')
 // and after every follow-up job of those orders has run.
 func TestOrderFollowUps(t *testing.T) {
 	t.Parallel()
-	box := &inbox{}
-	mailSrv := smtp.NewServer(box)
-	mailSrv.Domain, mailSrv.ErrorLog = "localhost", nopLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go mailSrv.Serve(ln) //nolint:errcheck // ends with Close
-	t.Cleanup(func() { mailSrv.Close() })
+	box := shoptest.NewInbox(t)
 	const secret = "whsec_followups"
 	const warehouse = "packing@shop.example"
 	fake := stripefake.New(t)
@@ -62,7 +53,7 @@ func TestOrderFollowUps(t *testing.T) {
 		"DATABASE_URL": dbURL, "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
 		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
 		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
-		"SMTP_URL": "smtp://" + ln.Addr().String(), "MAIL_FROM": "shop@shop.example", "WAREHOUSE_EMAIL": warehouse,
+		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example", "WAREHOUSE_EMAIL": warehouse,
 		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		// Long enough for the test to ship, cancel or refund the negative
 		// controls first (checked below), short enough to wait for.
@@ -219,9 +210,9 @@ func waitFollowUpsDone(t *testing.T, db *sqlx.DB, orderID string) {
 
 // wantMail fails unless the SMTP server received a message to to whose
 // subject names the order and contains phrase.
-func wantMail(t *testing.T, box *inbox, to, orderNumber, phrase string) {
+func wantMail(t *testing.T, box *shoptest.Inbox, to, orderNumber, phrase string) {
 	t.Helper()
-	for _, raw := range box.received() {
+	for _, raw := range box.Received() {
 		m, err := mail.ReadMessage(strings.NewReader(raw))
 		if err != nil {
 			continue
