@@ -16,6 +16,14 @@ type Totals struct {
 	SubtotalCents, TaxCents, ShippingCents, DiscountCents, TotalCents int64
 }
 
+// CheckoutTotals is the totals checkout charges for a cart whose lines
+// come to subtotalCents. Checkout and the cart's preview both call it, so an
+// unchanged cart checks out to exactly the totals it shows; the discount is
+// 0 until promotions exist, and when they do they belong here.
+func (p Pricing) CheckoutTotals(subtotalCents int64) Totals {
+	return p.Totals(subtotalCents, 0)
+}
+
 // Totals computes the order totals of a subtotal. Tax is rounded half up;
 // no floating point is involved.
 func (p Pricing) Totals(subtotalCents, discountCents int64) Totals {

@@ -588,16 +588,30 @@ type CancelRequest struct {
 }
 
 // Cart The caller's cart, priced at current catalog prices. Lines keep the
-// order in which products were first added.
+// order in which products were first added. The totals are a checkout
+// preview: computed by the same rules as checkout, so an unchanged
+// cart checks out to exactly these totals.
 //
-// Example: {"currency":"usd","items":[{"lineTotalCents":5000,"name":"Classic T-Shirt, black, M","priceCents":2500,"productId":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","quantity":2,"sku":"TSHIRT-BLK-M"}],"subtotalCents":5000,"updatedAt":"2026-05-04T11:30:00Z"}
+// Example: {"currency":"usd","discountCents":0,"items":[{"available":true,"imageUrl":null,"lineTotalCents":5000,"name":"Classic T-Shirt, black, M","priceCents":2500,"productId":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","quantity":2,"sku":"TSHIRT-BLK-M"}],"shippingCents":1000,"subtotalCents":5000,"taxCents":500,"totalCents":6500,"updatedAt":"2026-05-04T11:30:00Z"}
 type Cart struct {
 	// Currency ISO 4217 code, lower case.
-	Currency string     `json:"currency"`
-	Items    []CartItem `json:"items"`
+	Currency string `json:"currency"`
 
-	// SubtotalCents The sum of `lineTotalCents`; tax and shipping are added at checkout.
+	// DiscountCents Discount, as checkout computes it; 0 until promotions exist.
+	DiscountCents int64      `json:"discountCents"`
+	Items         []CartItem `json:"items"`
+
+	// ShippingCents Shipping, as checkout computes it (free over the configured threshold).
+	ShippingCents int64 `json:"shippingCents"`
+
+	// SubtotalCents The sum of `lineTotalCents`.
 	SubtotalCents int64 `json:"subtotalCents"`
+
+	// TaxCents Tax on the subtotal, rounded half up, as checkout computes it.
+	TaxCents int64 `json:"taxCents"`
+
+	// TotalCents `subtotalCents + taxCents + shippingCents - discountCents`.
+	TotalCents int64 `json:"totalCents"`
 
 	// UpdatedAt When the cart last changed; null if it never has.
 	UpdatedAt nullable.Nullable[time.Time] `json:"updatedAt"`
@@ -605,8 +619,18 @@ type Cart struct {
 
 // CartItem One cart line at the product's current price.
 //
-// Example: {"lineTotalCents":5000,"name":"Classic T-Shirt, black, M","priceCents":2500,"productId":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","quantity":2,"sku":"TSHIRT-BLK-M"}
+// Example: {"available":true,"imageUrl":null,"lineTotalCents":5000,"name":"Classic T-Shirt, black, M","priceCents":2500,"productId":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","quantity":2,"sku":"TSHIRT-BLK-M"}
 type CartItem struct {
+	// Available Whether the line can be checked out now: the product is active and
+	// has at least `quantity` in stock. A product out of stock can still
+	// be added (shoppers save items); its line says `false`, and checkout
+	// refuses the cart with 409 insufficient_stock.
+	Available bool `json:"available"`
+
+	// ImageUrl The product's first image (its signed thumbnail, or its url), or
+	// null. Products have no images yet, so it is null for now.
+	ImageUrl nullable.Nullable[string] `json:"imageUrl"`
+
 	// LineTotalCents `priceCents * quantity`.
 	LineTotalCents int64  `json:"lineTotalCents"`
 	Name           string `json:"name"`

@@ -3,6 +3,8 @@ package handlers
 import (
 	"context"
 
+	"github.com/oapi-codegen/nullable"
+
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/store"
 )
@@ -17,7 +19,7 @@ func (s *Server) GetCart(ctx context.Context, _ gen.GetCartRequestObject) (gen.G
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetCart200JSONResponse(toAPICart(cart)), nil
+	return gen.GetCart200JSONResponse(s.toAPICart(cart)), nil
 }
 
 // ClearCart empties the caller's cart; emptying an empty cart is no error.
@@ -30,7 +32,7 @@ func (s *Server) ClearCart(ctx context.Context, _ gen.ClearCartRequestObject) (g
 	if err != nil {
 		return nil, err
 	}
-	return gen.ClearCart200JSONResponse(toAPICart(cart)), nil
+	return gen.ClearCart200JSONResponse(s.toAPICart(cart)), nil
 }
 
 // AddCartItem adds to the product's line in the caller's cart.
@@ -43,7 +45,7 @@ func (s *Server) AddCartItem(ctx context.Context, req gen.AddCartItemRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return gen.AddCartItem201JSONResponse(toAPICart(cart)), nil
+	return gen.AddCartItem201JSONResponse(s.toAPICart(cart)), nil
 }
 
 // SetCartItemQuantity sets the quantity of a line in the caller's cart.
@@ -56,7 +58,7 @@ func (s *Server) SetCartItemQuantity(ctx context.Context, req gen.SetCartItemQua
 	if err != nil {
 		return nil, err
 	}
-	return gen.SetCartItemQuantity200JSONResponse(toAPICart(cart)), nil
+	return gen.SetCartItemQuantity200JSONResponse(s.toAPICart(cart)), nil
 }
 
 // RemoveCartItem removes a line from the caller's cart.
@@ -69,13 +71,20 @@ func (s *Server) RemoveCartItem(ctx context.Context, req gen.RemoveCartItemReque
 	if err != nil {
 		return nil, err
 	}
-	return gen.RemoveCartItem200JSONResponse(toAPICart(cart)), nil
+	return gen.RemoveCartItem200JSONResponse(s.toAPICart(cart)), nil
 }
 
-func toAPICart(c store.Cart) gen.Cart {
+// toAPICart renders a cart with its checkout preview, priced by the orders
+// service's Pricing: the one checkout charges with.
+func (s *Server) toAPICart(c store.Cart) gen.Cart {
+	totals := c.Totals(s.orders.Pricing)
 	out := gen.Cart{
 		Items:         make([]gen.CartItem, len(c.Lines)),
-		SubtotalCents: c.SubtotalCents(),
+		SubtotalCents: totals.SubtotalCents,
+		TaxCents:      totals.TaxCents,
+		ShippingCents: totals.ShippingCents,
+		DiscountCents: totals.DiscountCents,
+		TotalCents:    totals.TotalCents,
 		Currency:      c.Currency(),
 		UpdatedAt:     nullableTime(c.UpdatedAt),
 	}
@@ -87,6 +96,10 @@ func toAPICart(c store.Cart) gen.Cart {
 			PriceCents:     l.PriceCents,
 			Quantity:       int32(l.Quantity),
 			LineTotalCents: l.LineTotalCents(),
+			Available:      l.Available(),
+			// Products have no images yet; the field exists so clients
+			// can rely on it, and is null until they do.
+			ImageUrl: nullable.NewNullNullable[string](),
 		}
 	}
 	return out

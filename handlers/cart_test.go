@@ -2,9 +2,11 @@ package handlers_test
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
 
 	"github.com/shopd/shopd/gen"
 )
@@ -46,8 +48,9 @@ func TestCartFlow(t *testing.T) {
 	cartOf(t, a.do(t, http.MethodPost, "/v1/cart/items", customer, addToCart(shirt.Id, 2)), http.StatusCreated)
 	cartOf(t, a.do(t, http.MethodPost, "/v1/cart/items", customer, addToCart(mug.Id, 1)), http.StatusCreated)
 	c = cartOf(t, a.do(t, http.MethodPost, "/v1/cart/items", customer, addToCart(shirt.Id, 1)), http.StatusCreated)
-	want := gen.CartItem{ProductId: shirt.Id, Sku: shirt.Sku, Name: shirt.Name, PriceCents: 2500, Quantity: 3, LineTotalCents: 7500}
-	if len(c.Items) != 2 || c.Items[0] != want || c.Items[1].ProductId != mug.Id {
+	want := gen.CartItem{ProductId: shirt.Id, Sku: shirt.Sku, Name: shirt.Name, PriceCents: 2500, Quantity: 3, LineTotalCents: 7500,
+		Available: true, ImageUrl: nullable.NewNullNullable[string]()}
+	if len(c.Items) != 2 || !reflect.DeepEqual(c.Items[0], want) || c.Items[1].ProductId != mug.Id {
 		t.Fatalf("items = %+v, want merged shirt line %+v then mug", c.Items, want)
 	}
 	if c.SubtotalCents != 7500+1200 || c.UpdatedAt.IsNull() {

@@ -43,6 +43,8 @@ const defaultCurrency = "usd"
 // CartLine is one product in a cart, priced at the product's current
 // catalog price. A product archived since it was added stays in the cart
 // (IsActive false) until the customer removes it; checkout refuses it.
+// Stock is the product's stock when the cart was read: the cart reserves
+// nothing, so a line may hold more than there is.
 type CartLine struct {
 	ProductID  string    `db:"product_id"`
 	SKU        string    `db:"sku"`
@@ -51,8 +53,13 @@ type CartLine struct {
 	Currency   string    `db:"currency"`
 	Quantity   int       `db:"quantity"`
 	IsActive   bool      `db:"is_active"`
+	Stock      int       `db:"stock"`
 	AddedAt    time.Time `db:"added_at"`
 }
+
+// Available reports whether checkout would take the line as it stands: the
+// product is active and has at least Quantity in stock.
+func (l CartLine) Available() bool { return l.IsActive && l.Stock >= l.Quantity }
 
 // LineTotalCents is the line's price times its quantity.
 func (l CartLine) LineTotalCents() int64 { return l.PriceCents * int64(l.Quantity) }
@@ -74,6 +81,11 @@ func (c Cart) SubtotalCents() int64 {
 	return sum
 }
 
+// Totals is what checkout would charge for the cart as it stands, by the
+// very function checkout uses (shopd.Pricing.CheckoutTotals) with the
+// server's pricing p.
+func (c Cart) Totals(p shopd.Pricing) shopd.Totals { return p.CheckoutTotals(c.SubtotalCents()) }
+
 // Currency is the currency of the cart's lines, "usd" for an empty cart.
 // Adding refuses a product in another currency, so the lines agree unless
 // an admin has since changed a product's currency; then it is the first
@@ -91,7 +103,7 @@ FROM carts
 WHERE user_id = $1`
 
 const cartLinesSQL = `
-SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, i.added_at
+SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, p.stock, i.added_at
 FROM cart_items i
 JOIN products p ON p.id = i.product_id
 WHERE i.user_id = $1

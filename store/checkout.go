@@ -422,7 +422,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		items = append(items, OrderItem{OrderID: orderID, LineNo: i + 1, ProductID: l.ProductID, SKU: taken.SKU, Name: taken.Name,
 			UnitPriceCents: taken.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
 	}
-	totals := p.Pricing.Totals(subtotal, 0)
+	totals := p.Pricing.CheckoutTotals(subtotal)
 	var o Order
 	err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
 		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
