@@ -84,7 +84,14 @@ func (c Cart) SubtotalCents() int64 {
 // Totals is what checkout would charge for the cart as it stands, by the
 // very function checkout uses (shopd.Pricing.CheckoutTotals) with the
 // server's pricing p.
-func (c Cart) Totals(p shopd.Pricing) shopd.Totals { return p.CheckoutTotals(c.SubtotalCents()) }
+// An empty cart costs nothing: it cannot check out, so it has no shipping
+// to show either.
+func (c Cart) Totals(p shopd.Pricing) shopd.Totals {
+	if len(c.Lines) == 0 {
+		return shopd.Totals{}
+	}
+	return p.CheckoutTotals(c.SubtotalCents())
+}
 
 // Currency is the currency of the cart's lines, "usd" for an empty cart.
 // Adding refuses a product in another currency, so the lines agree unless
