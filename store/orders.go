@@ -196,7 +196,7 @@ func searchTerms(search string) (*int64, string) {
 // The search is an OR of two indexed conditions (the unique order_number
 // index and orders_email_prefix_idx, migration 0009), which PostgreSQL
 // answers with a BitmapOr; lib/pq's unnamed statements get a plan for the
-// actual arguments, so the "$n = ”" guards fold away.
+// actual arguments, so the guards on empty filters fold away.
 const listOrdersSQL = `
 SELECT ` + orderColumns + `
 FROM orders
