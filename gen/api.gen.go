@@ -1617,6 +1617,9 @@ type Cursor = string
 // CustomerId defines model for CustomerId.
 type CustomerId = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // Limit defines model for Limit.
 type Limit = int32
 
@@ -1758,6 +1761,12 @@ type ListOrdersParams struct {
 	// CustomerId Admins only. Only orders placed by this customer.
 	CustomerId *string `form:"customerId,omitempty" json:"customerId,omitempty"`
 
+	// Q Admins only (a customer sending it gets `403`). An order number
+	// (exact, case-insensitive: `ORD-000123` or `ord-000123`) or the start
+	// of the customer's email (case-insensitive prefix); an order matching
+	// either is listed. Combines with `status` and `customerId`.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1793,6 +1802,17 @@ type ListProductsParams struct {
 	// the same filters); omit it for the first page. A cursor this list
 	// cannot read is a `400`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// IfNoneMatch An `ETag` from an earlier response (or several, comma-separated, or
+	// `*`): `304` with no body when the current one matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetProductParams defines parameters for GetProduct.
+type GetProductParams struct {
+	// IfNoneMatch An `ETag` from an earlier response (or several, comma-separated, or
+	// `*`): `304` with no body when the current one matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // ListInventoryTransactionsParams defines parameters for ListInventoryTransactions.
@@ -2004,7 +2024,7 @@ type ServerInterface interface {
 	ArchiveProduct(ctx echo.Context, productId ProductId) error
 	// GetProduct Get a product
 	// (GET /v1/products/{productId})
-	GetProduct(ctx echo.Context, productId ProductId) error
+	GetProduct(ctx echo.Context, productId ProductId, params GetProductParams) error
 	// UpdateProduct Change a product
 	// (PATCH /v1/products/{productId})
 	UpdateProduct(ctx echo.Context, productId ProductId) error
@@ -2400,6 +2420,13 @@ func (w *ServerInterfaceWrapper) ListOrders(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customerId: %s", err))
 	}
 
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
 	// ------------- Optional query parameter "limit" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
@@ -2517,6 +2544,23 @@ func (w *ServerInterfaceWrapper) ListProducts(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListProducts(ctx, params)
 	return err
@@ -2558,8 +2602,28 @@ func (w *ServerInterfaceWrapper) GetProduct(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter productId: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetProductParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetProduct(ctx, productId)
+	err = w.Handler.GetProduct(ctx, productId, params)
 	return err
 }
 
@@ -2720,6 +2784,9 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type NotModifiedResponse struct {
+}
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -5055,6 +5122,22 @@ func (response ListOrders401ApplicationProblemPlusJSONResponse) VisitListOrdersR
 	return err
 }
 
+type ListOrders403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListOrders403ApplicationProblemPlusJSONResponse) VisitListOrdersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListOrders500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -5404,6 +5487,13 @@ func (response ListProducts200JSONResponse) VisitListProductsResponse(w http.Res
 	return err
 }
 
+type ListProducts304Response = NotModifiedResponse
+
+func (response ListProducts304Response) VisitListProductsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
+}
+
 type ListProducts400ApplicationProblemPlusJSONResponse struct {
 	BadRequestApplicationProblemPlusJSONResponse
 }
@@ -5675,6 +5765,7 @@ func (response ArchiveProduct500ApplicationProblemPlusJSONResponse) VisitArchive
 
 type GetProductRequestObject struct {
 	ProductId ProductId `json:"productId"`
+	Params    GetProductParams
 }
 
 type GetProductResponseObject interface {
@@ -5693,6 +5784,13 @@ func (response GetProduct200JSONResponse) VisitGetProductResponse(w http.Respons
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetProduct304Response = NotModifiedResponse
+
+func (response GetProduct304Response) VisitGetProductResponse(w http.ResponseWriter) error {
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetProduct400ApplicationProblemPlusJSONResponse struct {
@@ -7244,10 +7342,11 @@ func (sh *strictHandler) ArchiveProduct(ctx echo.Context, productId ProductId) e
 }
 
 // GetProduct operation middleware
-func (sh *strictHandler) GetProduct(ctx echo.Context, productId ProductId) error {
+func (sh *strictHandler) GetProduct(ctx echo.Context, productId ProductId, params GetProductParams) error {
 	var request GetProductRequestObject
 
 	request.ProductId = productId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetProduct(ctx.Request().Context(), request.(GetProductRequestObject))

@@ -171,6 +171,9 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 	const requestID = "hmIUJYLuysoxlxdQbMoGpFfqQkNzLzXJ"
 	problemCT := http.Header{"Content-Type": {"application/problem+json"}, "X-Request-Id": {requestID}}
 	jsonCT := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {requestID}}
+	// A catalog read also carries its cache headers (handlers/caching.go).
+	productHeader := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {requestID},
+		"Etag": {`"` + strings.Repeat("0", 64) + `"`}, "Cache-Control": {"private, no-store"}, "Vary": {"Authorization"}}
 	cases := []struct {
 		name   string
 		method string
@@ -180,10 +183,11 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 		body   string
 		ok     bool
 	}{
-		{"conforming", http.MethodGet, "/v1/products/p1", 200, jsonCT, productJSON, true},
-		{"missing required field", http.MethodGet, "/v1/products/p1", 200, jsonCT, `{"id":"p1"}`, false},
-		{"without X-Request-Id", http.MethodGet, "/v1/products/p1", 200, http.Header{"Content-Type": {"application/json"}}, productJSON, false},
-		{"float money", http.MethodGet, "/v1/products/p1", 200, jsonCT, strings.Replace(productJSON, `"priceCents":1`, `"priceCents":1.5`, 1), false},
+		{"conforming", http.MethodGet, "/v1/products/p1", 200, productHeader, productJSON, true},
+		{"missing required field", http.MethodGet, "/v1/products/p1", 200, productHeader, `{"id":"p1"}`, false},
+		{"without X-Request-Id", http.MethodGet, "/v1/products/p1", 200, without(productHeader, "X-Request-Id"), productJSON, false},
+		{"without ETag", http.MethodGet, "/v1/products/p1", 200, without(productHeader, "Etag"), productJSON, false},
+		{"float money", http.MethodGet, "/v1/products/p1", 200, productHeader, strings.Replace(productJSON, `"priceCents":1`, `"priceCents":1.5`, 1), false},
 		{"undocumented status", http.MethodGet, "/v1/products/p1", 418, problemCT, `{"type":"x","title":"t","status":418}`, false},
 		{"wrong content type", http.MethodGet, "/v1/products/p1", 404, jsonCT, `{"type":"x","title":"t","status":404}`, false},
 		{"429 without Retry-After", http.MethodPost, "/v1/auth/login", 429, problemCT, problemJSON, false},
@@ -206,6 +210,13 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 			}
 		})
 	}
+}
+
+// without is a copy of h without the header key.
+func without(h http.Header, key string) http.Header {
+	c := h.Clone()
+	c.Del(key)
+	return c
 }
 
 // metricsSeries fetches /metrics and returns its series (name and labels,

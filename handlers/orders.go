@@ -92,7 +92,8 @@ func (s *Server) ownOrder(ctx context.Context, orderID string) (store.Order, sto
 	return o, store.Actor{Kind: c.Role, ID: c.UserID}, nil
 }
 
-// ListOrders lists the caller's orders; admins see all and may filter.
+// ListOrders lists the caller's orders; admins see all and may filter and
+// search. A customer sending q gets EForbidden.
 func (s *Server) ListOrders(ctx context.Context, req gen.ListOrdersRequestObject) (gen.ListOrdersResponseObject, error) {
 	c, err := claims(ctx)
 	if err != nil {
@@ -104,6 +105,14 @@ func (s *Server) ListOrders(ctx context.Context, req gen.ListOrdersRequestObject
 		if req.Params.CustomerId != nil {
 			f.CustomerID = *req.Params.CustomerId
 		}
+		if req.Params.Q != nil {
+			f.Search = *req.Params.Q
+		}
+	} else if req.Params.Q != nil {
+		// Refused rather than ignored, as `status` on products: a customer
+		// searching by email would otherwise silently get their own orders
+		// and believe the search ran.
+		return nil, shopd.Errorf(shopd.EForbidden, "Only admins may search orders.")
 	}
 	if req.Params.Status != nil {
 		f.Status = string(*req.Params.Status)

@@ -214,6 +214,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(validator)
 	e.Use(auth.ClaimsMiddleware)
 	e.Use(withEchoContext)
+	e.Use(catalogCaching)
 }
 
 // routesOutsideSpec adds the routes that are not API operations: the
