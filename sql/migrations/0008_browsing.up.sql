@@ -16,3 +16,9 @@ CREATE INDEX products_in_stock_idx ON products (created_at DESC, id DESC) WHERE 
 
 -- Admins' status=archived|all (the listing index holds active products only).
 CREATE INDEX products_all_listing_idx ON products (created_at DESC, id DESC);
+
+-- A category page under the other sorts (newest has products_category_idx):
+-- the storefront's most common filter, so it is an index condition rather
+-- than a filter over the whole sort order.
+CREATE INDEX products_category_price_idx ON products (category, price_cents, id) WHERE is_active;
+CREATE INDEX products_category_name_idx ON products (category, name, id) WHERE is_active;
