@@ -523,6 +523,51 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for ListProductsParamsSort.
+const (
+	ListProductsParamsSortName      ListProductsParamsSort = "name"
+	ListProductsParamsSortNewest    ListProductsParamsSort = "newest"
+	ListProductsParamsSortPriceAsc  ListProductsParamsSort = "price_asc"
+	ListProductsParamsSortPriceDesc ListProductsParamsSort = "price_desc"
+)
+
+// Valid indicates whether the value is a known member of the ListProductsParamsSort enum.
+func (e ListProductsParamsSort) Valid() bool {
+	switch e {
+	case ListProductsParamsSortName:
+		return true
+	case ListProductsParamsSortNewest:
+		return true
+	case ListProductsParamsSortPriceAsc:
+		return true
+	case ListProductsParamsSortPriceDesc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListProductsParamsStatus.
+const (
+	ListProductsParamsStatusActive   ListProductsParamsStatus = "active"
+	ListProductsParamsStatusAll      ListProductsParamsStatus = "all"
+	ListProductsParamsStatusArchived ListProductsParamsStatus = "archived"
+)
+
+// Valid indicates whether the value is a known member of the ListProductsParamsStatus enum.
+func (e ListProductsParamsStatus) Valid() bool {
+	switch e {
+	case ListProductsParamsStatusActive:
+		return true
+	case ListProductsParamsStatusAll:
+		return true
+	case ListProductsParamsStatusArchived:
+		return true
+	default:
+		return false
+	}
+}
+
 // Address A postal address.
 //
 // Example: {"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}
@@ -654,6 +699,20 @@ type CartItemAdd struct {
 type CartItemUpdate struct {
 	// Quantity The line's new quantity.
 	Quantity int32 `json:"quantity"`
+}
+
+// Category A category and how many active products are in it.
+type Category struct {
+	// Name Example: apparel
+	Name string `json:"name"`
+
+	// ProductCount Example: 42
+	ProductCount int64 `json:"productCount"`
+}
+
+// CategoryList The categories of active products.
+type CategoryList struct {
+	Items []Category `json:"items"`
 }
 
 // CheckoutRequest Example: {"billingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"King","line1":"10 Great Cumberland Place","line2":"Flat 4","phone":"+447700900456","postalCode":"W1H 7AL","region":"Greater London"},"shippingAddress":{"city":"London","country":"GB","firstName":"Ada","lastName":"Lovelace","line1":"12 St James's Square","line2":"Second floor","phone":"+447700900123","postalCode":"SW1Y 4JH","region":"Greater London"}}
@@ -1795,18 +1854,46 @@ type ListProductsParams struct {
 	// Q Case-insensitive search in name, description and SKU.
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
 
+	// Sort Order of the list: `newest` (creation time, newest first; the
+	// default), `price_asc`, `price_desc` (by `priceCents`), `name`
+	// (alphabetical). Ties are broken by id.
+	Sort *ListProductsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// MinPriceCents Only products priced at least this much (inclusive).
+	MinPriceCents *int64 `form:"minPriceCents,omitempty" json:"minPriceCents,omitempty"`
+
+	// MaxPriceCents Only products priced at most this much (inclusive).
+	MaxPriceCents *int64 `form:"maxPriceCents,omitempty" json:"maxPriceCents,omitempty"`
+
+	// InStock `true`: only products with stock left. `false` filters nothing.
+	InStock *bool `form:"inStock,omitempty" json:"inStock,omitempty"`
+
+	// Featured `true`: only featured products. `false` filters nothing.
+	Featured *bool `form:"featured,omitempty" json:"featured,omitempty"`
+
+	// Status Admin only (`403` for anyone else, signed in or not): `active`
+	// (the default), `archived` or `all`.
+	Status *ListProductsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
 	// Limit Page size, 1..100. Anything else is a `400`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Opaque: the previous page's `nextCursor` from this same list (with
-	// the same filters); omit it for the first page. A cursor this list
-	// cannot read is a `400`.
-	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	// Cursor Opaque: the previous page's `nextCursor` from this list with the
+	// same `sort` and filters; omit it for the first page. A cursor made
+	// for another sort or other filters, or one this list cannot read,
+	// is a `400`.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// IfNoneMatch An `ETag` from an earlier response (or several, comma-separated, or
 	// `*`): `304` with no body when the current one matches.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
+
+// ListProductsParamsSort defines parameters for ListProducts.
+type ListProductsParamsSort string
+
+// ListProductsParamsStatus defines parameters for ListProducts.
+type ListProductsParamsStatus string
 
 // GetProductParams defines parameters for GetProduct.
 type GetProductParams struct {
@@ -1983,6 +2070,9 @@ type ServerInterface interface {
 	// SetCartItemQuantity Set a cart line's quantity
 	// (PUT /v1/cart/items/{productId})
 	SetCartItemQuantity(ctx echo.Context, productId ProductId) error
+	// ListCategories List categories
+	// (GET /v1/categories)
+	ListCategories(ctx echo.Context) error
 	// Checkout Place an order from the cart
 	// (POST /v1/checkout)
 	Checkout(ctx echo.Context, params CheckoutParams) error
@@ -2013,7 +2103,7 @@ type ServerInterface interface {
 	// ListOrderEvents An order's history
 	// (GET /v1/orders/{orderId}/events)
 	ListOrderEvents(ctx echo.Context, orderId OrderId, params ListOrderEventsParams) error
-	// ListProducts List active products
+	// ListProducts List products
 	// (GET /v1/products)
 	ListProducts(ctx echo.Context, params ListProductsParams) error
 	// CreateProduct Create a product
@@ -2310,6 +2400,15 @@ func (w *ServerInterfaceWrapper) SetCartItemQuantity(ctx echo.Context) error {
 	return err
 }
 
+// ListCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCategories(ctx)
+	return err
+}
+
 // Checkout converts echo context to params.
 func (w *ServerInterfaceWrapper) Checkout(ctx echo.Context) error {
 	var err error
@@ -2528,6 +2627,48 @@ func (w *ServerInterfaceWrapper) ListProducts(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "minPriceCents" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "minPriceCents", ctx.QueryParams(), &params.MinPriceCents, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter minPriceCents: %s", err))
+	}
+
+	// ------------- Optional query parameter "maxPriceCents" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "maxPriceCents", ctx.QueryParams(), &params.MaxPriceCents, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter maxPriceCents: %s", err))
+	}
+
+	// ------------- Optional query parameter "inStock" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inStock", ctx.QueryParams(), &params.InStock, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inStock: %s", err))
+	}
+
+	// ------------- Optional query parameter "featured" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "featured", ctx.QueryParams(), &params.Featured, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter featured: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
 	}
 
 	// ------------- Optional query parameter "limit" -------------
@@ -2755,6 +2896,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/cart/items", wrapper.AddCartItem, options.OperationMiddlewares["addCartItem"]...)
 	router.DELETE(options.BaseURL+"/v1/cart/items/:productId", wrapper.RemoveCartItem, options.OperationMiddlewares["removeCartItem"]...)
 	router.PUT(options.BaseURL+"/v1/cart/items/:productId", wrapper.SetCartItemQuantity, options.OperationMiddlewares["setCartItemQuantity"]...)
+	router.GET(options.BaseURL+"/v1/categories", wrapper.ListCategories, options.OperationMiddlewares["listCategories"]...)
 	router.POST(options.BaseURL+"/v1/checkout", wrapper.Checkout, options.OperationMiddlewares["checkout"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.PATCH(options.BaseURL+"/v1/me", wrapper.UpdateMe, options.OperationMiddlewares["updateMe"]...)
@@ -4435,6 +4577,43 @@ func (response SetCartItemQuantity500ApplicationProblemPlusJSONResponse) VisitSe
 	return err
 }
 
+type ListCategoriesRequestObject struct {
+}
+
+type ListCategoriesResponseObject interface {
+	VisitListCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListCategories200JSONResponse CategoryList
+
+func (response ListCategories200JSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCategories500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListCategories500ApplicationProblemPlusJSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CheckoutRequestObject struct {
 	Params CheckoutParams
 	Body   *CheckoutJSONRequestBody
@@ -5510,6 +5689,22 @@ func (response ListProducts400ApplicationProblemPlusJSONResponse) VisitListProdu
 	return err
 }
 
+type ListProducts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts403ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListProducts429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -6267,6 +6462,9 @@ type StrictServerInterface interface {
 	// SetCartItemQuantity Set a cart line's quantity
 	// (PUT /v1/cart/items/{productId})
 	SetCartItemQuantity(ctx context.Context, request SetCartItemQuantityRequestObject) (SetCartItemQuantityResponseObject, error)
+	// ListCategories List categories
+	// (GET /v1/categories)
+	ListCategories(ctx context.Context, request ListCategoriesRequestObject) (ListCategoriesResponseObject, error)
 	// Checkout Place an order from the cart
 	// (POST /v1/checkout)
 	Checkout(ctx context.Context, request CheckoutRequestObject) (CheckoutResponseObject, error)
@@ -6297,7 +6495,7 @@ type StrictServerInterface interface {
 	// ListOrderEvents An order's history
 	// (GET /v1/orders/{orderId}/events)
 	ListOrderEvents(ctx context.Context, request ListOrderEventsRequestObject) (ListOrderEventsResponseObject, error)
-	// ListProducts List active products
+	// ListProducts List products
 	// (GET /v1/products)
 	ListProducts(ctx context.Context, request ListProductsRequestObject) (ListProductsResponseObject, error)
 	// CreateProduct Create a product
@@ -6876,6 +7074,29 @@ func (sh *strictHandler) SetCartItemQuantity(ctx echo.Context, productId Product
 		return err
 	} else if validResponse, ok := response.(SetCartItemQuantityResponseObject); ok {
 		return validResponse.VisitSetCartItemQuantityResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCategories operation middleware
+func (sh *strictHandler) ListCategories(ctx echo.Context) error {
+	var request ListCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCategories(ctx.Request().Context(), request.(ListCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCategoriesResponseObject); ok {
+		return validResponse.VisitListCategoriesResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -27,15 +27,37 @@ func page(limit *gen.Limit, cursor *gen.Cursor) store.Page {
 	return p
 }
 
-// ListProducts lists active products, newest first. Searches (?q=) count
-// against a per-IP hourly quota.
+// ListProducts lists products in the requested sort and filters (active
+// ones, newest first, by default); only admins may ask for archived ones.
+// Searches (?q=) count against a per-IP hourly quota.
 func (s *Server) ListProducts(ctx context.Context, req gen.ListProductsRequestObject) (gen.ListProductsResponseObject, error) {
-	f := store.ProductFilter{}
-	if req.Params.Category != nil {
-		f.Category = *req.Params.Category
+	admin := isAdmin(ctx)
+	prm := req.Params
+	f := store.ProductFilter{
+		MinPriceCents: prm.MinPriceCents,
+		MaxPriceCents: prm.MaxPriceCents,
+		InStock:       prm.InStock != nil && *prm.InStock,
+		Featured:      prm.Featured != nil && *prm.Featured,
 	}
-	if req.Params.Q != nil {
-		f.Query = strings.TrimSpace(*req.Params.Q)
+	if prm.Status != nil {
+		// Refused even for status=active: the parameter itself is an admin
+		// tool, and answering it differently by role would hint at archives.
+		if !admin {
+			return nil, shopd.Errorf(shopd.EForbidden, "Only admins may list products by status.")
+		}
+		f.Status = string(*prm.Status)
+	}
+	if prm.Sort != nil {
+		f.Sort = string(*prm.Sort)
+	}
+	if prm.Category != nil {
+		f.Category = *prm.Category
+	}
+	if prm.Q != nil {
+		f.Query = strings.TrimSpace(*prm.Q)
+	}
+	if f.MinPriceCents != nil && f.MaxPriceCents != nil && *f.MinPriceCents > *f.MaxPriceCents {
+		return nil, shopd.FieldError("minPriceCents", "Must not be greater than maxPriceCents.")
 	}
 	if f.Query != "" {
 		r, err := s.limiter.Allow(ctx, "search:"+clientIP(ctx), s.searchLimit)
@@ -46,14 +68,33 @@ func (s *Server) ListProducts(ctx context.Context, req gen.ListProductsRequestOb
 			return nil, &shopd.Error{Code: shopd.ERateLimited, Message: "Search quota exceeded; try again later.", RetryAfter: r.RetryAfter}
 		}
 	}
-	items, next, err := s.store.ListProducts(ctx, f, page(req.Params.Limit, req.Params.Cursor))
+	pg := store.Page{}
+	if prm.Limit != nil {
+		pg.Limit = int(*prm.Limit)
+	}
+	if prm.Cursor != nil {
+		pg.Cursor = *prm.Cursor
+	}
+	items, next, err := s.store.ListProducts(ctx, f, pg)
 	if err != nil {
 		return nil, err
 	}
-	admin := isAdmin(ctx)
 	out := gen.ListProducts200JSONResponse{Items: make([]gen.Product, len(items)), NextCursor: nextCursor(next)}
 	for i, p := range items {
 		out.Items[i] = toAPIProduct(p, admin)
+	}
+	return out, nil
+}
+
+// ListCategories lists the categories of active products with their counts.
+func (s *Server) ListCategories(ctx context.Context, _ gen.ListCategoriesRequestObject) (gen.ListCategoriesResponseObject, error) {
+	cs, err := s.store.Categories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := gen.ListCategories200JSONResponse{Items: make([]gen.Category, len(cs))}
+	for i, c := range cs {
+		out.Items[i] = gen.Category{Name: c.Name, ProductCount: c.ProductCount}
 	}
 	return out, nil
 }

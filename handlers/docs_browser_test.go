@@ -59,7 +59,7 @@ func renderedDOM(t *testing.T, page string) string {
 // product list and detail also take an optional token (admins see more).
 var publicOperations = []string{
 	"getHealth", "getReady", "getJwks", "register", "login",
-	"listProducts", "getProduct", "handleStripeWebhook",
+	"listProducts", "getProduct", "listCategories", "handleStripeWebhook",
 }
 
 // isPublic reports whether op can be called without a token: it has no

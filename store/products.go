@@ -2,7 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,29 +136,152 @@ func (s *Store) Product(ctx context.Context, id string, includeArchived bool) (P
 	return p, nil
 }
 
-// ProductFilter narrows ListProducts.
+// Product list orders (ProductFilter.Sort).
+const (
+	SortNewest    = "newest"
+	SortPriceAsc  = "price_asc"
+	SortPriceDesc = "price_desc"
+	SortName      = "name"
+)
+
+// Product list statuses (ProductFilter.Status); only admins ask for other
+// than active.
+const (
+	StatusActive   = "active"
+	StatusArchived = "archived"
+	StatusAll      = "all"
+)
+
+// ProductFilter narrows and orders ListProducts.
 type ProductFilter struct {
 	Category string
 	// Query matches name, description and SKU, case-insensitively.
 	Query string
+	// Sort is one of the Sort constants; "" is SortNewest.
+	Sort string
+	// MinPriceCents and MaxPriceCents bound the price, inclusively.
+	MinPriceCents *int64
+	MaxPriceCents *int64
+	// InStock keeps products with stock left; Featured featured ones.
+	InStock  bool
+	Featured bool
+	// Status is one of the Status constants; "" is StatusActive.
+	Status string
 }
 
-const listProductsSQL = `
-SELECT ` + productColumns + `
+// key names the filter a cursor was made for: a cursor of another filter
+// or sort would skip or repeat rows, so it is refused.
+func (f ProductFilter) key() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q|%q|%v|%v|%t|%t|%s", f.Category, strings.TrimSpace(f.Query),
+		ptrString(f.MinPriceCents), ptrString(f.MaxPriceCents), f.InStock, f.Featured, f.Status)
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+func ptrString(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+// productCursor is the position after the last product of a page, in the
+// sort it was made for: the sort key and the id, which breaks ties, so the
+// order is total and stable under inserts.
+type productCursor struct {
+	Sort   string     `json:"s"`
+	Filter string     `json:"f"`
+	Price  int64      `json:"p,omitempty"`
+	Name   string     `json:"n,omitempty"`
+	T      *time.Time `json:"t,omitempty"`
+	ID     string     `json:"i"`
+}
+
+func (c productCursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+var errBadProductCursor = shopd.FieldError("cursor", "The cursor is not valid for this sort and these filters; use nextCursor from a previous page of the same list.")
+
+// productListWhere is shared by every sort; $9 (the sort key, typed by
+// each sort's query) and $10 (the id) are the cursor's position.
+const productListWhere = `
 FROM products
-WHERE is_active
+WHERE CASE $8 WHEN 'all' THEN true WHEN 'archived' THEN NOT is_active ELSE is_active END
 	AND ($1 = '' OR category = $1)
 	AND ($2 = '' OR search_text LIKE lower($2))
-	AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT $5`
+	AND ($3::bigint IS NULL OR price_cents >= $3)
+	AND ($4::bigint IS NULL OR price_cents <= $4)
+	AND (NOT $5 OR stock > 0)
+	AND (NOT $6 OR is_featured)`
 
-// ListProducts returns one page of active products, newest first, and the
-// cursor of the next page ("" at the end).
+// One query per sort, so each is served by its own index (migration 0008).
+const (
+	listProductsNewestSQL = `SELECT ` + productColumns + productListWhere + `
+	AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $7`
+	listProductsPriceAscSQL = `SELECT ` + productColumns + productListWhere + `
+	AND ($9::bigint IS NULL OR (price_cents, id) > ($9, $10::uuid))
+ORDER BY price_cents, id
+LIMIT $7`
+	listProductsPriceDescSQL = `SELECT ` + productColumns + productListWhere + `
+	AND ($9::bigint IS NULL OR (price_cents, id) < ($9, $10::uuid))
+ORDER BY price_cents DESC, id DESC
+LIMIT $7`
+	listProductsNameSQL = `SELECT ` + productColumns + productListWhere + `
+	AND ($9::text IS NULL OR (name, id) > ($9, $10::uuid))
+ORDER BY name, id
+LIMIT $7`
+)
+
+var listProductsSQL = map[string]string{
+	SortNewest:    listProductsNewestSQL,
+	SortPriceAsc:  listProductsPriceAscSQL,
+	SortPriceDesc: listProductsPriceDescSQL,
+	SortName:      listProductsNameSQL,
+}
+
+// ListProducts returns one page of products in the filter's sort and the
+// cursor of the next page ("" at the end). A cursor made for another sort
+// or filter is EInvalid.
 func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]Product, string, error) {
-	t, id, err := afterTimeID(pg.Cursor)
-	if err != nil {
-		return nil, "", err
+	if f.Sort == "" {
+		f.Sort = SortNewest
+	}
+	if f.Status == "" {
+		f.Status = StatusActive
+	}
+	q, ok := listProductsSQL[f.Sort]
+	if !ok {
+		return nil, "", shopd.FieldError("sort", "Must be one of newest, price_asc, price_desc, name.")
+	}
+	switch f.Status {
+	case StatusActive, StatusArchived, StatusAll:
+	default:
+		return nil, "", shopd.FieldError("status", "Must be one of active, archived, all.")
+	}
+	filterKey := f.key()
+	var after any // the cursor's sort key: nil on the first page
+	var id *string
+	if pg.Cursor != "" {
+		c, err := decodeProductCursor(pg.Cursor)
+		if err != nil || c.Sort != f.Sort || c.Filter != filterKey || !validID(c.ID) {
+			return nil, "", errBadProductCursor
+		}
+		id = &c.ID
+		switch f.Sort {
+		case SortNewest:
+			if c.T == nil {
+				return nil, "", errBadProductCursor
+			}
+			after = *c.T
+		case SortName:
+			after = c.Name
+		default:
+			after = c.Price
+		}
 	}
 	pattern := ""
 	if q := strings.TrimSpace(f.Query); q != "" {
@@ -163,11 +291,69 @@ func (s *Store) ListProducts(ctx context.Context, f ProductFilter, pg Page) ([]P
 	}
 	limit := pg.limit()
 	rows := make([]Product, 0, limit+1) // sized: sqlx appends
-	if err := s.db.SelectContext(ctx, &rows, listProductsSQL, f.Category, pattern, t, id, limit+1); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, q, f.Category, pattern, f.MinPriceCents, f.MaxPriceCents,
+		f.InStock, f.Featured, limit+1, f.Status, after, id); err != nil {
 		return nil, "", fmt.Errorf("list products: %w", translate(err))
 	}
-	items, next := pageOf(rows, limit, func(p Product) keyset { return keyset{T: p.CreatedAt, ID: p.ID} })
-	return items, next, nil
+	if len(rows) <= limit {
+		return rows, "", nil
+	}
+	rows = rows[:limit]
+	return rows, ProductCursor(f, rows[limit-1]), nil
+}
+
+// ProductCursor is the cursor ListProducts returns after the product p
+// under f: for documentation examples and tests.
+func ProductCursor(f ProductFilter, p Product) string {
+	if f.Sort == "" {
+		f.Sort = SortNewest
+	}
+	if f.Status == "" {
+		f.Status = StatusActive
+	}
+	c := productCursor{Sort: f.Sort, Filter: f.key(), ID: p.ID}
+	switch f.Sort {
+	case SortNewest:
+		t := p.CreatedAt
+		c.T = &t
+	case SortName:
+		c.Name = p.Name
+	default:
+		c.Price = p.PriceCents
+	}
+	return c.encode()
+}
+
+func decodeProductCursor(s string) (productCursor, error) {
+	var c productCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	return c, err
+}
+
+// Category is a category name and how many active products are in it.
+type Category struct {
+	Name         string `db:"category"`
+	ProductCount int64  `db:"product_count"`
+}
+
+const categoriesSQL = `
+SELECT category, count(*) AS product_count
+FROM products
+WHERE is_active AND category IS NOT NULL
+GROUP BY category
+ORDER BY category`
+
+// Categories lists the categories of active products with their counts,
+// by name.
+func (s *Store) Categories(ctx context.Context) ([]Category, error) {
+	out := []Category{}
+	if err := s.db.SelectContext(ctx, &out, categoriesSQL); err != nil {
+		return nil, fmt.Errorf("list categories: %w", translate(err))
+	}
+	return out, nil
 }
 
 // escapeLike makes s match literally inside a LIKE pattern.
