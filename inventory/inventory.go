@@ -18,9 +18,9 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/robfig/cron/v3"
 
+	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/notify"
 )
 
@@ -150,10 +150,7 @@ func (AlertsArgs) Kind() string { return KindLowStockAlerts }
 // InsertOpts keeps one run queued at a time; a completed run does not
 // hold back the next.
 func (AlertsArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-	}}}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 type alertsWorker struct {

@@ -180,3 +180,13 @@ func SchemaVersion() (string, error) {
 	last := all[len(all)-1]
 	return fmt.Sprintf("river-%d-%s", last.Version, last.Name), nil
 }
+
+// UniqueWhileQueued makes a job unique among the jobs of its kind and args
+// that are still to run: two instances (or a redelivered cause) inserting
+// the same job get one. Finished jobs are left out on purpose: every job
+// re-reads the state it acts on, so a later cause may enqueue it again,
+// and a stale repeat does nothing.
+var UniqueWhileQueued = river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}}

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shopd/shopd/jobs"
 )
 
 // KindSend is the job kind that sends a notification; it is stored in
@@ -33,10 +34,7 @@ func (SendArgs) Kind() string { return KindSend }
 // InsertOpts makes the job unique per notification among the jobs still
 // to run: two instances, or a redelivered cause, never queue it twice.
 func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-	}}}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // sendWorker is the send_notification job.

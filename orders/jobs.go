@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/store"
 )
 
@@ -75,20 +76,8 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return def
 }
 
-// liveStates makes a job unique among the jobs of its kind and args that
-// are still to run: two instances inserting the same job get one. Finished
-// jobs are left out on purpose: every job re-reads the state it acts on,
-// so a later cause (the sweep finding the order still due) may enqueue it
-// again, and a stale repeat does nothing.
-var liveStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-}
-
 // refundPending is the status of a refund Stripe has not answered yet.
 const refundPending = "pending"
-
-var uniqueByArgs = river.UniqueOpts{ByArgs: true, ByState: liveStates}
 
 // ExpireOrderArgs cancels an unpaid order once its payment window closes
 // and releases its stock, asking Stripe first.
@@ -101,7 +90,7 @@ func (ExpireOrderArgs) Kind() string { return KindExpireOrder }
 
 // InsertOpts makes the job unique per order.
 func (ExpireOrderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // ResumeCheckoutArgs finishes a checkout whose process stopped after the
@@ -115,7 +104,7 @@ func (ResumeCheckoutArgs) Kind() string { return KindResumeCheckout }
 
 // InsertOpts makes the job unique per idempotency key.
 func (ResumeCheckoutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // SettleRefundArgs asks Stripe again, with the same idempotency key, about
@@ -129,7 +118,7 @@ func (SettleRefundArgs) Kind() string { return KindSettleRefund }
 
 // InsertOpts makes the job unique per refund.
 func (SettleRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // RefundCancelledOrderArgs refunds the money a cancelled order holds (a
@@ -145,7 +134,7 @@ func (RefundCancelledOrderArgs) Kind() string { return KindRefundCancelledOrder 
 // three times leaves the order to a person, as each decline is an event
 // on it.
 func (RefundCancelledOrderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs, MaxAttempts: 3}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued, MaxAttempts: 3}
 }
 
 // PurgeKeysArgs deletes finished Idempotency-Keys older than KeyRetention.
@@ -156,7 +145,7 @@ func (PurgeKeysArgs) Kind() string { return KindPurgeKeys }
 
 // InsertOpts keeps one purge queued at a time.
 func (PurgeKeysArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // SweepArgs enqueues the jobs that transactional inserts could have
@@ -169,7 +158,7 @@ func (SweepArgs) Kind() string { return KindSweep }
 
 // InsertOpts keeps one sweep queued at a time.
 func (SweepArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // AddWorkers registers the money path's workers on w.

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/store"
 )
 
@@ -67,7 +68,7 @@ func (FulfillmentReminderArgs) Kind() string { return KindFulfillmentReminder }
 
 // InsertOpts makes the job unique per order.
 func (FulfillmentReminderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // ReviewRequestArgs asks the customer of a paid order for a review.
@@ -80,7 +81,7 @@ func (ReviewRequestArgs) Kind() string { return KindReviewRequest }
 
 // InsertOpts makes the job unique per order.
 func (ReviewRequestArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // DeliveryFollowUpArgs asks the customer of a shipped order whether it
@@ -94,7 +95,7 @@ func (DeliveryFollowUpArgs) Kind() string { return KindDeliveryFollowUp }
 
 // InsertOpts makes the job unique per order.
 func (DeliveryFollowUpArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: uniqueByArgs}
+	return river.InsertOpts{UniqueOpts: jobs.UniqueWhileQueued}
 }
 
 // FollowUpApplies says whether the follow-up (a FollowUp constant) still
