@@ -206,6 +206,16 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	plenty := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50)})
 	short := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(3), Name: "Short one"})
 	archived := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50), Name: "Gone one"})
+	// checkout places u's cart as an order.
+	checkout := func(u string) error {
+		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+		return err
+	}
 	place := func(p store.Product, qty int) error {
 		u := shoptest.User(ctx, t, s, nil).ID
 		for _, l := range []struct {
@@ -216,13 +226,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
-			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
-		return err
+		return checkout(u)
 	}
 	check := func(err error, p store.Product, want shopd.Shortage, name string) {
 		t.Helper()
@@ -245,13 +249,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	if _, err := s.ArchiveProduct(ctx, archived.ID); err != nil {
 		t.Fatal(err)
 	}
-	k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
-		BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
-	check(err, archived, shopd.Shortage{ProductID: archived.ID, SKU: archived.SKU, Requested: 2, Available: 0}, "Gone one")
+	check(checkout(u), archived, shopd.Shortage{ProductID: archived.ID, SKU: archived.SKU, Requested: 2, Available: 0}, "Gone one")
 	if st := shoptest.Stock(ctx, t, s, plenty.ID); st != 50 {
 		t.Errorf("stock of the line that was there = %d, want 50 (rolled back)", st)
 	}
