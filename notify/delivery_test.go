@@ -100,13 +100,7 @@ func TestTwoInstancesSendEachMessageOnce(t *testing.T) {
 			t.Errorf("%s received %d times", id, c)
 		}
 	}
-	var sent float64
-	for _, in := range b.insts {
-		sent += in.counter(t, "shopd_notifications_sent_total", notify.TemplateOrderConfirmation, notify.ChannelEmail)
-	}
-	if sent != n {
-		t.Errorf("instances counted %v confirmations sent, want %d", sent, n)
-	}
+	counted(t, b.insts, "shopd_notifications_sent_total", notify.TemplateOrderConfirmation, notify.ChannelEmail, n)
 }
 
 // TestRetriedUntilSent: the SMTP server refuses the first three attempts;
@@ -160,9 +154,7 @@ func TestFailedForGoodThenRetriedByAdmin(t *testing.T) {
 	if got.Status != notify.StatusFailed || got.Attempts != 3 || got.LastError == nil {
 		t.Fatalf("%s after %d attempts (last error %v), want failed after 3 with an error", got.Status, got.Attempts, got.LastError)
 	}
-	if c := in.counter(t, "shopd_notifications_failed_total", notify.TemplateOrderConfirmation, notify.ChannelEmail); c != 1 {
-		t.Errorf("failed{order-confirmation,email} = %v, want 1", c)
-	}
+	counted(t, b.insts, "shopd_notifications_failed_total", notify.TemplateOrderConfirmation, notify.ChannelEmail, 1)
 
 	b.mail.setRefuse(0)
 	requeued, err := in.outbox.Retry(ctx, id)

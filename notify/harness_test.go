@@ -437,6 +437,29 @@ func (b *bundle) settled(t *testing.T, id string) notify.Notification {
 	return n
 }
 
+// counted waits until the notification counter name for template and
+// channel, summed over insts, reaches want, and fails the test when it
+// ends above it. The counter moves just after the row's status is
+// written, so a read right after the row settles may be one behind.
+func counted(t *testing.T, insts []*instance, name, template, channel string, want float64) {
+	t.Helper()
+	var got float64
+	sum := func() bool {
+		got = 0
+		for _, in := range insts {
+			got += in.counter(t, name, template, channel)
+		}
+		return got >= want
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !sum() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got != want {
+		t.Errorf("%s{template=%q,channel=%q} = %v, want %v", name, template, channel, got, want)
+	}
+}
+
 // counter is the value of the notification counter name for template and
 // channel on the instance's registry.
 func (in *instance) counter(t *testing.T, name, template, channel string) float64 {
