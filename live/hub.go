@@ -30,8 +30,14 @@ const ListenerApplicationName = "shopd-stream-listener"
 const (
 	DefaultMaxStreams = 1000
 	// DefaultBuffer is how many events a subscriber may fall behind the
-	// fan-out before it is dropped.
-	DefaultBuffer = 256
+	// fan-out before it is dropped: a few pages, so that a burst committed
+	// at once reaches subscribers that keep up.
+	DefaultBuffer = 4 * pageSize
+	// lagGrace is how long the hub waits, before fanning out a page, for
+	// subscribers to make room for it; those that have not by then are
+	// dropped. It bounds what a stalled subscriber can cost the others,
+	// once: then it is gone.
+	lagGrace = 500 * time.Millisecond
 	// DefaultPollInterval is how often the hub reads the table without
 	// being notified: a safety net, since a listener that reconnects
 	// catches up by itself.
@@ -194,6 +200,7 @@ func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		h.awaitRoom(ctx, len(events))
 		h.fanOut(events)
 		if len(events) < pageSize {
 			break
@@ -203,6 +210,34 @@ func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
 		return false, fmt.Errorf("look for unsettled stream events: %w", err)
 	}
 	return pending, nil
+}
+
+// awaitRoom waits, for at most lagGrace, until every subscription has
+// room for n more events. A burst larger than the buffers (a transaction
+// that records hundreds of events) then reaches every subscriber that
+// keeps up, page by page, instead of dropping them all; the ones that do
+// not keep up are dropped by fanOut.
+func (h *Hub) awaitRoom(ctx context.Context, n int) {
+	deadline := time.Now().Add(lagGrace)
+	for {
+		h.mu.Lock()
+		full := false
+		for s := range h.subs {
+			if cap(s.ch)-len(s.ch) < n {
+				full = true
+				break
+			}
+		}
+		h.mu.Unlock()
+		if !full || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // fanOut hands each event to the subscriptions it concerns without ever
