@@ -246,7 +246,8 @@ func (h *Hub) awaitRoom(ctx context.Context, n int) {
 func (h *Hub) fanOut(events []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, e := range events {
+	for i := range events {
+		e := &events[i] // shared by every subscriber, read-only
 		if !e.Cursor.After(h.cursor) {
 			continue // fanned out already, by a read that overlapped this one
 		}
@@ -285,7 +286,7 @@ func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
 		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
 			Message: "Too many open streams on this instance; retry later."}
 	}
-	s := &Subscription{hub: h, orderID: orderID, ch: make(chan Event, h.cfg.Buffer), Start: h.cursor}
+	s := &Subscription{hub: h, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
 	h.subs[s] = struct{}{}
 	h.metrics.open.WithLabelValues(s.kind()).Inc()
 	return s, nil
@@ -347,7 +348,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 type Subscription struct {
 	hub     *Hub
 	orderID string
-	ch      chan Event
+	ch      chan *Event
 	// Start is the position the subscription starts after.
 	Start Cursor
 	// dropped is set, under the hub's lock, when the hub ended the
@@ -355,9 +356,11 @@ type Subscription struct {
 	dropped bool
 }
 
-// Events delivers the subscription's events; it is closed when the
-// subscription ends (Close, a full buffer, the hub's shutdown).
-func (s *Subscription) Events() <-chan Event { return s.ch }
+// Events delivers the subscription's events, shared with the other
+// subscriptions: read them, never change them. It is closed when the
+// subscription ends (Close, a full buffer, the hub's shutdown). A
+// pointer per buffered event keeps an idle subscription's buffer small.
+func (s *Subscription) Events() <-chan *Event { return s.ch }
 
 // Dropped reports whether the hub ended the subscription because the
 // stream fell behind.
