@@ -213,6 +213,7 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 			TaxRateBPS: cfg.TaxRateBPS, ShippingFlatCents: cfg.ShippingFlatCents, FreeShippingOverCents: cfg.FreeShippingOverCents,
 		},
 		PaymentWindow: cfg.PaymentWindow,
+		LeaseTTL:      cfg.CheckoutLease,
 		Limiter:       limiter,
 		CheckoutLimit: ratelimit.PerHour(cfg.CheckoutsPerHour),
 		Log:           log,

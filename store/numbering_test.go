@@ -29,7 +29,7 @@ func TestOrderNumbersAreGapFree(t *testing.T) {
 	if _, err := s.AddToCart(ctx, u, p.ID, 2); err != nil {
 		t.Fatal(err)
 	}
-	k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+	k, _, _, err := s.ClaimCheckout(ctx, u, "key-"+uuid.NewString(), "h", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
