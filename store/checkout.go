@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-		"encoding/json"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
