@@ -130,7 +130,10 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 	}
 	a.orders = newOrders(cfg, st, limiter, log)
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The pool's go_sql_* series (in use, idle, waits): whether the pool
+	// ever ran out of connections.
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.DB().DB, "shopd"))
 	if a.outbox, err = newOutbox(cfg, st, registry, log); err != nil {
 		a.close(log)
 		return nil, err

@@ -34,12 +34,16 @@ type env struct {
 	keep    bool
 	logFile *os.File // stripe-mock's, the server's and PostgreSQL's output
 	db      *pgcluster.Cluster
-	stripe  *stripemock.Server
+	stripe  *stripemock.Server // nil when standIn answers for Stripe
+	standIn *stripeStandIn
 	server  *exec.Cmd
 	exited  chan struct{} // closed when the server process has exited
 	waitErr error
 	pid     int
 	base    string // http://127.0.0.1:PORT
+	// startup is the server's start-up on the migrated, seeded database:
+	// from exec to the first 200 of /readyz.
+	startup time.Duration
 }
 
 // serverEnvKeys are the variables the server reads; inherited values are
@@ -51,12 +55,13 @@ var serverEnvKeys = []string{
 	"QUOTA_CHECKOUTS_PER_HOUR", "QUOTA_SEARCHES_PER_HOUR", "LOGIN_FAILURES_PER_MINUTE",
 	"LOGIN_FAILURES_PER_IP_PER_MINUTE", "REGISTRATIONS_PER_IP_PER_HOUR",
 	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS",
-	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT",
+	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT", "METRICS_TOKEN", "CHECKOUT_LEASE",
 }
 
-// startEnv starts PostgreSQL and stripe-mock, seeds the demo catalog and
-// starts `shopd` serving on a free loopback port.
-func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err error) {
+// startEnv starts PostgreSQL and stripe-mock (or, with standIn, points the
+// server at it instead), seeds the demo catalog and starts `shopd` serving
+// on a free loopback port.
+func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeStandIn) (_ *env, err error) {
 	dir, err := os.MkdirTemp("", "shopbench-")
 	if err != nil {
 		return nil, err
@@ -67,7 +72,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	e := &env{dir: dir, keep: keep}
+	e := &env{dir: dir, keep: keep, standIn: standIn}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -83,9 +88,14 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	if err != nil {
 		return nil, err
 	}
-	e.stripe, err = stripemock.Start(ctx, e.logFile)
-	if err != nil {
-		return nil, err
+	stripeBase := ""
+	if standIn != nil {
+		stripeBase = standIn.URL
+	} else {
+		if e.stripe, err = stripemock.Start(ctx, e.logFile); err != nil {
+			return nil, err
+		}
+		stripeBase = e.stripe.URL
 	}
 	port, err := pgcluster.FreePort()
 	if err != nil {
@@ -97,7 +107,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	environ := serverEnviron(map[string]string{
 		"HTTP_ADDR":                addr,
 		"DATABASE_URL":             e.db.URL,
-		"STRIPE_API_BASE":          e.stripe.URL,
+		"STRIPE_API_BASE":          stripeBase,
 		"STRIPE_SECRET_KEY":        "sk_test_bench",
 		"STRIPE_WEBHOOK_SECRET":    webhookSecret,
 		"DATA_DIR":                 filepath.Join(dir, "server"),
@@ -120,6 +130,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	e.server.Env = environ
 	e.server.Stdout, e.server.Stderr = e.logFile, e.logFile
 	e.server.SysProcAttr = serverProcAttr()
+	execAt := time.Now()
 	if err := e.server.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", serverBin, err)
 	}
@@ -132,6 +143,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	if err := e.waitReady(ctx, 60*time.Second); err != nil {
 		return nil, fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
 	}
+	e.startup = time.Since(execAt)
 	return e, nil
 }
 
@@ -167,7 +179,8 @@ func serverEnviron(set map[string]string) []string {
 	return out
 }
 
-// waitReady polls /readyz until the server answers 200.
+// waitReady polls /readyz every 2 ms until the server answers 200: the
+// start-up time is measured with it.
 func (e *env) waitReady(ctx context.Context, limit time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(limit)
@@ -187,7 +200,7 @@ func (e *env) waitReady(ctx context.Context, limit time.Duration) error {
 			return fmt.Errorf("server exited before it was ready: %v", e.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("server not ready after %v: %v", limit, err)
@@ -223,6 +236,9 @@ func (e *env) close() {
 	}
 	if e.stripe != nil {
 		e.stripe.Stop()
+	}
+	if e.standIn != nil {
+		e.standIn.close()
 	}
 	if e.db != nil {
 		if err := e.db.Stop(); err != nil {

@@ -94,7 +94,19 @@ type options struct {
 	flood         int
 	floodAccounts int
 	floodBody     int
+	// stripeLatency, when >= 0, puts the bench's Stripe stand-in (answers
+	// after this long) in place of stripe-mock.
+	stripeLatency time.Duration
+	// sweep runs the checkout scenario over sweepLatencies x sweepClients
+	// against the stand-in instead of the scenarios.
+	sweep bool
 }
+
+// The latency sweep's grid.
+var (
+	sweepLatencies = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}
+	sweepClients   = []int{32, 256}
+)
 
 // scenarioNames are the -scenarios a bench can run, in the order it runs them.
 var scenarioNames = []string{"list", "get", "checkout", "login-flood"}
@@ -133,6 +145,8 @@ func main() {
 	flag.IntVar(&o.flood, "flood", 300, "concurrent logins in the login-flood scenario")
 	flag.IntVar(&o.floodAccounts, "flood-accounts", 30, "accounts the login flood logs in to")
 	flag.IntVar(&o.floodBody, "flood-body", 0, "pad each login body of the flood with spaces to this many bytes (0: no padding)")
+	flag.DurationVar(&o.stripeLatency, "stripe-latency", -1, "answer Stripe calls from the bench's own stand-in after this long, instead of stripe-mock (-1: stripe-mock)")
+	flag.BoolVar(&o.sweep, "sweep", false, "run only add-to-cart + checkout against the Stripe stand-in at 0, 100 and 300 ms latency x 32 and 256 clients, and print the table")
 	flag.Parse()
 	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
 		o.flood < 1 || o.floodAccounts < 1 {
@@ -170,6 +184,7 @@ type outcome struct {
 	// the server's VmHWM (KiB) after it.
 	serverCores, clientCores float64
 	peakRSS                  int64
+	pool                     poolStats
 }
 
 func bench(ctx context.Context, o options, out io.Writer) (int, error) {
@@ -194,15 +209,32 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	o.server = server
 
-	fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
-	e, err := startEnv(ctx, server, o.keep)
+	var standIn *stripeStandIn
+	if o.stripeLatency >= 0 || o.sweep {
+		if standIn, err = startStripeStandIn(); err != nil {
+			return 1, err
+		}
+		standIn.setLatency(max(o.stripeLatency, 0))
+		fmt.Fprintf(out, "starting PostgreSQL and the server; Stripe is the bench's stand-in (%v latency) ...\n", max(o.stripeLatency, 0))
+	} else {
+		fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
+	}
+	e, err := startEnv(ctx, server, o.keep, standIn)
 	if err != nil {
+		if standIn != nil {
+			standIn.close()
+		}
 		return 1, err
 	}
 	defer e.close()
+	fmt.Fprintf(out, "server start-up on the migrated, seeded database (exec -> /readyz 200): %v (target < 300ms)\n",
+		e.startup.Round(time.Millisecond))
 	_, startRSS, _ := memoryKiB(e.pid)
 	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
 
+	if o.sweep {
+		return runSweep(ctx, o, e, a, out)
+	}
 	var outcomes []outcome
 	mem := memReport{startRSS: startRSS}
 	if o.scenarios["list"] || o.scenarios["get"] || o.scenarios["checkout"] {
@@ -303,11 +335,13 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 		}
 		serverBefore, _ := processCPU(e.pid)
 		selfBefore := selfCPU()
+		sampler := samplePool(e.base)
 		res := run(ctx, p.sc, workers, o.duration)
+		pool := sampler.end()
 		if ctx.Err() != nil {
 			return nil, mem, ctx.Err()
 		}
-		oc := outcome{api: res, target: p.target}
+		oc := outcome{api: res, target: p.target, pool: pool}
 		if serverAfter, err := processCPU(e.pid); err == nil {
 			oc.serverCores = (serverAfter - serverBefore).Seconds() / res.elapsed.Seconds()
 		}
@@ -391,6 +425,10 @@ func reportThroughput(out io.Writer, o options, outcomes []outcome, mem memRepor
 		}
 	}
 	fmt.Fprintln(out, "(ops/s and latencies are per operation; peak RSS is the server's highest so far, after each scenario)")
+	fmt.Fprintln(out, "\ndatabase pool (the server's /metrics go_sql_*, sampled every 20 ms):")
+	for _, oc := range outcomes {
+		fmt.Fprintf(out, "  %-28s %s\n", oc.api.name, oc.pool)
+	}
 	switch {
 	case mem.err != nil:
 		fmt.Fprintf(out, "\nserver peak RSS: unknown (%v)\n", mem.err)
