@@ -87,7 +87,9 @@ func (p Program) Run(ctx context.Context, args []string, getenv func(string) str
 	if cmd == "migrate" {
 		return migrate(ctx, cfg, stdout)
 	}
-	return p.serve(ctx, cfg, slog.New(slog.NewJSONHandler(stderr, nil)), stdout)
+	logs := newLogWriter(stderr, logBufferSize, logFlushEvery)
+	defer logs.Close()
+	return p.serve(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)), stdout)
 }
 
 // migrate applies the migrations, ours (opening the store does) and the

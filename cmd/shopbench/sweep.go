@@ -30,8 +30,9 @@ func runSweep(ctx context.Context, o options, e *env, a api, out io.Writer) (int
 	}
 	fmt.Fprintf(out, "%d customers set up in %v; %v warm-up + %v per cell\n\n", most, time.Since(prepStart).Round(100*time.Millisecond), o.warmup, o.duration)
 	var rows []sweepRow
-	sc := checkoutScenario(f)
 	for _, clients := range sweepClients {
+		// A scenario of its own per client count: its keys are new.
+		sc := checkoutScenario(f)
 		workers := newWorkers(e.base, clients)
 		for _, w := range workers {
 			sc.setup(w)
