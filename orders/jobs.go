@@ -37,6 +37,7 @@ func JobKinds() []string {
 // (jobs.Client) is one.
 type JobInserter interface {
 	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 }
 
 // Delays of the workflows, when the Service's fields leave them zero.
@@ -217,11 +218,20 @@ func (s *Service) enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs,
 // enqueueCheckoutJobs schedules, in the order transaction, the order's
 // expiry at its payment due time and the recovery of its checkout should
 // this process stop before the checkout ends.
+// Both go in one statement: the order transaction holds the hot stock
+// and counter rows until it commits.
 func (s *Service) enqueueCheckoutJobs(ctx context.Context, tx *store.Tx, keyID int64, o store.Order) error {
-	if err := s.enqueue(ctx, tx, ExpireOrderArgs{OrderID: o.ID}, o.PaymentDueAt); err != nil {
-		return err
+	if s.Jobs == nil {
+		return nil
 	}
-	return s.enqueue(ctx, tx, ResumeCheckoutArgs{KeyID: keyID}, s.now().Add(s.resumeCheckoutAfter()))
+	_, err := s.Jobs.InsertManyTx(ctx, tx.SQL(), []river.InsertManyParams{
+		{Args: ExpireOrderArgs{OrderID: o.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: o.PaymentDueAt}},
+		{Args: ResumeCheckoutArgs{KeyID: keyID}, InsertOpts: &river.InsertOpts{ScheduledAt: s.now().Add(s.resumeCheckoutAfter())}},
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue checkout jobs: %w", err)
+	}
+	return nil
 }
 
 // workExpire is the expire_order job: nothing when the order was paid or

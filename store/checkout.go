@@ -377,23 +377,6 @@ SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
-	// numberOrderSQL takes the next number and gives it to the order. It is
-	// the transaction's last statement: the counter row stays locked until
-	// commit and every checkout needs it, so it is held for as little as
-	// possible. Numbers come without gaps: a rolled-back checkout rolls
-	// its increment back too.
-	numberOrderSQL = `
-WITH n AS (
-	UPDATE order_number_counter
-	SET last = last + 1
-	RETURNING last
-)
-UPDATE orders
-SET order_number = n.last
-FROM n
-WHERE orders.id = $1
-RETURNING orders.order_number`
-
 	// insertOrderItemsSQL writes all lines in one statement.
 	insertOrderItemsSQL = `
 INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
@@ -413,18 +396,38 @@ SET updated_at = $2
 WHERE user_id = $1
 RETURNING updated_at`
 
+	// orderCreatedSQL moves the key to order_created with the order and
+	// the cart it emptied, then takes the next order number and gives it to
+	// the order, in one statement and only if the key was still at
+	// started. It is the transaction's last statement: the counter row
+	// stays locked until commit and every checkout needs it, so it is held
+	// for as little as possible. Numbers come without gaps: a rolled-back
+	// checkout rolls its increment back too.
 	orderCreatedSQL = `
-UPDATE idempotency_keys
-SET recovery_point = 'order_created',
-	order_id = $2,
-	cart_snapshot = $3,
-	updated_at = now()
-WHERE id = $1
-	AND recovery_point = 'started'`
+WITH k AS (
+	UPDATE idempotency_keys
+	SET recovery_point = 'order_created',
+		order_id = $2,
+		cart_snapshot = $3,
+		updated_at = now()
+	WHERE id = $1
+		AND recovery_point = 'started'
+	RETURNING id
+), n AS (
+	UPDATE order_number_counter
+	SET last = last + 1
+	WHERE EXISTS (SELECT 1 FROM k)
+	RETURNING last
+)
+UPDATE orders
+SET order_number = n.last
+FROM n
+WHERE orders.id = $2
+RETURNING orders.order_number`
 )
 
 // insertOrderSQL writes the order and its first event together. The order
-// has no number until numberOrderSQL, so it reads back as 0.
+// has no number until orderCreatedSQL, so it reads back as 0.
 var insertOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
@@ -467,7 +470,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
 	// The id is made here so the sale ledger rows can name the order
-	// before it exists; it is numbered last (numberOrderSQL).
+	// before it exists; it is numbered last (orderCreatedSQL).
 	orderID := uuid.NewString()
 	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
@@ -510,16 +513,13 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
-	if err != nil {
-		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		// Another request finished this key first; roll everything back.
+	err = tx.GetContext(ctx, &o.OrderNumber, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Another request placed this key's order first; roll everything back.
 		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
 	}
-	if err := tx.GetContext(ctx, &o.OrderNumber, numberOrderSQL, o.ID); err != nil {
-		return Order{}, fmt.Errorf("number order: %w", translate(err))
+	if err != nil {
+		return Order{}, fmt.Errorf("record and number order: %w", translate(err))
 	}
 	return o, nil
 }
