@@ -22,7 +22,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	echomw "github.com/oapi-codegen/echo-middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -180,14 +179,14 @@ func requestValidator(authn *auth.Authenticator) (echo.MiddlewareFunc, error) {
 	}
 	// The validator must not match on the spec's server host.
 	spec.Servers = nil
-	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
-		Skipper:           outsideSpec,
-		MultiErrorHandler: validationProblem,
-		Options: openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: authn.Authenticate,
-		},
-	}), nil
+	v, err := newSpecValidator(spec, openapi3filter.Options{
+		MultiError:         true,
+		AuthenticationFunc: authn.Authenticate,
+	}, validationProblem, outsideSpec)
+	if err != nil {
+		return nil, err
+	}
+	return v.middleware, nil
 }
 
 // useMiddleware sets the chain every request goes through, in order.

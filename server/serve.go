@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -50,6 +51,10 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		return err
 	}
 	defer a.close(log)
+	// Start-up leaves tens of MiB of garbage (the spec parsed and rendered,
+	// migrations read) that GOGC=400 would keep around until the heap is
+	// five times what is live: collect it now and give it back.
+	debug.FreeOSMemory()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
