@@ -104,3 +104,16 @@ func TestAccessLogCompleteAtShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsShowThePool: /metrics carries the database pool's series, so
+// an operator (and make bench) sees whether it ever ran out.
+func TestMetricsShowThePool(t *testing.T) {
+	t.Parallel()
+	s := start(t, map[string]string{"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir()})
+	m := s.metrics(t)
+	for _, series := range []string{`go_sql_max_open_connections{db_name="shopd"} 40`, `go_sql_in_use_connections{db_name="shopd"}`, `go_sql_wait_count_total{db_name="shopd"}`} {
+		if !strings.Contains(m, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+}
