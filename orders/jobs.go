@@ -249,8 +249,8 @@ func (s *Service) workExpire(ctx context.Context, orderID string) error {
 }
 
 // workResumeCheckout is the resume_checkout job: it finishes the checkout
-// under the same lock a retrying request takes, or does nothing when the
-// checkout ended. While a request holds the lock it looks again later.
+// under the key's lease, as a retrying request does, or does nothing when the
+// checkout ended. While a request holds the lease it looks again later.
 func (s *Service) workResumeCheckout(ctx context.Context, keyID int64) error {
 	busy, err := s.resumeCheckout(ctx, keyID)
 	if err != nil {

@@ -18,7 +18,7 @@ const KeyRetention = 24 * time.Hour
 // window, retries refunds that never got an answer and refunds cancelled
 // orders still holding money. The server relies on jobs (see jobs.go);
 // Reconcile is for tools and tests. Safe to run alongside them: each piece
-// works under the same locks as requests and jobs do.
+// works under the same locks and leases as requests and jobs do.
 func (s *Service) Reconcile(ctx context.Context) {
 	now := s.now()
 	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-s.resumeCheckoutAfter())); err != nil {
