@@ -25,6 +25,8 @@ const (
 	adminPassword    = "bench-admin-password"
 	customerPassword = "bench-customer-password"
 	webhookSecret    = "whsec_bench_only"
+	// metricsToken guards the server's /metrics and /debug/pprof/.
+	metricsToken = "bench-metrics-token"
 )
 
 // env is everything the bench started: a throwaway PostgreSQL, stripe-mock
@@ -120,6 +122,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeS
 		"LOGIN_FAILURES_PER_MINUTE":        "0",
 		"LOGIN_FAILURES_PER_IP_PER_MINUTE": "0",
 		"REGISTRATIONS_PER_IP_PER_HOUR":    "0",
+		"METRICS_TOKEN":                    metricsToken,
 	})
 
 	if err := seedCatalog(ctx, e.db.URL); err != nil {

@@ -100,6 +100,9 @@ type options struct {
 	// sweep runs the checkout scenario over sweepLatencies x sweepClients
 	// against the stand-in instead of the scenarios.
 	sweep bool
+	// cpuProfile, when set, is where a CPU profile of the server during
+	// the measured phase of profileScenario goes.
+	cpuProfile, profileScenario string
 }
 
 // The latency sweep's grid.
@@ -146,6 +149,8 @@ func main() {
 	flag.IntVar(&o.floodAccounts, "flood-accounts", 30, "accounts the login flood logs in to")
 	flag.IntVar(&o.floodBody, "flood-body", 0, "pad each login body of the flood with spaces to this many bytes (0: no padding)")
 	flag.DurationVar(&o.stripeLatency, "stripe-latency", -1, "answer Stripe calls from the bench's own stand-in after this long, instead of stripe-mock (-1: stripe-mock)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during one scenario's measured phase to this file (go tool pprof)")
+	flag.StringVar(&o.profileScenario, "profile-scenario", "checkout", "the scenario -cpuprofile profiles: list, get or checkout")
 	flag.BoolVar(&o.sweep, "sweep", false, "run only add-to-cart + checkout against the Stripe stand-in at 0, 100 and 300 ms latency x 32 and 256 clients, and print the table")
 	flag.Parse()
 	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
@@ -336,8 +341,20 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 		serverBefore, _ := processCPU(e.pid)
 		selfBefore := selfCPU()
 		sampler := samplePool(e.base)
+		profiled := make(chan error, 1)
+		if o.cpuProfile != "" && p.script == o.profileScenario {
+			go func() { profiled <- cpuProfile(ctx, e.base, o.duration, o.cpuProfile) }()
+		} else {
+			profiled <- nil
+		}
 		res := run(ctx, p.sc, workers, o.duration)
 		pool := sampler.end()
+		if err := <-profiled; err != nil {
+			return nil, mem, err
+		}
+		if o.cpuProfile != "" && p.script == o.profileScenario {
+			fmt.Fprintf(out, "(CPU profile of the server in %s) ", o.cpuProfile)
+		}
 		if ctx.Err() != nil {
 			return nil, mem, ctx.Err()
 		}

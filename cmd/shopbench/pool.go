@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,11 +93,15 @@ func scrapePool(ctx context.Context, client *http.Client, base string) (map[stri
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
 	res, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", res.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -123,4 +130,32 @@ func (p poolStats) String() string {
 	}
 	return "peak " + strconv.Itoa(p.peakInUse) + " of " + strconv.Itoa(p.maxOpen) + " in use, " +
 		strconv.FormatInt(p.waits, 10) + " waits for a connection: " + verdict
+}
+
+// cpuProfile fetches a CPU profile of the server over the next d from its
+// /debug/pprof/profile and writes it to path (for `go tool pprof`).
+func cpuProfile(ctx context.Context, base string, d time.Duration, path string) error {
+	secs := max(int(d.Seconds()), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
+	res, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
