@@ -43,6 +43,8 @@ type env struct {
 	waitErr error
 	pid     int
 	base    string // http://127.0.0.1:PORT
+	bin     string
+	environ []string
 	// startup is the server's start-up on the migrated, seeded database:
 	// from exec to the first 200 of /readyz.
 	startup time.Duration
@@ -129,13 +131,23 @@ func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeS
 		return nil, err
 	}
 
-	e.server = exec.Command(serverBin)
-	e.server.Env = environ
+	e.bin, e.environ = serverBin, environ
+	if err := e.startServer(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// startServer execs the server and waits until it is ready, recording how
+// long that took in e.startup.
+func (e *env) startServer(ctx context.Context) error {
+	e.server = exec.Command(e.bin)
+	e.server.Env = e.environ
 	e.server.Stdout, e.server.Stderr = e.logFile, e.logFile
 	e.server.SysProcAttr = serverProcAttr()
 	execAt := time.Now()
 	if err := e.server.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", serverBin, err)
+		return fmt.Errorf("start %s: %w", e.bin, err)
 	}
 	e.pid = e.server.Process.Pid
 	e.exited = make(chan struct{})
@@ -144,10 +156,18 @@ func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeS
 		close(e.exited)
 	}()
 	if err := e.waitReady(ctx, 60*time.Second); err != nil {
-		return nil, fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
+		return fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
 	}
 	e.startup = time.Since(execAt)
-	return e, nil
+	return nil
+}
+
+// restart stops the server gracefully and starts it again on the same
+// database, now holding everything the bench made: e.startup is then a
+// start-up on an existing database, its admin included.
+func (e *env) restart(ctx context.Context) error {
+	e.stopServer()
+	return e.startServer(ctx)
 }
 
 // seedCatalog migrates the database (opening the store does) and adds the
@@ -225,18 +245,7 @@ func (e *env) serverAlive() bool {
 // and PostgreSQL, and removes the temporary directory. It reports failures
 // on stderr: there is nothing else to do about them.
 func (e *env) close() {
-	if e.server != nil && e.server.Process != nil {
-		if e.serverAlive() {
-			e.server.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(15 * time.Second):
-				fmt.Fprintln(os.Stderr, "shopbench: server did not stop within 15s; killing it")
-				e.server.Process.Kill()
-				<-e.exited
-			}
-		}
-	}
+	e.stopServer()
 	if e.stripe != nil {
 		e.stripe.Stop()
 	}
@@ -256,6 +265,21 @@ func (e *env) close() {
 		return
 	}
 	os.RemoveAll(e.dir)
+}
+
+// stopServer stops the server: SIGTERM, then SIGKILL after 15 s.
+func (e *env) stopServer() {
+	if e.server == nil || e.server.Process == nil || !e.serverAlive() {
+		return
+	}
+	e.server.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		fmt.Fprintln(os.Stderr, "shopbench: server did not stop within 15s; killing it")
+		e.server.Process.Kill()
+		<-e.exited
+	}
 }
 
 // logTail returns the last n lines of the services log.

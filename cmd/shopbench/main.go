@@ -56,6 +56,17 @@
 // flood (VmHWM, reset just before it): what a login flood costs in memory.
 // `make bench BENCH_FLAGS=-scenarios=login-flood` runs it alone.
 //
+// # Stripe latency, the pool, start-up
+//
+// -stripe-latency D puts the bench's own Stripe stand-in (stripe.go) in
+// place of stripe-mock, answering after D; -sweep runs add-to-cart +
+// checkout against it over 0/100/300 ms x 32/256 clients and prints one
+// table. Each measured phase samples the server's database pool from
+// /metrics (peak in use, waits for a connection). The report ends with the
+// server's start-up on the existing database: it is restarted and timed
+// from exec to the first 200 of /readyz. -cpuprofile FILE saves a CPU
+// profile of the server over one scenario (-profile-scenario).
+//
 // Any non-2xx answer or transport error counts as an error and is listed
 // with a sample body (in the flood: any answer but 200 for the right
 // password and 401 for the others); a bench with errors says so and exits
@@ -232,7 +243,7 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 1, err
 	}
 	defer e.close()
-	fmt.Fprintf(out, "server start-up on the migrated, seeded database (exec -> /readyz 200): %v (target < 300ms)\n",
+	fmt.Fprintf(out, "server first start-up (migrated, seeded database; creates the admin: one argon2id hash): %v\n",
 		e.startup.Round(time.Millisecond))
 	_, startRSS, _ := memoryKiB(e.pid)
 	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
@@ -266,6 +277,9 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 
 	alive := e.serverAlive()
 	code := report(out, o, outcomes, flood, alive, mem)
+	if alive {
+		reportRestart(ctx, out, e)
+	}
 	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
 	if code != 0 && !o.keep {
 		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
@@ -390,6 +404,21 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 type memReport struct {
 	startRSS, setupPeak, peakRSS, endRSS int64
 	peakReset, err                       error
+}
+
+// reportRestart restarts the server on the database the bench filled and
+// prints how long it took from exec to the first 200 of /readyz.
+func reportRestart(ctx context.Context, out io.Writer, e *env) {
+	if err := e.restart(ctx); err != nil {
+		fmt.Fprintf(out, "\nserver restart failed: %v\n", err)
+		return
+	}
+	verdict := "met"
+	if e.startup >= 300*time.Millisecond {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(out, "\nserver start-up on the existing database (restart; exec -> /readyz 200): %v (target < 300ms: %s)\n",
+		e.startup.Round(time.Millisecond), verdict)
 }
 
 // report prints the results and returns the exit code: 1 when anything

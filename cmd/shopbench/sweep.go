@@ -53,7 +53,9 @@ func runSweep(ctx context.Context, o options, e *env, a api, out io.Writer) (int
 			rows = append(rows, sweepRow{clients: clients, latency: lat, res: res, pool: pool})
 		}
 	}
-	return printSweep(out, rows), nil
+	code := printSweep(out, rows)
+	reportRestart(ctx, out, e)
+	return code, nil
 }
 
 // printSweep prints the sweep's table and returns the exit code (1 when
