@@ -322,6 +322,13 @@ type PlaceOrder struct {
 	BillingAddress  []byte // JSON
 	Pricing         shopd.Pricing
 	PaymentDueAt    time.Time
+	// BeforeNumber, when set, runs in the transaction once the order, its
+	// lines and its stock are written, just before the order is numbered:
+	// what the caller adds to the transaction (its jobs) goes in there, as
+	// the order-number counter row, which every checkout locks, is then
+	// held only from the numbering to the commit. An error refuses the
+	// order (the caller rolls back).
+	BeforeNumber func(tx *Tx, o Order) error
 }
 
 type cartLine struct {
@@ -512,6 +519,11 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	snapshot, err := json.Marshal(cart)
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
+	}
+	if p.BeforeNumber != nil {
+		if err := p.BeforeNumber(t, o); err != nil {
+			return Order{}, err
+		}
 	}
 	err = tx.GetContext(ctx, &o.OrderNumber, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -471,7 +471,7 @@ func reportThroughput(out io.Writer, o options, outcomes []outcome, mem memRepor
 		}
 	}
 	fmt.Fprintln(out, "(ops/s and latencies are per operation; peak RSS is the server's highest so far, after each scenario)")
-	fmt.Fprintln(out, "\ndatabase pool (the server's /metrics go_sql_*, sampled every 20 ms):")
+	fmt.Fprintln(out, "\ndatabase pool (the server's /metrics go_sql_*, sampled every 50 ms):")
 	for _, oc := range outcomes {
 		fmt.Fprintf(out, "  %-28s %s\n", oc.api.name, oc.pool)
 	}
