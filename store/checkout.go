@@ -384,25 +384,6 @@ SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
-	// insertOrderItemsSQL writes all lines in one statement.
-	insertOrderItemsSQL = `
-INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
-SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
-FROM unnest($2::integer[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
-	AS l (line_no, product_id, sku, name, unit_price_cents, quantity)`
-
-	// emptyCartSQL deletes the ordered lines and stamps the cart, returning
-	// the stamp as stored.
-	emptyCartSQL = `
-WITH gone AS (
-	DELETE FROM cart_items
-	WHERE user_id = $1
-)
-UPDATE carts
-SET updated_at = $2
-WHERE user_id = $1
-RETURNING updated_at`
-
 	// orderCreatedSQL moves the key to order_created with the order and
 	// the cart it emptied, then takes the next order number and gives it to
 	// the order, in one statement and only if the key was still at
@@ -433,9 +414,13 @@ WHERE orders.id = $2
 RETURNING orders.order_number`
 )
 
-// insertOrderSQL writes the order and its first event together. The order
-// has no number until orderCreatedSQL, so it reads back as 0.
-var insertOrderSQL = `
+// placeOrderSQL writes the order, its first event and all its lines, and
+// empties the cart (the caller holds its lock), stamping it and returning
+// the stamp as stored: one round trip while the lines' product rows stay
+// locked. The foreign keys of the event and the lines are checked at the
+// end of the statement, when the order is there. The order has no number
+// until orderCreatedSQL, so it reads back as 0.
+var placeOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
@@ -446,8 +431,23 @@ WITH o AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
 	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
 	FROM o
+), lines AS (
+	INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+	SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
+	FROM unnest($13::integer[], $14::uuid[], $15::text[], $16::text[], $17::bigint[], $18::integer[])
+		AS l (line_no, product_id, sku, name, unit_price_cents, quantity)
+), gone AS (
+	DELETE FROM cart_items
+	WHERE user_id = $2
+), emptied AS (
+	UPDATE carts
+	SET updated_at = $19
+	WHERE user_id = $2
+	RETURNING updated_at
 )
-SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + ` FROM o`
+SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + `,
+	(SELECT updated_at FROM emptied) AS emptied_at
+FROM o`
 
 // PlaceOrder turns the user's cart into an order inside the caller's
 // transaction, which may still refuse the order before it commits: it
@@ -502,20 +502,28 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 			UnitPriceCents: taken.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
 	}
 	totals := p.Pricing.CheckoutTotals(subtotal)
-	var o Order
-	err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
+	n := len(items)
+	lineNo, qty := make([]int64, n), make([]int64, n)
+	productID, sku, name := make([]string, n), make([]string, n), make([]string, n)
+	price := make([]int64, n)
+	for i, it := range items {
+		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
+	}
+	var placed struct {
+		Order
+		EmptiedAt time.Time `db:"emptied_at"`
+	}
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
 		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
+		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
+		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
+		t.now().UTC())
 	if err != nil {
 		return Order{}, fmt.Errorf("insert order: %w", translate(err))
 	}
-	if err := insertItems(ctx, tx, orderID, items); err != nil {
-		return Order{}, err
-	}
+	o := placed.Order
 	o.Items = items
-	if err := tx.GetContext(ctx, &cart.EmptiedAt, emptyCartSQL, p.UserID, t.now().UTC()); err != nil {
-		return Order{}, fmt.Errorf("empty cart: %w", translate(err))
-	}
+	cart.EmptiedAt = placed.EmptiedAt
 	snapshot, err := json.Marshal(cart)
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
@@ -584,22 +592,6 @@ func (t *Tx) RestoreCart(ctx context.Context, keyID int64) error {
 	}
 	if _, err := t.tx.ExecContext(ctx, restoreCartStampSQL, keyID, t.now().UTC()); err != nil {
 		return fmt.Errorf("restore cart stamp: %w", translate(err))
-	}
-	return nil
-}
-
-func insertItems(ctx context.Context, tx *sqlx.Tx, orderID string, items []OrderItem) error {
-	n := len(items)
-	lineNo, qty := make([]int64, n), make([]int64, n)
-	productID, sku, name := make([]string, n), make([]string, n), make([]string, n)
-	price := make([]int64, n)
-	for i, it := range items {
-		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
-	}
-	_, err := tx.ExecContext(ctx, insertOrderItemsSQL, orderID, pq.Array(lineNo), pq.Array(productID),
-		pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty))
-	if err != nil {
-		return fmt.Errorf("insert order items: %w", translate(err))
 	}
 	return nil
 }
