@@ -267,11 +267,13 @@ SET recovery_point = 'finished',
 	lease_owner = NULL,
 	lease_expires_at = NULL,
 	updated_at = now()
-WHERE id = $1`
+WHERE id = $1
+	AND recovery_point <> 'finished'`
 
 // RefuseKey ends a checkout that was refused for good, and frees its
 // lease: every retry with the key gets the same refusal, a shopd.Error
-// with code and message.
+// with code and message. A key already finished (by an attempt that took
+// it over) keeps its outcome.
 func (t *Tx) RefuseKey(ctx context.Context, id int64, code, message string) error {
 	if _, err := t.tx.ExecContext(ctx, refuseKeySQL, id, code, message); err != nil {
 		return fmt.Errorf("refuse idempotency key: %w", translate(err))
