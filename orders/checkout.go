@@ -68,6 +68,7 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Placed, er
 	return s.underLease(ctx, lease, func(ctx context.Context) (Placed, error) {
 		var o store.Order
 		var u *store.User // loaded once, by whichever phase needs it first
+		var err error
 		if k.RecoveryPoint == store.PointStarted {
 			o, u, err = s.placeOrder(ctx, k, req)
 			if err != nil {
