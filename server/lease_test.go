@@ -114,3 +114,85 @@ func TestKilledMidCheckoutTakenOverByAnotherInstance(t *testing.T) {
 		t.Errorf("replay = %d, want 200", st)
 	}
 }
+
+// TestSameKeyOnTwoInstances: while one instance's checkout waits on
+// Stripe, the same request on another instance is answered 409 with
+// Retry-After (the lease is in the database, seen by both); once the
+// first answers 201, the other replays it with 200 and the same order:
+// one order, one PaymentIntent.
+func TestSameKeyOnTwoInstances(t *testing.T) {
+	t.Parallel()
+	fake := stripefake.New(t)
+	env := map[string]string{
+		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0",
+		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
+		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_lease_test",
+	}
+	a, b := start(t, env), start(t, env)
+	admin := a.token(t, "boss@example.com", "bootstrap-password")
+	var p struct{ ID string }
+	if st := a.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "L-2", "name": "Kettle", "priceCents": 2500, "stock": 3}, &p); st != http.StatusCreated {
+		t.Fatalf("create product: %d", st)
+	}
+	reg := map[string]any{"email": "bo@example.com", "password": "a-long-password", "firstName": "Bo", "lastName": "Lovelace"}
+	if st := a.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
+		t.Fatalf("register: %d", st)
+	}
+	customer := a.token(t, "bo@example.com", "a-long-password")
+	if st := a.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
+		t.Fatalf("add to cart: %d", st)
+	}
+	key := uuid.NewString()
+	type answer struct {
+		status     int
+		retryAfter string
+		body       []byte
+	}
+	checkout := func(s *server) answer {
+		addr := map[string]any{"firstName": "Bo", "lastName": "Lovelace", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"}
+		body, _ := json.Marshal(map[string]any{"shippingAddress": addr})
+		req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/checkout", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+customer)
+		req.Header.Set("Idempotency-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return answer{}
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return answer{res.StatusCode, res.Header.Get("Retry-After"), raw}
+	}
+
+	release := fake.Hold("/v1/payment_intents")
+	defer release()
+	first := make(chan answer, 1)
+	go func() { first <- checkout(a) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for fake.Held("/v1/payment_intents") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first checkout never reached Stripe")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := checkout(b); got.status != http.StatusConflict || got.retryAfter == "" {
+		t.Fatalf("same key on the other instance while the first is in flight: %d (Retry-After %q) %s", got.status, got.retryAfter, got.body)
+	}
+	release()
+	won := <-first
+	if won.status != http.StatusCreated {
+		t.Fatalf("first checkout: %d %s", won.status, won.body)
+	}
+	again := checkout(b)
+	if again.status != http.StatusOK || !bytes.Equal(again.body, won.body) {
+		t.Errorf("replay on the other instance: %d\n%s\nwant 200 with\n%s", again.status, again.body, won.body)
+	}
+	var out placed
+	if err := json.Unmarshal(won.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := fake.IntentCount(); n != 1 || len(fake.IntentsForOrder(out.Order.ID)) != 1 {
+		t.Errorf("intents = %d, want 1, for order %s", n, out.Order.ID)
+	}
+}
