@@ -213,21 +213,25 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 			KeyID: k.ID, UserID: req.UserID, Email: u.Email,
 			ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
 			Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
-			BeforeNumber: func(tx *store.Tx, o store.Order) error {
-				// Before commit: a total no payment can take must not hold stock.
-				if err := s.chargeable(o); err != nil {
-					return err
-				}
-				return s.enqueueCheckoutJobs(ctx, tx, k.ID, o)
-			},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		// Before commit: a total no payment can take must not hold stock.
+		if err := s.chargeable(o); err != nil {
+			return err
+		}
+		return s.enqueueCheckoutJobs(ctx, tx, k.ID, o)
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
 		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused:
 			return forget(err)
 		}
+		return store.Order{}, nil, err
+	}
+	// Numbered as it committed.
+	if o.OrderNumber, err = st.OrderNumber(ctx, o.ID); err != nil {
 		return store.Order{}, nil, err
 	}
 	return o, &u, nil

@@ -219,7 +219,7 @@ func (s *Service) enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs,
 // expiry at its payment due time and the recovery of its checkout should
 // this process stop before the checkout ends.
 // Both go in one statement: the order transaction holds the hot stock
-// and counter rows until it commits.
+// rows until it commits.
 func (s *Service) enqueueCheckoutJobs(ctx context.Context, tx *store.Tx, keyID int64, o store.Order) error {
 	if s.Jobs == nil {
 		return nil

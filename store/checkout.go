@@ -324,13 +324,6 @@ type PlaceOrder struct {
 	BillingAddress  []byte // JSON
 	Pricing         shopd.Pricing
 	PaymentDueAt    time.Time
-	// BeforeNumber, when set, runs in the transaction once the order, its
-	// lines and its stock are written, just before the order is numbered:
-	// what the caller adds to the transaction (its jobs) goes in there, as
-	// the order-number counter row, which every checkout locks, is then
-	// held only from the numbering to the commit. An error refuses the
-	// order (the caller rolls back).
-	BeforeNumber func(tx *Tx, o Order) error
 }
 
 type cartLine struct {
@@ -387,33 +380,17 @@ SELECT sku, name, price_cents, currency FROM p`
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
 	// orderCreatedSQL moves the key to order_created with the order and
-	// the cart it emptied, then takes the next order number and gives it to
-	// the order, in one statement and only if the key was still at
-	// started. It is the transaction's last statement: the counter row
-	// stays locked until commit and every checkout needs it, so it is held
-	// for as little as possible. Numbers come without gaps: a rolled-back
-	// checkout rolls its increment back too.
+	// the cart it emptied, if it was still at started.
 	orderCreatedSQL = `
-WITH k AS (
-	UPDATE idempotency_keys
-	SET recovery_point = 'order_created',
-		order_id = $2,
-		cart_snapshot = $3,
-		updated_at = now()
-	WHERE id = $1
-		AND recovery_point = 'started'
-	RETURNING id
-), n AS (
-	UPDATE order_number_counter
-	SET last = last + 1
-	WHERE EXISTS (SELECT 1 FROM k)
-	RETURNING last
-)
-UPDATE orders
-SET order_number = n.last
-FROM n
-WHERE orders.id = $2
-RETURNING orders.order_number`
+UPDATE idempotency_keys
+SET recovery_point = 'order_created',
+	order_id = $2,
+	cart_snapshot = $3,
+	updated_at = now()
+WHERE id = $1
+	AND recovery_point = 'started'`
+
+	orderNumberSQL = `SELECT order_number FROM orders WHERE id = $1`
 )
 
 // placeOrderSQL writes the order, its first event and all its lines, and
@@ -421,7 +398,7 @@ RETURNING orders.order_number`
 // the stamp as stored: one round trip while the lines' product rows stay
 // locked. The foreign keys of the event and the lines are checked at the
 // end of the statement, when the order is there. The order has no number
-// until orderCreatedSQL, so it reads back as 0.
+// until its transaction commits (migration 0012), so it reads back as 0.
 var placeOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
@@ -455,9 +432,10 @@ FROM o`
 // transaction, which may still refuse the order before it commits: it
 // takes the stock of every line in ascending product order, freezes lines
 // and prices, writes the sale ledger rows, records the order's first event,
-// empties the cart (keeping it on the key, see RestoreCart), moves the
-// idempotency key to order_created and numbers the order without gaps.
-// Refusals, after which the caller must roll back: an empty cart is
+// empties the cart (keeping it on the key, see RestoreCart) and moves the
+// idempotency key to order_created. The order is numbered, without gaps,
+// as the transaction commits: the returned order has number 0 (read it
+// after commit with OrderNumber). Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
 // a cart mixing currencies is EConflict.
@@ -479,7 +457,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
 	// The id is made here so the sale ledger rows can name the order
-	// before it exists; it is numbered last (orderCreatedSQL).
+	// before it exists; it is numbered as the transaction commits.
 	orderID := uuid.NewString()
 	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
@@ -530,20 +508,27 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
 	}
-	if p.BeforeNumber != nil {
-		if err := p.BeforeNumber(t, o); err != nil {
-			return Order{}, err
-		}
+	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
+	if err != nil {
+		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
 	}
-	err = tx.GetContext(ctx, &o.OrderNumber, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
-	if errors.Is(err, sql.ErrNoRows) {
+	if n, _ := res.RowsAffected(); n != 1 {
 		// Another request placed this key's order first; roll everything back.
 		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
 	}
-	if err != nil {
-		return Order{}, fmt.Errorf("record and number order: %w", translate(err))
-	}
 	return o, nil
+}
+
+// OrderNumber is the number the order got when its checkout committed.
+func (s *Store) OrderNumber(ctx context.Context, orderID string) (int64, error) {
+	var n *int64
+	if err := s.db.GetContext(ctx, &n, orderNumberSQL, orderID); err != nil {
+		return 0, fmt.Errorf("order number: %w", translate(err))
+	}
+	if n == nil {
+		return 0, fmt.Errorf("order %s has no number", orderID)
+	}
+	return *n, nil
 }
 
 const (

@@ -46,6 +46,11 @@ func placeOrder(ctx context.Context, s *store.Store, p store.PlaceOrder) (store.
 		o, err = tx.PlaceOrder(ctx, p)
 		return err
 	})
+	if err != nil {
+		return store.Order{}, err
+	}
+	// Numbered as it committed.
+	o.OrderNumber, err = s.OrderNumber(ctx, o.ID)
 	return o, err
 }
 

@@ -100,14 +100,5 @@ WITH o AS (
 	RETURNING updated_at
 )
 SELECT id, (SELECT updated_at FROM emptied) AS emptied_at FROM o;
--- numbered last, as PlaceOrder does (orderCreatedSQL, without the key)
-WITH n AS (
-	UPDATE order_number_counter
-	SET last = last + 1
-	RETURNING last
-)
-UPDATE orders
-SET order_number = n.last
-FROM n
-WHERE orders.id = :oid;
+-- numbered by the orders_numbered trigger as this commits, as the API's orders are
 COMMIT;
