@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +93,36 @@ func TestCheckPasswordRefusesForeignParameters(t *testing.T) {
 	huge := "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
 	if ok, err := CheckPassword(context.Background(), huge, "anything"); ok || err == nil {
 		t.Errorf("CheckPassword with m=4 GiB = %v, %v; want an error", ok, err)
+	}
+}
+
+// TestDummyHashCostsARealCheck: the hash an unknown email is checked
+// against has exactly the parameters, salt and key sizes of a real one, so
+// it costs the same, and it matches nothing.
+func TestDummyHashCostsARealCheck(t *testing.T) {
+	t.Parallel()
+	real, err := HashPassword("a-long-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := func(h string) string {
+		parts := strings.Split(h, "$")
+		if len(parts) != 6 {
+			t.Fatalf("hash %q has %d parts", h, len(parts))
+		}
+		salt, err1 := b64.DecodeString(parts[4])
+		key, err2 := b64.DecodeString(parts[5])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("hash %q: %v %v", h, err1, err2)
+		}
+		return fmt.Sprintf("%s$%s$%s salt %d key %d", parts[1], parts[2], parts[3], len(salt), len(key))
+	}
+	if got, want := shape(dummyHash), shape(real); got != want {
+		t.Errorf("dummy hash is %s, a real one %s", got, want)
+	}
+	for _, pw := range []string{"", "a-long-password", "not a real password, only for timing"} {
+		if ok, err := CheckPassword(context.Background(), "", pw); ok || err != nil {
+			t.Errorf("unknown user with %q: %v %v", pw, ok, err)
+		}
 	}
 }

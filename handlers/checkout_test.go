@@ -293,76 +293,55 @@ func TestCheckoutNoDeadlock(t *testing.T) {
 	}
 }
 
-// TestCheckoutLockDiesWithSession: the in-flight lock of (user, key) is a
-// database session lock, so a process that dies mid-checkout frees the key
-// at once rather than after a timeout.
-func TestCheckoutLockDiesWithSession(t *testing.T) {
+// TestCheckoutLeaseTakenOverAfterExpiry: a checkout in flight holds a
+// lease on its key; while it is live a retry gets 409 with Retry-After.
+// When its holder dies (it stops renewing), the lease runs out and the
+// next retry takes the key over and finishes the checkout, once.
+func TestCheckoutLeaseTakenOverAfterExpiry(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
 	c := s.newCustomer(t)
 	p := shoptest.Product(t.Context(), t, s.Store, &shoptest.ProductOpts{Stock: new(5)})
 	s.fillCart(t, c.token, line{p.ID, 1})
 	key := newKey()
-	ctx := context.Background()
 
-	// The lock lives on one pinned connection, as in a checkout.
-	holder := pin(t, s.Store)
-	lock, ok, err := holder.TryLockCheckout(ctx, c.id, key)
-	if err != nil || !ok {
-		t.Fatalf("first lock: ok=%v err=%v", ok, err)
+	// The first attempt stops after its order transaction (as a process
+	// dying there would); "another instance" then takes the key's lease.
+	s.crash.Arm("order_created", 1)
+	expectProblem(t, s.checkout(t, c.token, key), http.StatusInternalServerError)
+	if _, err := s.Store.DB().Exec(`UPDATE idempotency_keys
+		SET lease_owner = gen_random_uuid(), lease_expires_at = now() + interval '1 minute'
+		WHERE user_id = $1 AND key = $2`, c.id, key); err != nil {
+		t.Fatal(err)
 	}
-	if _, again, err := pin(t, s.Store).TryLockCheckout(ctx, c.id, key); err != nil || again {
-		t.Fatalf("a second lock while the first is held: ok=%v err=%v", again, err)
-	}
-	// A request with the key while "another process" holds it: 409 + Retry-After.
 	r := s.checkout(t, c.token, key)
 	expectProblem(t, r, http.StatusConflict)
 	if retryAfter(r) < 1 {
 		t.Errorf("in-flight 409 without Retry-After: %v", r.header)
 	}
-	if ids := s.ordersOf(t, c.id); len(ids) != 0 {
-		t.Fatalf("an order was placed while the key was locked")
+	if n := s.fake.IntentCount(); n != 0 {
+		t.Fatalf("intents = %d while another instance holds the key", n)
 	}
 
-	// The holder dies: terminate its backend from another connection.
-	var pids []int
-	if err := s.Store.DB().Select(&pids, `SELECT pid FROM pg_locks
-		WHERE locktype = 'advisory' AND granted
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+	// It dies: nobody renews the lease, which runs out.
+	if _, err := s.Store.DB().Exec(`UPDATE idempotency_keys SET lease_expires_at = now() - interval '1 millisecond' WHERE user_id = $1 AND key = $2`, c.id, key); err != nil {
 		t.Fatal(err)
 	}
-	if len(pids) != 1 {
-		t.Fatalf("backends holding advisory locks: %v, want 1", pids)
-	}
-	var killed bool
-	if err := s.Store.DB().Get(&killed, `SELECT pg_terminate_backend($1)`, pids[0]); err != nil || !killed {
-		t.Fatalf("terminate backend %d: %v %v", pids[0], killed, err)
-	}
-	start := time.Now()
-	eventually(t, 5*time.Second, "the lock is free once its session died", func() bool {
-		other, err := s.Store.Pin(ctx)
-		if err != nil {
-			t.Fatalf("pin: %v", err)
-		}
-		defer other.Release()
-		l, ok, err := other.TryLockCheckout(ctx, c.id, key)
-		if err != nil {
-			t.Fatalf("lock after the session died: %v", err)
-		}
-		if ok {
-			l.Unlock()
-		}
-		return ok
-	})
-	t.Logf("lock free %v after the holder died", time.Since(start))
-	lock.Unlock() // its connection is dead: must not panic or block
-	holder.Release()
-
-	// The checkout goes through now.
 	var out gen.CheckoutResult
 	s.checkout(t, c.token, key).want(t, http.StatusCreated).decode(t, &out)
 	if n := len(s.fake.IntentsForOrder(out.Order.Id)); n != 1 {
 		t.Errorf("intents = %d, want 1", n)
+	}
+	if ids := s.ordersOf(t, c.id); len(ids) != 1 || ids[0] != out.Order.Id {
+		t.Errorf("orders = %v, want only %s", ids, out.Order.Id)
+	}
+	var replay gen.CheckoutResult
+	s.checkout(t, c.token, key).want(t, http.StatusOK).decode(t, &replay)
+	if replay.Order.Id != out.Order.Id {
+		t.Errorf("replay answered order %s, want %s", replay.Order.Id, out.Order.Id)
+	}
+	if st := s.dbStock(t, p.ID); st != 4 {
+		t.Errorf("stock = %d, want 4", st)
 	}
 }
 
@@ -417,9 +396,8 @@ func TestCheckoutTotals(t *testing.T) {
 }
 
 // TestCheckoutBurstWithProductionPool: store.Open caps the pool at 40
-// connections. A checkout holds one for its in-flight lock and needs
-// another for its queries, so a burst of more checkouts than the pool
-// holds must still complete (and not wedge every other request).
+// connections. A burst of more checkouts than the pool holds must still
+// complete (and not wedge every other request).
 func TestCheckoutBurstWithProductionPool(t *testing.T) {
 	t.Parallel()
 	s := newShop(t)
@@ -499,17 +477,6 @@ func TestCheckoutRefusalsChangeNothing(t *testing.T) {
 	if c := cartOf(t, s.do(t, http.MethodGet, "/v1/cart", c.token, nil), http.StatusOK); len(c.Items) != 0 {
 		t.Errorf("cart after checkout = %+v, want empty", c.Items)
 	}
-}
-
-// pin returns the store bound to one connection, released at cleanup.
-func pin(t *testing.T, st *store.Store) *store.Conn {
-	t.Helper()
-	p, err := st.Pin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Release)
-	return p
 }
 
 // TestCheckoutResumeRacesCancel: a retry is finishing an abandoned checkout

@@ -607,3 +607,21 @@ func TestProblemKindsFromEveryLayer(t *testing.T) {
 		})
 	}
 }
+
+// TestProfilesBehindMetricsToken: /debug/pprof/ answers only with the
+// metrics token, and does not exist without one configured.
+func TestProfilesBehindMetricsToken(t *testing.T) {
+	t.Parallel()
+	open := setup(t)
+	if r := open.send(t, open.request(t, http.MethodGet, "/debug/pprof/", "", nil)); r.status != http.StatusNotFound {
+		t.Errorf("without METRICS_TOKEN: /debug/pprof/ = %d, want 404", r.status)
+	}
+	a := setup(t, func(c *handlers.Config) { c.MetricsToken = "metrics-secret" })
+	expectProblem(t, a.send(t, a.request(t, http.MethodGet, "/debug/pprof/heap", "", nil)), http.StatusUnauthorized)
+	req := a.request(t, http.MethodGet, "/debug/pprof/heap?debug=1", "", nil)
+	req.Header.Set("Authorization", "Bearer metrics-secret")
+	r := a.send(t, req).want(t, http.StatusOK)
+	if !strings.Contains(string(r.body), "heap profile") {
+		t.Errorf("heap profile = %.200s", r.body)
+	}
+}

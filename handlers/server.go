@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"strings"
 	"time"
@@ -22,7 +23,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	echomw "github.com/oapi-codegen/echo-middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -194,14 +194,14 @@ func requestValidator(authn *auth.Authenticator) (echo.MiddlewareFunc, error) {
 	}
 	// The validator must not match on the spec's server host.
 	spec.Servers = nil
-	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
-		Skipper:           outsideSpec,
-		MultiErrorHandler: validationProblem,
-		Options: openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: authn.Authenticate,
-		},
-	}), nil
+	v, err := newSpecValidator(spec, openapi3filter.Options{
+		MultiError:         true,
+		AuthenticationFunc: authn.Authenticate,
+	}, validationProblem, outsideSpec)
+	if err != nil {
+		return nil, err
+	}
+	return v.middleware, nil
 }
 
 // useMiddleware sets the chain every request goes through, in order.
@@ -238,11 +238,32 @@ func routesOutsideSpec(e *echo.Echo, cfg Config, srv *Server, specs specDocs) {
 	e.GET(adminEventsRoute, srv.streamAdminEvents)
 	e.GET(orderStreamRoute, srv.streamOrder)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
+	if cfg.MetricsToken != "" {
+		// Profiles for `go tool pprof` (CPU, heap, goroutines), only behind
+		// the metrics token: never open to anyone.
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(profiles)), requireBearer(cfg.MetricsToken))
+	}
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", specs.yaml) })
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, specs.json) })
 	docs := swaggerUI()
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(docs))
+}
+
+// profiles serves net/http/pprof's pages under /debug/pprof/.
+func profiles(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	default:
+		pprof.Index(w, r) // the index, and heap, goroutine, allocs ... by name
+	}
 }
 
 // requestIDPattern is what a client-supplied X-Request-Id may look like
@@ -269,7 +290,7 @@ const webhookPath = "/v1/webhooks/stripe"
 // streams, authenticate themselves and stay open).
 func outsideSpec(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return p == "/metrics" || p == "/openapi.yaml" || p == "/openapi.json" ||
+	return p == "/metrics" || strings.HasPrefix(p, "/debug/pprof/") || p == "/openapi.yaml" || p == "/openapi.json" ||
 		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == webhookPath || isStreamRoute(c)
 }
 

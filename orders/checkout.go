@@ -36,9 +36,12 @@ var inFlight = &shopd.Error{Code: shopd.EInFlight, RetryAfter: time.Second,
 // Checkout places the caller's cart as an order and creates its payment,
 // exactly once per (user, Idempotency-Key), however often it is retried or
 // wherever a previous attempt died. Phases (each committed before the next):
-// claim the key; order transaction (stock, lines, number, cart emptied);
-// Stripe customer and PaymentIntent (derived idempotency keys); record the
-// outcome on the key. A retry takes over from the last committed phase.
+// claim the key and its lease; order transaction (stock, lines, number,
+// cart emptied); Stripe customer and PaymentIntent (derived idempotency
+// keys); record the outcome on the key. A retry takes over from the last
+// committed phase. The lease, not a database session, marks the checkout
+// in flight: no connection is held while Stripe answers, and a dead
+// instance's lease runs out after LeaseTTL.
 //
 // Errors: EKeyReused (the key came with another body), EInFlight (another
 // request is on the key), EInvalid (empty cart), EInsufficientStock (a
@@ -49,73 +52,97 @@ func (s *Service) Checkout(ctx context.Context, req CheckoutRequest) (Placed, er
 	if s.Payments == nil {
 		return Placed{}, errPaymentsOff
 	}
-	release, err := s.takeSlot(ctx)
+	k, lease, leased, err := s.Store.ClaimCheckout(ctx, req.UserID, req.Key, req.RequestHash, s.leaseTTL())
 	if err != nil {
 		return Placed{}, err
-	}
-	defer release()
-	// One connection for the whole checkout: it carries the in-flight lock.
-	st, err := s.Store.Pin(ctx)
-	if err != nil {
-		return Placed{}, err
-	}
-	defer st.Release()
-	k, err := claim(ctx, st, req)
-	if err != nil {
-		return Placed{}, err
-	}
-	if k.RecoveryPoint == store.PointFinished {
-		return replay(k)
-	}
-	lock, ok, err := st.TryLockCheckout(ctx, req.UserID, req.Key)
-	if err != nil {
-		return Placed{}, err
-	}
-	if !ok {
-		return Placed{}, inFlight
-	}
-	defer lock.Unlock()
-	// Whoever held the lock before may have finished, or been refused and
-	// freed the key; then this request starts afresh.
-	k, err = st.IdempotencyKeyByID(ctx, k.ID)
-	if shopd.ErrorCode(err) == shopd.ENotFound {
-		k, err = claim(ctx, st, req)
-	}
-	if err != nil {
-		return Placed{}, err
-	}
-	if k.RecoveryPoint == store.PointFinished {
-		return replay(k)
-	}
-
-	var o store.Order
-	var u *store.User // loaded once, by whichever phase needs it first
-	if k.RecoveryPoint == store.PointStarted {
-		o, u, err = s.placeOrder(ctx, st, k, req)
-		if err != nil {
-			return Placed{}, err
-		}
-		if err := s.afterPhase(store.PointOrderCreated); err != nil {
-			return Placed{}, err
-		}
-	} else {
-		if o, err = st.Order(ctx, *k.OrderID); err != nil {
-			return Placed{}, err
-		}
-	}
-	return s.finishCheckout(ctx, st, k, o, u)
-}
-
-// claim returns the request's key, refusing one first used with another body.
-func claim(ctx context.Context, st *store.Conn, req CheckoutRequest) (store.IdempotencyKey, error) {
-	k, err := st.ClaimIdempotencyKey(ctx, req.UserID, req.Key, req.RequestHash)
-	if err != nil {
-		return store.IdempotencyKey{}, err
 	}
 	if k.RequestHash != req.RequestHash {
-		return store.IdempotencyKey{}, shopd.Errorf(shopd.EKeyReused, "This Idempotency-Key was used with a different request body.")
+		return Placed{}, shopd.Errorf(shopd.EKeyReused, "This Idempotency-Key was used with a different request body.")
 	}
-	return k, nil
+	if k.RecoveryPoint == store.PointFinished {
+		return replay(k)
+	}
+	if !leased {
+		return Placed{}, inFlight
+	}
+	return s.underLease(ctx, lease, func(ctx context.Context) (Placed, error) {
+		var o store.Order
+		var u *store.User // loaded once, by whichever phase needs it first
+		var err error
+		if k.RecoveryPoint == store.PointStarted {
+			o, u, err = s.placeOrder(ctx, k, req)
+			if err != nil {
+				return Placed{}, err
+			}
+			if err := s.afterPhase(store.PointOrderCreated); err != nil {
+				return Placed{}, err
+			}
+		} else if o, err = s.Store.Order(ctx, *k.OrderID); err != nil {
+			return Placed{}, err
+		}
+		return s.finishCheckout(ctx, lease, o, u)
+	})
+}
+
+// DefaultLeaseTTL is how long a checkout's lease lasts unless renewed: the
+// longest a retry waits for the checkout of an instance that died. API.md
+// allows 30 s.
+const DefaultLeaseTTL = 10 * time.Second
+
+func (s *Service) leaseTTL() time.Duration {
+	if s.LeaseTTL > 0 {
+		return s.LeaseTTL
+	}
+	return DefaultLeaseTTL
+}
+
+// underLease runs fn while renewing the lease every third of its TTL, so
+// a Stripe call that outlasts it keeps the key. Should the lease be lost
+// anyway (renewals failed until it ran out and another attempt took the
+// key), fn's context is cancelled. A checkout that ends in an error frees
+// the key for the next retry at once; one that finished or was refused
+// freed it in its last write.
+func (s *Service) underLease(ctx context.Context, l store.Lease, fn func(context.Context) (Placed, error)) (Placed, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(l.TTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			err := s.Store.RenewLease(ctx, l)
+			if errors.Is(err, store.ErrLeaseLost) {
+				cancel(err)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				s.Log.WarnContext(ctx, "renew checkout lease", "key_id", l.KeyID, "err", err)
+			}
+		}
+	}()
+	p, err := fn(ctx)
+	close(stop)
+	<-renewed
+	if err == nil {
+		return p, nil
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, store.ErrLeaseLost) {
+		return Placed{}, cause
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer rcancel()
+	if rerr := s.Store.ReleaseLease(rctx, l); rerr != nil {
+		// The lease runs out by itself.
+		s.Log.WarnContext(ctx, "release checkout lease", "key_id", l.KeyID, "err", rerr)
+	}
+	return Placed{}, err
 }
 
 // replay answers a finished key: its order as first answered, or its
@@ -135,36 +162,9 @@ func replay(k store.IdempotencyKey) (Placed, error) {
 	return Placed{}, fmt.Errorf("replay idempotency key %d: finished without an outcome", k.ID)
 }
 
-// slotWait is how long a checkout waits for a free slot before a 503.
-const slotWait = 10 * time.Second
-
-var errBusy = &shopd.Error{Code: shopd.EUnavailable, RetryAfter: 2 * time.Second,
-	Message: "Too many checkouts in progress; retry with the same Idempotency-Key."}
-
-// takeSlot waits for one of the instance's checkout slots.
-func (s *Service) takeSlot(ctx context.Context) (func(), error) {
-	s.slotsOnce.Do(func() {
-		n := s.CheckoutSlots
-		if n <= 0 {
-			n = 16
-		}
-		s.slots = make(chan struct{}, n)
-	})
-	t := time.NewTimer(slotWait)
-	defer t.Stop()
-	select {
-	case s.slots <- struct{}{}:
-		return func() { <-s.slots }, nil
-	case <-t.C:
-		return nil, errBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // stripeDeadline bounds each Stripe call of a checkout, so a slow Stripe
-// cannot hold a slot and its connection for long: the caller gets a 503
-// and its retry resumes from the last committed phase.
+// cannot keep a client waiting for long: the caller gets a 503 and its
+// retry resumes from the last committed phase.
 const stripeDeadline = 20 * time.Second
 
 // stripeFailure reports a Stripe call that ran out of its own deadline
@@ -185,7 +185,8 @@ const stripeMaxChargeCents = 99_999_999
 // placeOrder runs the order transaction. A refusal that changed nothing
 // (empty cart, short stock, a total no payment can take, quota) frees the
 // key for another try.
-func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.IdempotencyKey, req CheckoutRequest) (store.Order, *store.User, error) {
+func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req CheckoutRequest) (store.Order, *store.User, error) {
+	st := s.Store
 	forget := func(err error) (store.Order, *store.User, error) {
 		if ferr := st.ForgetIdempotencyKey(ctx, k.ID); ferr != nil {
 			s.Log.ErrorContext(ctx, "forget idempotency key", "err", ferr)
@@ -229,6 +230,10 @@ func (s *Service) placeOrder(ctx context.Context, st *store.Conn, k store.Idempo
 		}
 		return store.Order{}, nil, err
 	}
+	// Numbered as it committed.
+	if o.OrderNumber, err = st.OrderNumber(ctx, o.ID); err != nil {
+		return store.Order{}, nil, err
+	}
 	return o, &u, nil
 }
 
@@ -257,14 +262,15 @@ func minorUnits(cents int64, currency string) string {
 // failure leaves the key at order_created: the next retry, or the
 // resume_checkout job, continues from here. A permanent refusal ends the checkout
 // (refusePayment).
-func (s *Service) finishCheckout(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, u *store.User) (Placed, error) {
+func (s *Service) finishCheckout(ctx context.Context, l store.Lease, o store.Order, u *store.User) (Placed, error) {
+	st := s.Store
 	if o.PaymentIntentID == nil && o.Status == shopd.StatusCancelled {
-		return s.refuseCancelled(ctx, st, k, o, "")
+		return s.refuseCancelled(ctx, l.KeyID, o, "")
 	}
 	if o.PaymentIntentID == nil {
-		intent, err := s.createIntent(ctx, st, o, u)
+		intent, err := s.createIntent(ctx, o, u)
 		if shopd.ErrorCode(err) == shopd.EPaymentRefused {
-			return s.refusePayment(ctx, st, k, o, err)
+			return s.refusePayment(ctx, l.KeyID, o, err)
 		}
 		if err != nil {
 			return Placed{}, err
@@ -275,14 +281,21 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Conn, k store.Id
 		// On an error AttachPaymentIntent returns no order: keep o for the refusal.
 		attached, err := st.AttachPaymentIntent(ctx, o, intent.ID, intent.ClientSecret)
 		if errors.Is(err, store.ErrOrderCancelled) {
-			return s.refuseCancelled(ctx, st, k, o, intent.ID)
+			return s.refuseCancelled(ctx, l.KeyID, o, intent.ID)
 		}
 		if err != nil {
 			return Placed{}, err
 		}
 		o = attached
 	}
-	if err := st.FinishKeyCreated(ctx, k.ID, o); err != nil {
+	if err := st.FinishKeyCreated(ctx, l, o); errors.Is(err, store.ErrLeaseLost) {
+		// Another attempt took the key over: it answers as it recorded.
+		k, kerr := st.IdempotencyKeyByID(ctx, l.KeyID)
+		if kerr != nil || k.RecoveryPoint != store.PointFinished {
+			return Placed{}, err
+		}
+		return replay(k)
+	} else if err != nil {
 		return Placed{}, err
 	}
 	return Placed{Order: o}, nil
@@ -290,7 +303,8 @@ func (s *Service) finishCheckout(ctx context.Context, st *store.Conn, k store.Id
 
 // createIntent creates the order's PaymentIntent, and its customer's
 // Stripe customer when it has none yet (u may be nil: it is loaded then).
-func (s *Service) createIntent(ctx context.Context, st *store.Conn, o store.Order, u *store.User) (payments.Intent, error) {
+func (s *Service) createIntent(ctx context.Context, o store.Order, u *store.User) (payments.Intent, error) {
+	st := s.Store
 	if u == nil {
 		found, err := st.UserByID(ctx, o.CustomerID)
 		if err != nil {
@@ -331,10 +345,10 @@ func (s *Service) createIntent(ctx context.Context, st *store.Conn, o store.Orde
 // window. In one transaction the order is cancelled with its events and
 // its stock released, the customer's cart is given back as it was, and
 // the key records the refusal, which every retry gets again.
-func (s *Service) refusePayment(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, cause error) (Placed, error) {
+func (s *Service) refusePayment(ctx context.Context, keyID int64, o store.Order, cause error) (Placed, error) {
 	why := strings.TrimSuffix(shopd.ErrorMessage(cause), ".")
 	refusal := &shopd.Error{Code: shopd.EPaymentRefused}
-	err := st.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
 		// The cart before the order's stock, in the order checkout locks them.
 		if err := tx.LockCart(ctx, o.CustomerID); err != nil {
 			return err
@@ -349,12 +363,12 @@ func (s *Service) refusePayment(ctx context.Context, st *store.Conn, k store.Ide
 		}
 		refusal.Message = fmt.Sprintf("The payment provider refused the payment of order %s (%s); nothing was charged and the order is cancelled.", o.Number(), why)
 		if t.Applies() {
-			if err := tx.RestoreCart(ctx, k.ID); err != nil {
+			if err := tx.RestoreCart(ctx, keyID); err != nil {
 				return err
 			}
 			refusal.Message = fmt.Sprintf("The payment provider refused the payment of order %s (%s); nothing was charged, the order is cancelled and the cart is as it was.", o.Number(), why)
 		}
-		return tx.RefuseKey(ctx, k.ID, refusal.Code, refusal.Message)
+		return tx.RefuseKey(ctx, keyID, refusal.Code, refusal.Message)
 	})
 	if err != nil {
 		return Placed{}, fmt.Errorf("refuse checkout of order %s: %w", o.ID, err)
@@ -368,13 +382,13 @@ func (s *Service) refusePayment(ctx context.Context, st *store.Conn, k store.Ide
 // sale, so the order must never become payable. An intent already created
 // at Stripe is cancelled there; the key records the refusal, which retries
 // get again.
-func (s *Service) refuseCancelled(ctx context.Context, st *store.Conn, k store.IdempotencyKey, o store.Order, intentID string) (Placed, error) {
+func (s *Service) refuseCancelled(ctx context.Context, keyID int64, o store.Order, intentID string) (Placed, error) {
 	if intentID != "" {
 		s.cancelIntent(ctx, o.ID, intentID)
 	}
 	refusal := shopd.Errorf(shopd.EConflict, "Order %s was cancelled before payment could start; check out again.", o.Number())
-	err := st.WithTx(ctx, func(tx *store.Tx) error {
-		return tx.RefuseKey(ctx, k.ID, refusal.Code, refusal.Message)
+	err := s.Store.WithTx(ctx, func(tx *store.Tx) error {
+		return tx.RefuseKey(ctx, keyID, refusal.Code, refusal.Message)
 	})
 	if err != nil {
 		return Placed{}, err

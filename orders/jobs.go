@@ -37,6 +37,7 @@ func JobKinds() []string {
 // (jobs.Client) is one.
 type JobInserter interface {
 	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 }
 
 // Delays of the workflows, when the Service's fields leave them zero.
@@ -217,11 +218,20 @@ func (s *Service) enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs,
 // enqueueCheckoutJobs schedules, in the order transaction, the order's
 // expiry at its payment due time and the recovery of its checkout should
 // this process stop before the checkout ends.
+// Both go in one statement: the order transaction holds the hot stock
+// rows until it commits.
 func (s *Service) enqueueCheckoutJobs(ctx context.Context, tx *store.Tx, keyID int64, o store.Order) error {
-	if err := s.enqueue(ctx, tx, ExpireOrderArgs{OrderID: o.ID}, o.PaymentDueAt); err != nil {
-		return err
+	if s.Jobs == nil {
+		return nil
 	}
-	return s.enqueue(ctx, tx, ResumeCheckoutArgs{KeyID: keyID}, s.now().Add(s.resumeCheckoutAfter()))
+	_, err := s.Jobs.InsertManyTx(ctx, tx.SQL(), []river.InsertManyParams{
+		{Args: ExpireOrderArgs{OrderID: o.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: o.PaymentDueAt}},
+		{Args: ResumeCheckoutArgs{KeyID: keyID}, InsertOpts: &river.InsertOpts{ScheduledAt: s.now().Add(s.resumeCheckoutAfter())}},
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue checkout jobs: %w", err)
+	}
+	return nil
 }
 
 // workExpire is the expire_order job: nothing when the order was paid or
@@ -239,8 +249,8 @@ func (s *Service) workExpire(ctx context.Context, orderID string) error {
 }
 
 // workResumeCheckout is the resume_checkout job: it finishes the checkout
-// under the same lock a retrying request takes, or does nothing when the
-// checkout ended. While a request holds the lock it looks again later.
+// under the key's lease, as a retrying request does, or does nothing when the
+// checkout ended. While a request holds the lease it looks again later.
 func (s *Service) workResumeCheckout(ctx context.Context, keyID int64) error {
 	busy, err := s.resumeCheckout(ctx, keyID)
 	if err != nil {

@@ -6,7 +6,6 @@ package orders
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/shopd/shopd"
@@ -41,12 +40,10 @@ type Service struct {
 	MaxChargeCents int64
 	Log            *slog.Logger
 	Now            func() time.Time
-	// CheckoutSlots bounds the checkouts in flight on this instance (0:
-	// 16). Each holds one database connection, also while Stripe answers,
-	// so the pool must keep connections for everything else.
-	CheckoutSlots int
-	slotsOnce     sync.Once
-	slots         chan struct{}
+	// LeaseTTL is how long a checkout's lease on its key lasts unless
+	// renewed (0: DefaultLeaseTTL): after an instance dies mid-checkout, a
+	// retry takes the key over at most this much later.
+	LeaseTTL time.Duration
 	// AfterPhase, when set, runs after each committed checkout phase
 	// ("order_created", "intent_created"); an error aborts the checkout
 	// there, as a crash would. Tests use it to inject failures.

@@ -18,7 +18,7 @@ const KeyRetention = 24 * time.Hour
 // window, retries refunds that never got an answer and refunds cancelled
 // orders still holding money. The server relies on jobs (see jobs.go);
 // Reconcile is for tools and tests. Safe to run alongside them: each piece
-// works under the same locks as requests and jobs do.
+// works under the same locks and leases as requests and jobs do.
 func (s *Service) Reconcile(ctx context.Context) {
 	now := s.now()
 	if keys, err := s.Store.StaleCheckouts(ctx, now.Add(-s.resumeCheckoutAfter())); err != nil {
@@ -139,54 +139,30 @@ func (s *Service) expireOrder(ctx context.Context, id string, now time.Time) (bo
 }
 
 // resumeCheckout finishes the stuck checkout of key keyID unless a request
-// is on it (busy: look again later). A checkout that ended, or was refused
-// for good, needs nothing more; an error means try again later.
+// holds its lease (busy: look again later). A checkout that ended, or was
+// refused for good, needs nothing more; an error means try again later.
 func (s *Service) resumeCheckout(ctx context.Context, keyID int64) (busy bool, err error) {
 	if s.Payments == nil {
 		return false, nil
 	}
-	st, err := s.Store.Pin(ctx)
+	k, lease, leased, err := s.Store.LeaseStuckCheckout(ctx, keyID, s.leaseTTL())
 	if err != nil {
 		return false, err
 	}
-	defer st.Release()
-	k, err := st.IdempotencyKeyByID(ctx, keyID)
-	if shopd.ErrorCode(err) == shopd.ENotFound {
-		return false, nil // refused and forgotten, or purged
+	if !leased {
+		// Gone or past order_created: nothing to do; else someone is on it.
+		return k.ID != 0 && k.RecoveryPoint == store.PointOrderCreated, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	if k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
-		return false, nil
-	}
-	lock, ok, err := st.TryLockCheckout(ctx, k.UserID, k.Key)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		return true, nil
-	}
-	defer lock.Unlock()
-	// Whoever held the lock before may have finished the checkout.
-	k, err = st.IdempotencyKeyByID(ctx, keyID)
-	if shopd.ErrorCode(err) == shopd.ENotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if k.RecoveryPoint != store.PointOrderCreated || k.OrderID == nil {
-		return false, nil
-	}
-	o, err := st.Order(ctx, *k.OrderID)
-	if err != nil {
-		return false, err
-	}
-	_, err = s.finishCheckout(ctx, st, k, o, nil)
+	placed, err := s.underLease(ctx, lease, func(ctx context.Context) (Placed, error) {
+		o, err := s.Store.Order(ctx, *k.OrderID)
+		if err != nil {
+			return Placed{}, err
+		}
+		return s.finishCheckout(ctx, lease, o, nil)
+	})
 	switch shopd.ErrorCode(err) {
 	case "":
-		s.Log.InfoContext(ctx, "stuck checkout finished", "order_id", o.ID)
+		s.Log.InfoContext(ctx, "stuck checkout finished", "order_id", placed.Order.ID)
 		return false, nil
 	case shopd.EPaymentRefused, shopd.EConflict:
 		// Refused for good, or cancelled before payment: the key records

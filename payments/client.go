@@ -19,7 +19,8 @@ type Config struct {
 	// APIBase is the API's base URL; "" means Stripe's own. Tests and local
 	// runs point it at stripe-mock or the stripefake double.
 	APIBase string
-	// HTTPClient carries the requests; nil means one with a 15 s timeout.
+	// HTTPClient carries the requests; nil means one with a 15 s timeout
+	// that keeps up to maxIdleConns connections to Stripe open.
 	HTTPClient *http.Client
 	// MaxNetworkRetries is how often stripe-go retries a request that failed
 	// in a way it knows to be safe to retry (network errors, 409, 503);
@@ -38,12 +39,22 @@ type Client struct {
 // request should hang.
 const defaultTimeout = 15 * time.Second
 
+// maxIdleConns is how many idle connections to Stripe the default client
+// keeps. Checkouts wait on Stripe concurrently, one request each, and hold
+// no database connection meanwhile, so hundreds can be in flight: with
+// net/http's default of 2 idle connections per host, almost every request
+// would open (and, against Stripe, TLS-handshake) a new one.
+const maxIdleConns = 512
+
 // New returns a Client for cfg. It touches none of stripe-go's package-level
 // state (stripe.Key, stripe.SetBackend), which is process-wide.
 func New(cfg Config) *Client {
 	httpClient := cfg.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConns = maxIdleConns
+		transport.MaxIdleConnsPerHost = maxIdleConns
+		httpClient = &http.Client{Timeout: defaultTimeout, Transport: transport}
 	}
 	httpClient = withGatewayErrors(httpClient)
 

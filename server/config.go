@@ -35,6 +35,10 @@ type Config struct {
 	BootstrapAdminPassword string
 	DataDir                string
 	PaymentWindow          time.Duration
+	// CheckoutLease is how long a checkout's lease on its Idempotency-Key
+	// lasts unless renewed: after an instance dies mid-checkout, a retry
+	// takes over at most this much later (API.md: within 30 s).
+	CheckoutLease          time.Duration
 	RedisURL               string
 	CheckoutsPerHour       int
 	SearchesPerHour        int
@@ -135,6 +139,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BootstrapAdminPassword:      getenv("BOOTSTRAP_ADMIN_PASSWORD"),
 		DataDir:                     env("DATA_DIR", ".data"),
 		PaymentWindow:               duration("PAYMENT_WINDOW", time.Hour),
+		CheckoutLease:               duration("CHECKOUT_LEASE", orders.DefaultLeaseTTL),
 		RedisURL:                    getenv("REDIS_URL"),
 		CheckoutsPerHour:            int(integer("QUOTA_CHECKOUTS_PER_HOUR", 100)),
 		SearchesPerHour:             int(integer("QUOTA_SEARCHES_PER_HOUR", 1000)),
@@ -207,6 +212,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if (c.BootstrapAdminEmail == "") != (c.BootstrapAdminPassword == "") {
 		errs = append(errs, errors.New("BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together"))
+	}
+	if c.CheckoutLease < 30*time.Millisecond || c.CheckoutLease > 30*time.Second {
+		errs = append(errs, fmt.Errorf("CHECKOUT_LEASE: between 30ms and 30s (a dead instance's checkout must resume within 30 s), got %s", c.CheckoutLease))
 	}
 	if c.TaxRateBPS > 10000 {
 		errs = append(errs, fmt.Errorf("TAX_RATE_BPS: at most 10000 (100%%), got %d", c.TaxRateBPS))

@@ -61,7 +61,7 @@ func overdueOrder(t *testing.T, st *store.Store) (store.Order, store.Product) {
 	if _, err := st.AddToCart(ctx, u.ID, p.ID, 2); err != nil {
 		t.Fatal(err)
 	}
-	k, err := st.ClaimIdempotencyKey(ctx, u.ID, "old-key", "h")
+	k, _, _, err := st.ClaimCheckout(ctx, u.ID, "old-key", "h", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,6 +211,8 @@ func TestLocalRunLogsEmails(t *testing.T) {
 	if len(ns) != 1 || ns[0].Status != notify.StatusSent || ns[0].Template != notify.TemplateOrderConfirmation {
 		t.Fatalf("notifications %+v, want the confirmation, sent", ns)
 	}
+	// The log is buffered: stop the server, which writes it all out.
+	s.stop(t)
 	var logged bool
 	for _, line := range strings.Split(s.stderr.String(), "\n") {
 		if strings.Contains(line, "not sent: no provider configured") && strings.Contains(line, `"template":"order-confirmation"`) &&

@@ -267,6 +267,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"PAYMENT_WINDOW", "-1h", ""},
 		{"PAYMENT_WINDOW", "0s", ""},
 		{"JWT_TTL", "soon", ""},
+		{"CHECKOUT_LEASE", "31s", ""},
+		{"CHECKOUT_LEASE", "1ms", ""},
 		{"QUOTA_SEARCHES_PER_HOUR", "-1", ""},
 		{"QUOTA_CHECKOUTS_PER_HOUR", "many", ""},
 		{"LOGIN_FAILURES_PER_MINUTE", "1.5", ""},

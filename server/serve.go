@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -51,6 +52,10 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		return err
 	}
 	defer a.close(log)
+	// Start-up leaves tens of MiB of garbage (the spec parsed and rendered,
+	// migrations read) that GOGC=400 would keep around until the heap is
+	// five times what is live: collect it now and give it back.
+	debug.FreeOSMemory()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -135,7 +140,10 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 	}
 	a.orders = newOrders(cfg, st, limiter, log)
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The pool's go_sql_* series (in use, idle, waits): whether the pool
+	// ever ran out of connections.
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.DB().DB, "shopd"))
 	if a.outbox, err = newOutbox(cfg, st, registry, log); err != nil {
 		a.close(log)
 		return nil, err
@@ -228,6 +236,7 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 			TaxRateBPS: cfg.TaxRateBPS, ShippingFlatCents: cfg.ShippingFlatCents, FreeShippingOverCents: cfg.FreeShippingOverCents,
 		},
 		PaymentWindow: cfg.PaymentWindow,
+		LeaseTTL:      cfg.CheckoutLease,
 		Limiter:       limiter,
 		CheckoutLimit: ratelimit.PerHour(cfg.CheckoutsPerHour),
 		Log:           log,

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +32,8 @@ const (
 
 // IdempotencyKey is a checkout attempt identified by (user, key). Once
 // finished it records the checkout's outcome in the shop's own terms (not
-// as HTTP): every retry with the key gets that outcome again.
+// as HTTP): every retry with the key gets that outcome again. While a
+// checkout works on it, the key carries that checkout's lease.
 type IdempotencyKey struct {
 	ID            int64   `db:"id"`
 	UserID        string  `db:"user_id"`
@@ -46,8 +46,12 @@ type IdempotencyKey struct {
 	OrderSnapshot  types.JSONText `db:"order_snapshot"`
 	RefusalCode    *string        `db:"refusal_code"`
 	RefusalMessage *string        `db:"refusal_message"`
-	CreatedAt      time.Time      `db:"created_at"`
-	UpdatedAt      time.Time      `db:"updated_at"`
+	// LeaseOwner is the checkout attempt working on the key, until
+	// LeaseExpiresAt (the database's clock); both nil when none is.
+	LeaseOwner     *string    `db:"lease_owner"`
+	LeaseExpiresAt *time.Time `db:"lease_expires_at"`
+	CreatedAt      time.Time  `db:"created_at"`
+	UpdatedAt      time.Time  `db:"updated_at"`
 }
 
 // Order is the order a created checkout answered, as it was then.
@@ -60,38 +64,138 @@ func (k IdempotencyKey) Order() (Order, error) {
 }
 
 const keyColumns = `id, user_id, key, request_hash, recovery_point, order_id, outcome, order_snapshot,
-	refusal_code, refusal_message, created_at, updated_at`
+	refusal_code, refusal_message, lease_owner, lease_expires_at, created_at, updated_at`
 
-// claimKeySQL inserts the key or, when it exists, returns the existing row.
-// When another transaction inserted it concurrently, neither branch sees a
-// row in this statement's snapshot; the caller then simply asks again.
+// Lease is a checkout's hold on its idempotency key: while it is live, no
+// other request or job works on the key. It lives in the key's row, not in
+// a database session, so holding it costs no connection; it expires by
+// itself when its holder dies and stops renewing it.
+type Lease struct {
+	KeyID int64
+	Owner string
+	TTL   time.Duration
+}
+
+// claimKeySQL inserts the key with a lease for $5 or, when the key exists,
+// takes its lease if the key is unfinished, came with the same request and
+// nobody holds a live lease on it. It returns the row and whether the
+// lease is the caller's. When another transaction inserted the key
+// concurrently and the lease was not taken, neither branch sees a row in
+// this statement's snapshot; the caller then simply asks again.
 const claimKeySQL = `
-WITH ins AS (
-	INSERT INTO idempotency_keys (user_id, key, request_hash, created_at)
-	VALUES ($1, $2, $3, $4)
-	ON CONFLICT (user_id, key) DO NOTHING
-	RETURNING ` + keyColumns + `
+WITH leased AS (
+	INSERT INTO idempotency_keys AS k (user_id, key, request_hash, created_at, lease_owner, lease_expires_at)
+	VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 millisecond')
+	ON CONFLICT (user_id, key) DO UPDATE
+	SET lease_owner = EXCLUDED.lease_owner,
+		lease_expires_at = EXCLUDED.lease_expires_at
+	WHERE k.recovery_point <> 'finished'
+		AND k.request_hash = EXCLUDED.request_hash
+		AND (k.lease_owner IS NULL OR k.lease_expires_at <= now())
+	RETURNING ` + keyColumns + `, true AS leased
 )
-SELECT ` + keyColumns + ` FROM ins
+SELECT * FROM leased
 UNION ALL
-SELECT ` + keyColumns + ` FROM idempotency_keys WHERE user_id = $1 AND key = $2
+SELECT ` + keyColumns + `, false FROM idempotency_keys WHERE user_id = $1 AND key = $2
 LIMIT 1`
 
-// ClaimIdempotencyKey returns the key's row, creating it with the request
-// hash when new.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, userID, key, requestHash string) (IdempotencyKey, error) {
+// ClaimCheckout returns the key's row, creating it with the request hash
+// when new, and takes the key's lease for ttl under a fresh owner when the
+// key is unfinished, was first used with requestHash and no live lease is
+// on it. leased reports whether the caller holds the lease now; the row
+// then shows it.
+func (s *Store) ClaimCheckout(ctx context.Context, userID, key, requestHash string, ttl time.Duration) (k IdempotencyKey, lease Lease, leased bool, err error) {
+	owner := uuid.NewString()
 	for attempt := 0; attempt < 5; attempt++ {
-		var k IdempotencyKey
-		err := s.db.GetContext(ctx, &k, claimKeySQL, userID, key, requestHash, s.Now())
+		var row struct {
+			IdempotencyKey
+			Leased bool `db:"leased"`
+		}
+		err := s.db.GetContext(ctx, &row, claimKeySQL, userID, key, requestHash, s.Now(), owner, ttl.Milliseconds())
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
-			return IdempotencyKey{}, fmt.Errorf("claim idempotency key: %w", translate(err))
+			return IdempotencyKey{}, Lease{}, false, fmt.Errorf("claim idempotency key: %w", translate(err))
 		}
-		return k, nil
+		if !row.Leased {
+			return row.IdempotencyKey, Lease{}, false, nil
+		}
+		return row.IdempotencyKey, Lease{KeyID: row.ID, Owner: owner, TTL: ttl}, true, nil
 	}
-	return IdempotencyKey{}, shopd.Errorf(shopd.EUnavailable, "The checkout is busy; retry.")
+	return IdempotencyKey{}, Lease{}, false, shopd.Errorf(shopd.EUnavailable, "The checkout is busy; retry.")
+}
+
+// leaseStuckSQL takes the lease of a checkout stuck after its order was
+// created, unless a live lease is on it.
+const leaseStuckSQL = `
+UPDATE idempotency_keys
+SET lease_owner = $2,
+	lease_expires_at = now() + $3 * interval '1 millisecond'
+WHERE id = $1
+	AND recovery_point = 'order_created'
+	AND (lease_owner IS NULL OR lease_expires_at <= now())
+RETURNING ` + keyColumns
+
+// LeaseStuckCheckout takes the lease of key id for ttl when its checkout
+// created its order but did not finish and nobody holds a live lease on
+// it. leased is false when the key is gone, is not stuck there, or is
+// leased by someone else; k is then the key as it is (zero when gone).
+func (s *Store) LeaseStuckCheckout(ctx context.Context, id int64, ttl time.Duration) (k IdempotencyKey, lease Lease, leased bool, err error) {
+	owner := uuid.NewString()
+	err = s.db.GetContext(ctx, &k, leaseStuckSQL, id, owner, ttl.Milliseconds())
+	if err == nil {
+		return k, Lease{KeyID: id, Owner: owner, TTL: ttl}, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return IdempotencyKey{}, Lease{}, false, fmt.Errorf("lease checkout: %w", translate(err))
+	}
+	k, err = s.IdempotencyKeyByID(ctx, id)
+	if shopd.ErrorCode(err) == shopd.ENotFound {
+		return IdempotencyKey{}, Lease{}, false, nil
+	}
+	return k, Lease{}, false, err
+}
+
+const (
+	renewLeaseSQL = `
+UPDATE idempotency_keys
+SET lease_expires_at = now() + $3 * interval '1 millisecond'
+WHERE id = $1
+	AND lease_owner = $2`
+
+	releaseLeaseSQL = `
+UPDATE idempotency_keys
+SET lease_owner = NULL,
+	lease_expires_at = NULL
+WHERE id = $1
+	AND lease_owner = $2`
+)
+
+// ErrLeaseLost is RenewLease's answer when the lease is no longer the
+// caller's: it expired and another request or job took the key over, or
+// the checkout ended.
+var ErrLeaseLost = shopd.Errorf(shopd.EUnavailable, "The checkout was taken over by another attempt; retry with the same Idempotency-Key.")
+
+// RenewLease extends the lease by its TTL from now. Errors: ErrLeaseLost.
+func (s *Store) RenewLease(ctx context.Context, l Lease) error {
+	res, err := s.db.ExecContext(ctx, renewLeaseSQL, l.KeyID, l.Owner, l.TTL.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("renew checkout lease: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// ReleaseLease frees the key for the next request at once, if the lease
+// is still the caller's; a lease that is not is left alone.
+func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
+	if _, err := s.db.ExecContext(ctx, releaseLeaseSQL, l.KeyID, l.Owner); err != nil {
+		return fmt.Errorf("release checkout lease: %w", translate(err))
+	}
+	return nil
 }
 
 const keyByIDSQL = `SELECT ` + keyColumns + ` FROM idempotency_keys WHERE id = $1`
@@ -126,19 +230,29 @@ SET recovery_point = 'finished',
 	outcome = 'created',
 	order_snapshot = $2,
 	cart_snapshot = NULL,
+	lease_owner = NULL,
+	lease_expires_at = NULL,
 	updated_at = now()
-WHERE id = $1`
+WHERE id = $1
+	AND lease_owner = $3`
 
-// FinishKeyCreated ends a checkout that placed o and readied its payment:
-// every retry with the key gets o as it is now (see IdempotencyKey.Order).
-func (s *Store) FinishKeyCreated(ctx context.Context, id int64, o Order) error {
+// FinishKeyCreated ends a checkout that placed o and readied its payment,
+// and frees its lease: every retry with the key gets o as it is now (see
+// IdempotencyKey.Order). Only the lease's holder finishes the key; when
+// the lease is no longer the caller's, the error is ErrLeaseLost and the
+// key is left to whoever holds it.
+func (s *Store) FinishKeyCreated(ctx context.Context, l Lease, o Order) error {
 	snapshot, err := json.Marshal(o)
 	if err != nil {
 		return fmt.Errorf("finish idempotency key: encode order: %w", err)
 	}
 	// jsonb goes as text: see withOneRoundTrip.
-	if _, err := s.db.ExecContext(ctx, finishKeyCreatedSQL, id, string(snapshot)); err != nil {
+	res, err := s.db.ExecContext(ctx, finishKeyCreatedSQL, l.KeyID, string(snapshot), l.Owner)
+	if err != nil {
 		return fmt.Errorf("finish idempotency key: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrLeaseLost
 	}
 	return nil
 }
@@ -150,11 +264,16 @@ SET recovery_point = 'finished',
 	refusal_code = $2,
 	refusal_message = $3,
 	cart_snapshot = NULL,
+	lease_owner = NULL,
+	lease_expires_at = NULL,
 	updated_at = now()
-WHERE id = $1`
+WHERE id = $1
+	AND recovery_point <> 'finished'`
 
-// RefuseKey ends a checkout that was refused for good: every retry with the
-// key gets the same refusal, a shopd.Error with code and message.
+// RefuseKey ends a checkout that was refused for good, and frees its
+// lease: every retry with the key gets the same refusal, a shopd.Error
+// with code and message. A key already finished (by an attempt that took
+// it over) keeps its outcome.
 func (t *Tx) RefuseKey(ctx context.Context, id int64, code, message string) error {
 	if _, err := t.tx.ExecContext(ctx, refuseKeySQL, id, code, message); err != nil {
 		return fmt.Errorf("refuse idempotency key: %w", translate(err))
@@ -194,54 +313,6 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int
 		return 0, fmt.Errorf("purge idempotency keys: %w", translate(err))
 	}
 	return res.RowsAffected()
-}
-
-const (
-	tryLockCheckoutSQL = `
-SELECT pg_try_advisory_lock(hashtextextended($1, 0)),
-	set_config('tcp_keepalives_idle', '10', false),
-	set_config('tcp_keepalives_interval', '5', false),
-	set_config('tcp_keepalives_count', '3', false)`
-
-	unlockCheckoutSQL = `SELECT pg_advisory_unlock(hashtextextended($1, 0))`
-)
-
-// CheckoutLock is a session-level advisory lock on one (user, key). It
-// lives on one database connection, so if the process dies the database
-// drops the session and the lock with it: a retry can take over at once.
-type CheckoutLock struct {
-	conn *sqlx.Conn
-	name string
-}
-
-// TryLockCheckout takes the lock of (userID, key) without waiting, on the
-// Conn's connection; ok is false when another request (or the reconciler)
-// holds it.
-func (c *Conn) TryLockCheckout(ctx context.Context, userID, key string) (lock *CheckoutLock, ok bool, err error) {
-	name := "checkout:" + userID + ":" + key
-	// TCP keepalives from the server's side: if this host dies without
-	// closing the socket (power loss, network split), PostgreSQL ends the
-	// session, and frees the lock, within about 25 s instead of the
-	// kernel's default two hours.
-	var idle, interval, count string
-	err = c.conn.QueryRowContext(ctx, tryLockCheckoutSQL, name).Scan(&ok, &idle, &interval, &count)
-	if err != nil {
-		return nil, false, fmt.Errorf("lock checkout: %w", translate(err))
-	}
-	if !ok {
-		return nil, false, nil
-	}
-	return &CheckoutLock{conn: c.conn, name: name}, true, nil
-}
-
-// Unlock releases the lock. If that fails the connection is discarded
-// rather than returned to the pool still holding it.
-func (l *CheckoutLock) Unlock() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := l.conn.ExecContext(ctx, unlockCheckoutSQL, l.name); err != nil {
-		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
 }
 
 // PlaceOrder is what checkout's order transaction needs.
@@ -308,42 +379,8 @@ SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
-	// numberOrderSQL takes the next number and gives it to the order. It is
-	// the transaction's last statement: the counter row stays locked until
-	// commit and every checkout needs it, so it is held for as little as
-	// possible. Numbers come without gaps: a rolled-back checkout rolls
-	// its increment back too.
-	numberOrderSQL = `
-WITH n AS (
-	UPDATE order_number_counter
-	SET last = last + 1
-	RETURNING last
-)
-UPDATE orders
-SET order_number = n.last
-FROM n
-WHERE orders.id = $1
-RETURNING orders.order_number`
-
-	// insertOrderItemsSQL writes all lines in one statement.
-	insertOrderItemsSQL = `
-INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
-SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
-FROM unnest($2::integer[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::integer[])
-	AS l (line_no, product_id, sku, name, unit_price_cents, quantity)`
-
-	// emptyCartSQL deletes the ordered lines and stamps the cart, returning
-	// the stamp as stored.
-	emptyCartSQL = `
-WITH gone AS (
-	DELETE FROM cart_items
-	WHERE user_id = $1
-)
-UPDATE carts
-SET updated_at = $2
-WHERE user_id = $1
-RETURNING updated_at`
-
+	// orderCreatedSQL moves the key to order_created with the order and
+	// the cart it emptied, if it was still at started.
 	orderCreatedSQL = `
 UPDATE idempotency_keys
 SET recovery_point = 'order_created',
@@ -352,11 +389,17 @@ SET recovery_point = 'order_created',
 	updated_at = now()
 WHERE id = $1
 	AND recovery_point = 'started'`
+
+	orderNumberSQL = `SELECT order_number FROM orders WHERE id = $1`
 )
 
-// insertOrderSQL writes the order and its first event together. The order
-// has no number until numberOrderSQL, so it reads back as 0.
-var insertOrderSQL = `
+// placeOrderSQL writes the order, its first event and all its lines, and
+// empties the cart (the caller holds its lock), stamping it and returning
+// the stamp as stored: one round trip while the lines' product rows stay
+// locked. The foreign keys of the event and the lines are checked at the
+// end of the statement, when the order is there. The order has no number
+// until its transaction commits (migration 0012), so it reads back as 0.
+var placeOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
@@ -367,16 +410,32 @@ WITH o AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
 	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
 	FROM o
+), lines AS (
+	INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+	SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
+	FROM unnest($13::integer[], $14::uuid[], $15::text[], $16::text[], $17::bigint[], $18::integer[])
+		AS l (line_no, product_id, sku, name, unit_price_cents, quantity)
+), gone AS (
+	DELETE FROM cart_items
+	WHERE user_id = $2
+), emptied AS (
+	UPDATE carts
+	SET updated_at = $19
+	WHERE user_id = $2
+	RETURNING updated_at
 )
-SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + ` FROM o`
+SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + `,
+	(SELECT updated_at FROM emptied) AS emptied_at
+FROM o`
 
 // PlaceOrder turns the user's cart into an order inside the caller's
 // transaction, which may still refuse the order before it commits: it
 // takes the stock of every line in ascending product order, freezes lines
 // and prices, writes the sale ledger rows, records the order's first event,
-// empties the cart (keeping it on the key, see RestoreCart), moves the
-// idempotency key to order_created and numbers the order without gaps.
-// Refusals, after which the caller must roll back: an empty cart is
+// empties the cart (keeping it on the key, see RestoreCart) and moves the
+// idempotency key to order_created. The order is numbered, without gaps,
+// as the transaction commits: the returned order has number 0 (read it
+// after commit with OrderNumber). Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
 // a cart mixing currencies is EConflict.
@@ -398,7 +457,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
 	// The id is made here so the sale ledger rows can name the order
-	// before it exists; it is numbered last (numberOrderSQL).
+	// before it exists; it is numbered as the transaction commits.
 	orderID := uuid.NewString()
 	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
@@ -423,20 +482,28 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 			UnitPriceCents: taken.PriceCents, Quantity: l.Quantity, LineTotalCents: line})
 	}
 	totals := p.Pricing.CheckoutTotals(subtotal)
-	var o Order
-	err = tx.GetContext(ctx, &o, insertOrderSQL, orderID, p.UserID, p.Email,
+	n := len(items)
+	lineNo, qty := make([]int64, n), make([]int64, n)
+	productID, sku, name := make([]string, n), make([]string, n), make([]string, n)
+	price := make([]int64, n)
+	for i, it := range items {
+		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
+	}
+	var placed struct {
+		Order
+		EmptiedAt time.Time `db:"emptied_at"`
+	}
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
 		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt)
+		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
+		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
+		t.now().UTC())
 	if err != nil {
 		return Order{}, fmt.Errorf("insert order: %w", translate(err))
 	}
-	if err := insertItems(ctx, tx, orderID, items); err != nil {
-		return Order{}, err
-	}
+	o := placed.Order
 	o.Items = items
-	if err := tx.GetContext(ctx, &cart.EmptiedAt, emptyCartSQL, p.UserID, t.now().UTC()); err != nil {
-		return Order{}, fmt.Errorf("empty cart: %w", translate(err))
-	}
+	cart.EmptiedAt = placed.EmptiedAt
 	snapshot, err := json.Marshal(cart)
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
@@ -446,13 +513,22 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		// Another request finished this key first; roll everything back.
+		// Another request placed this key's order first; roll everything back.
 		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
 	}
-	if err := tx.GetContext(ctx, &o.OrderNumber, numberOrderSQL, o.ID); err != nil {
-		return Order{}, fmt.Errorf("number order: %w", translate(err))
-	}
 	return o, nil
+}
+
+// OrderNumber is the number the order got when its checkout committed.
+func (s *Store) OrderNumber(ctx context.Context, orderID string) (int64, error) {
+	var n *int64
+	if err := s.db.GetContext(ctx, &n, orderNumberSQL, orderID); err != nil {
+		return 0, fmt.Errorf("order number: %w", translate(err))
+	}
+	if n == nil {
+		return 0, fmt.Errorf("order %s has no number", orderID)
+	}
+	return *n, nil
 }
 
 const (
@@ -503,22 +579,6 @@ func (t *Tx) RestoreCart(ctx context.Context, keyID int64) error {
 	}
 	if _, err := t.tx.ExecContext(ctx, restoreCartStampSQL, keyID, t.now().UTC()); err != nil {
 		return fmt.Errorf("restore cart stamp: %w", translate(err))
-	}
-	return nil
-}
-
-func insertItems(ctx context.Context, tx *sqlx.Tx, orderID string, items []OrderItem) error {
-	n := len(items)
-	lineNo, qty := make([]int64, n), make([]int64, n)
-	productID, sku, name := make([]string, n), make([]string, n), make([]string, n)
-	price := make([]int64, n)
-	for i, it := range items {
-		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
-	}
-	_, err := tx.ExecContext(ctx, insertOrderItemsSQL, orderID, pq.Array(lineNo), pq.Array(productID),
-		pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty))
-	if err != nil {
-		return fmt.Errorf("insert order items: %w", translate(err))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func placeTestOrder(t *testing.T, s *store.Store, p store.Product, qty int, due 
 	if _, err := s.AddToCart(ctx, userID, p.ID, qty); err != nil {
 		t.Fatal(err)
 	}
-	k, err := s.ClaimIdempotencyKey(ctx, userID, "key-"+uuid.NewString(), "h")
+	k, _, _, err := s.ClaimCheckout(ctx, userID, "key-"+uuid.NewString(), "h", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,21 +46,30 @@ func placeOrder(ctx context.Context, s *store.Store, p store.PlaceOrder) (store.
 		o, err = tx.PlaceOrder(ctx, p)
 		return err
 	})
+	if err != nil {
+		return store.Order{}, err
+	}
+	// Numbered as it committed.
+	o.OrderNumber, err = s.OrderNumber(ctx, o.ID)
 	return o, err
 }
 
-func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
+// TestClaimCheckoutConcurrent: many requests with one key make one row,
+// and exactly one of them holds its lease.
+func TestClaimCheckoutConcurrent(t *testing.T) {
 	t.Parallel()
 	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
 	userID := shoptest.User(ctx, t, s, nil).ID
 	const n = 20
 	ids := make([]int64, n)
+	leased := make([]bool, n)
 	errs := make([]error, n)
 	shoptest.Concurrently(t, n, 60*time.Second, func(i int) {
-		k, err := s.ClaimIdempotencyKey(ctx, userID, "same-key", "hash-1")
-		ids[i], errs[i] = k.ID, err
+		k, _, ok, err := s.ClaimCheckout(ctx, userID, "same-key", "hash-1", time.Minute)
+		ids[i], leased[i], errs[i] = k.ID, ok, err
 	})
+	holders := 0
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("claim %d: %v", i, errs[i])
@@ -67,6 +77,12 @@ func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
 		if ids[i] != ids[0] {
 			t.Errorf("claim %d got key %d, claim 0 got %d", i, ids[i], ids[0])
 		}
+		if leased[i] {
+			holders++
+		}
+	}
+	if holders != 1 {
+		t.Errorf("%d claims hold the lease, want exactly 1", holders)
 	}
 	var rows int
 	if err := s.DB().Get(&rows, `SELECT count(*) FROM idempotency_keys`); err != nil {
@@ -75,53 +91,97 @@ func TestClaimIdempotencyKeyConcurrent(t *testing.T) {
 	if rows != 1 {
 		t.Errorf("%d key rows, want 1", rows)
 	}
-	// The first hash wins; a later body is told apart by the caller.
-	k, err := s.ClaimIdempotencyKey(context.Background(), userID, "same-key", "hash-2")
-	if err != nil || k.ID != ids[0] || k.RequestHash != "hash-1" || k.RecoveryPoint != store.PointStarted {
-		t.Errorf("claim with another hash = %+v, %v", k, err)
+	// The first hash wins; a later body is told apart by the caller, and
+	// takes no lease.
+	k, _, ok, err := s.ClaimCheckout(context.Background(), userID, "same-key", "hash-2", time.Minute)
+	if err != nil || ok || k.ID != ids[0] || k.RequestHash != "hash-1" || k.RecoveryPoint != store.PointStarted {
+		t.Errorf("claim with another hash = %+v, leased %v, %v", k, ok, err)
 	}
 }
 
-func TestTryLockCheckoutScope(t *testing.T) {
+// TestCheckoutLeaseScope: a lease holds one (user, key) only, until it is
+// released or runs out; renewing or finishing needs the lease to be the
+// caller's, so an attempt whose lease was taken over cannot overwrite the
+// key.
+func TestCheckoutLeaseScope(t *testing.T) {
 	t.Parallel()
 	s := store.New(pgtest.NewDB(t))
 	ctx := context.Background()
-	u1, u2 := uuid.NewString(), uuid.NewString()
-	pinned := func() *store.Conn {
-		p, err := s.Pin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Release)
-		return p
-	}
-	try := func(user, key string) (*store.CheckoutLock, bool) {
+	u1, u2 := shoptest.User(ctx, t, s, nil).ID, shoptest.User(ctx, t, s, nil).ID
+	claim := func(user, key string, ttl time.Duration) (store.IdempotencyKey, store.Lease, bool) {
 		t.Helper()
-		l, ok, err := pinned().TryLockCheckout(ctx, user, key)
+		k, l, ok, err := s.ClaimCheckout(ctx, user, key, "h", ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l, ok
+		return k, l, ok
 	}
-	held, ok := try(u1, "k")
-	if !ok {
-		t.Fatal("first lock refused")
+	k, held, ok := claim(u1, "k", time.Minute)
+	if !ok || k.LeaseOwner == nil || *k.LeaseOwner != held.Owner || k.LeaseExpiresAt == nil {
+		t.Fatalf("first claim: leased %v, row %+v", ok, k)
 	}
-	if _, ok := try(u1, "k"); ok {
-		t.Error("(u1, k) locked twice")
+	if _, _, ok := claim(u1, "k", time.Minute); ok {
+		t.Error("(u1, k) leased twice")
 	}
 	for _, c := range [][2]string{{u1, "k2"}, {u2, "k"}, {u1, "K"}} {
-		l, ok := try(c[0], c[1])
-		if !ok {
+		if _, l, ok := claim(c[0], c[1], time.Minute); !ok {
 			t.Errorf("(%s, %s) refused while only (u1, k) is held", c[0], c[1])
-			continue
+		} else if err := s.ReleaseLease(ctx, l); err != nil {
+			t.Fatal(err)
 		}
-		l.Unlock()
 	}
-	held.Unlock()
-	l, ok := try(u1, "k")
+	if err := s.RenewLease(ctx, held); err != nil {
+		t.Errorf("renew a held lease: %v", err)
+	}
+	if err := s.ReleaseLease(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenewLease(ctx, held); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("renew after release: %v, want ErrLeaseLost", err)
+	}
+
+	// A lease that runs out is taken over; its old holder can neither
+	// renew it, nor release the new one, nor finish the key.
+	_, dead, ok := claim(u1, "k", 20*time.Millisecond)
 	if !ok {
-		t.Fatal("lock refused after Unlock")
+		t.Fatal("lease refused after release")
 	}
-	l.Unlock()
+	if _, _, ok := claim(u1, "k", time.Minute); ok {
+		t.Fatal("a live lease was taken over")
+	}
+	var took store.Lease
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ok bool
+		if _, took, ok = claim(u1, "k", time.Minute); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an expired lease was never taken over")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.RenewLease(ctx, dead); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("renew by the old holder: %v, want ErrLeaseLost", err)
+	}
+	if err := s.ReleaseLease(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishKeyCreated(ctx, dead, store.Order{ID: uuid.NewString()}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("finish by the old holder: %v, want ErrLeaseLost", err)
+	}
+	k, err := s.IdempotencyKeyByID(ctx, took.KeyID)
+	if err != nil || k.LeaseOwner == nil || *k.LeaseOwner != took.Owner || k.RecoveryPoint != store.PointStarted {
+		t.Errorf("after the old holder's attempts: key %+v, %v; want it started and leased by the new holder", k, err)
+	}
+	if err := s.FinishKeyCreated(ctx, took, store.Order{ID: uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.IdempotencyKeyByID(ctx, took.KeyID); err != nil || k.RecoveryPoint != store.PointFinished || k.LeaseOwner != nil || k.LeaseExpiresAt != nil {
+		t.Errorf("finished key %+v, %v: want finished with its lease freed", k, err)
+	}
+	// A finished key is never leased again.
+	if _, _, ok := claim(u1, "k", time.Minute); ok {
+		t.Error("a finished key was leased")
+	}
 }

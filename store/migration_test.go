@@ -70,6 +70,8 @@ func TestCheckoutOutcomesMigration(t *testing.T) {
 			($1, 'started', 'h', 'started', NULL, NULL)`, userID, created, refused)
 
 	exec(migration("0003_checkout_outcomes.up.sql"))
+	// Later columns the store reads with every key.
+	exec(migration("0012_checkout_lease.up.sql"))
 
 	key := func(name string) IdempotencyKey {
 		t.Helper()

@@ -20,15 +20,15 @@ import (
 
 // Store is the database. It is safe for concurrent use.
 type Store struct {
-	db   dbtx     // the pool, or the one connection of a Conn
-	pool *sqlx.DB // always the pool
+	db   dbtx     // what queries run on: the pool
+	pool *sqlx.DB // the pool
 	// Now is the clock used for business timestamps and time windows.
 	Now func() time.Time
 	// carts learns of every cart change in its transaction (WatchCarts).
 	carts CartWatcher
 }
 
-// dbtx is what queries run on: the pool or one connection.
+// dbtx is what queries run on.
 type dbtx interface {
 	sqlx.QueryerContext
 	sqlx.ExecerContext
@@ -36,29 +36,6 @@ type dbtx interface {
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 	BeginTxx(ctx context.Context, opts *sql.TxOptions) (*sqlx.Tx, error)
 }
-
-// Conn is a Store whose queries, transactions included, all run on one
-// connection taken from the pool, until Release. It belongs to one
-// goroutine. A flow that holds a session-level lock (checkout) works on the
-// lock's own connection: taking a second connection while holding the first
-// could deadlock a full pool. Only a Conn can take such a lock, so a lock
-// on the wrong handle does not compile.
-type Conn struct {
-	*Store
-	conn *sqlx.Conn
-}
-
-// Pin takes a connection from the pool for the caller's exclusive use.
-func (s *Store) Pin(ctx context.Context) (*Conn, error) {
-	c, err := s.pool.Connx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("pin connection: %w", translate(err))
-	}
-	return &Conn{Store: &Store{db: c, pool: s.pool, Now: s.Now, carts: s.carts}, conn: c}, nil
-}
-
-// Release gives the connection back to the pool.
-func (c *Conn) Release() { c.conn.Close() }
 
 // Open connects to url, checks the connection and applies migrations.
 func Open(ctx context.Context, url string) (*Store, error) {

@@ -132,18 +132,6 @@ func TestUpdateOrder(t *testing.T) {
 	}
 }
 
-// TestOnlyAConnLocksCheckouts: the session-level checkout lock is a method
-// of Conn alone, so taking it on the pool does not compile.
-func TestOnlyAConnLocksCheckouts(t *testing.T) {
-	t.Parallel()
-	if _, ok := reflect.TypeFor[*store.Store]().MethodByName("TryLockCheckout"); ok {
-		t.Error("*Store has TryLockCheckout: a lock could be taken on a pooled connection and lost")
-	}
-	if _, ok := reflect.TypeFor[*store.Conn]().MethodByName("TryLockCheckout"); !ok {
-		t.Error("*Conn lacks TryLockCheckout")
-	}
-}
-
 // TestKeyRecordsOutcomes: a finished key gives back the order it answered,
 // frozen (the order may move on), or the refusal it recorded.
 func TestKeyRecordsOutcomes(t *testing.T) {
@@ -152,11 +140,12 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 	ctx := context.Background()
 	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(5)})
 	o := placeTestOrder(t, s, p, 2, time.Now().Add(time.Hour))
-	var keyID int64
-	if err := s.DB().Get(&keyID, `SELECT id FROM idempotency_keys WHERE order_id = $1`, o.ID); err != nil {
+	var lease store.Lease
+	if err := s.DB().QueryRow(`SELECT id, lease_owner FROM idempotency_keys WHERE order_id = $1`, o.ID).Scan(&lease.KeyID, &lease.Owner); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishKeyCreated(ctx, keyID, o); err != nil {
+	keyID := lease.KeyID
+	if err := s.FinishKeyCreated(ctx, lease, o); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.UpdateOrder(ctx, o.ID, func(tx *store.Tx, o *store.Order) error { o.Status = shopd.StatusCancelled; return nil }); err != nil {
@@ -179,14 +168,14 @@ func TestKeyRecordsOutcomes(t *testing.T) {
 	}
 
 	u := shoptest.User(ctx, t, s, nil).ID
-	r, err := s.ClaimIdempotencyKey(ctx, u, "k", "h")
+	r, _, _, err := s.ClaimCheckout(ctx, u, "k", "h", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WithTx(ctx, func(tx *store.Tx) error { return tx.RefuseKey(ctx, r.ID, shopd.EPaymentRefused, "Refused.") }); err != nil {
 		t.Fatal(err)
 	}
-	r, err = s.ClaimIdempotencyKey(ctx, u, "k", "h")
+	r, _, _, err = s.ClaimCheckout(ctx, u, "k", "h", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +197,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 	archived := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1000, Stock: new(50), Name: "Gone one"})
 	// checkout places u's cart as an order.
 	checkout := func(u string) error {
-		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		k, _, _, err := s.ClaimCheckout(ctx, u, "key-"+uuid.NewString(), "h", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +285,7 @@ func TestRestoreCart(t *testing.T) {
 	c := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 3000})
 	checkout := func(u string) int64 {
 		t.Helper()
-		k, err := s.ClaimIdempotencyKey(ctx, u, "key-"+uuid.NewString(), "h")
+		k, _, _, err := s.ClaimCheckout(ctx, u, "key-"+uuid.NewString(), "h", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

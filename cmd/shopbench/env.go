@@ -26,6 +26,8 @@ const (
 	adminPassword    = "bench-admin-password"
 	customerPassword = "bench-customer-password"
 	webhookSecret    = "whsec_bench_only"
+	// metricsToken guards the server's /metrics and /debug/pprof/.
+	metricsToken = "bench-metrics-token"
 )
 
 // env is everything the bench started: a throwaway PostgreSQL, stripe-mock
@@ -35,12 +37,18 @@ type env struct {
 	keep    bool
 	logFile *os.File // stripe-mock's, the server's and PostgreSQL's output
 	db      *pgcluster.Cluster
-	stripe  *stripemock.Server
+	stripe  *stripemock.Server // nil when standIn answers for Stripe
+	standIn *stripeStandIn
 	server  *exec.Cmd
 	exited  chan struct{} // closed when the server process has exited
 	waitErr error
 	pid     int
 	base    string // http://127.0.0.1:PORT
+	bin     string
+	environ []string
+	// startup is the server's start-up on the migrated, seeded database:
+	// from exec to the first 200 of /readyz.
+	startup time.Duration
 }
 
 // serverEnvKeys are the variables the server reads; inherited values are
@@ -52,15 +60,17 @@ var serverEnvKeys = []string{
 	"QUOTA_CHECKOUTS_PER_HOUR", "QUOTA_SEARCHES_PER_HOUR", "LOGIN_FAILURES_PER_MINUTE",
 	"LOGIN_FAILURES_PER_IP_PER_MINUTE", "REGISTRATIONS_PER_IP_PER_HOUR",
 	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS",
-	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT", "STREAM_MAX", "STREAM_HEARTBEAT",
+	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT", "METRICS_TOKEN", "CHECKOUT_LEASE",
+	"STREAM_MAX", "STREAM_HEARTBEAT",
 }
 
 // maxStreams is the server's STREAM_MAX in the bench: the most -streams.
 const maxStreams = 10000
 
-// startEnv starts PostgreSQL and stripe-mock, seeds the demo catalog and
-// starts `shopd` serving on a free loopback port.
-func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err error) {
+// startEnv starts PostgreSQL and stripe-mock (or, with standIn, points the
+// server at it instead), seeds the demo catalog and starts `shopd` serving
+// on a free loopback port.
+func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeStandIn) (_ *env, err error) {
 	dir, err := os.MkdirTemp("", "shopbench-")
 	if err != nil {
 		return nil, err
@@ -71,7 +81,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	e := &env{dir: dir, keep: keep}
+	e := &env{dir: dir, keep: keep, standIn: standIn}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -87,9 +97,14 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	if err != nil {
 		return nil, err
 	}
-	e.stripe, err = stripemock.Start(ctx, e.logFile)
-	if err != nil {
-		return nil, err
+	stripeBase := ""
+	if standIn != nil {
+		stripeBase = standIn.URL
+	} else {
+		if e.stripe, err = stripemock.Start(ctx, e.logFile); err != nil {
+			return nil, err
+		}
+		stripeBase = e.stripe.URL
 	}
 	port, err := pgcluster.FreePort()
 	if err != nil {
@@ -101,7 +116,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 	environ := serverEnviron(map[string]string{
 		"HTTP_ADDR":                addr,
 		"DATABASE_URL":             e.db.URL,
-		"STRIPE_API_BASE":          e.stripe.URL,
+		"STRIPE_API_BASE":          stripeBase,
 		"STRIPE_SECRET_KEY":        "sk_test_bench",
 		"STRIPE_WEBHOOK_SECRET":    webhookSecret,
 		"DATA_DIR":                 filepath.Join(dir, "server"),
@@ -114,6 +129,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		"LOGIN_FAILURES_PER_MINUTE":        "0",
 		"LOGIN_FAILURES_PER_IP_PER_MINUTE": "0",
 		"REGISTRATIONS_PER_IP_PER_HOUR":    "0",
+		"METRICS_TOKEN":                    metricsToken,
 		// Room for -streams idle streams (the default is 1000).
 		"STREAM_MAX": strconv.Itoa(maxStreams),
 	})
@@ -122,12 +138,23 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		return nil, err
 	}
 
-	e.server = exec.Command(serverBin)
-	e.server.Env = environ
+	e.bin, e.environ = serverBin, environ
+	if err := e.startServer(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// startServer execs the server and waits until it is ready, recording how
+// long that took in e.startup.
+func (e *env) startServer(ctx context.Context) error {
+	e.server = exec.Command(e.bin)
+	e.server.Env = e.environ
 	e.server.Stdout, e.server.Stderr = e.logFile, e.logFile
 	e.server.SysProcAttr = serverProcAttr()
+	execAt := time.Now()
 	if err := e.server.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", serverBin, err)
+		return fmt.Errorf("start %s: %w", e.bin, err)
 	}
 	e.pid = e.server.Process.Pid
 	e.exited = make(chan struct{})
@@ -136,9 +163,18 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		close(e.exited)
 	}()
 	if err := e.waitReady(ctx, 60*time.Second); err != nil {
-		return nil, fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
+		return fmt.Errorf("%w\nlast lines of %s:\n%s", err, e.logFile.Name(), e.logTail(30))
 	}
-	return e, nil
+	e.startup = time.Since(execAt)
+	return nil
+}
+
+// restart stops the server gracefully and starts it again on the same
+// database, now holding everything the bench made: e.startup is then a
+// start-up on an existing database, its admin included.
+func (e *env) restart(ctx context.Context) error {
+	e.stopServer()
+	return e.startServer(ctx)
 }
 
 // seedCatalog migrates the database (opening the store does) and adds the
@@ -173,7 +209,8 @@ func serverEnviron(set map[string]string) []string {
 	return out
 }
 
-// waitReady polls /readyz until the server answers 200.
+// waitReady polls /readyz every 2 ms until the server answers 200: the
+// start-up time is measured with it.
 func (e *env) waitReady(ctx context.Context, limit time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(limit)
@@ -193,7 +230,7 @@ func (e *env) waitReady(ctx context.Context, limit time.Duration) error {
 			return fmt.Errorf("server exited before it was ready: %v", e.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("server not ready after %v: %v", limit, err)
@@ -215,20 +252,12 @@ func (e *env) serverAlive() bool {
 // and PostgreSQL, and removes the temporary directory. It reports failures
 // on stderr: there is nothing else to do about them.
 func (e *env) close() {
-	if e.server != nil && e.server.Process != nil {
-		if e.serverAlive() {
-			e.server.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(15 * time.Second):
-				fmt.Fprintln(os.Stderr, "shopbench: server did not stop within 15s; killing it")
-				e.server.Process.Kill()
-				<-e.exited
-			}
-		}
-	}
+	e.stopServer()
 	if e.stripe != nil {
 		e.stripe.Stop()
+	}
+	if e.standIn != nil {
+		e.standIn.close()
 	}
 	if e.db != nil {
 		if err := e.db.Stop(); err != nil {
@@ -243,6 +272,21 @@ func (e *env) close() {
 		return
 	}
 	os.RemoveAll(e.dir)
+}
+
+// stopServer stops the server: SIGTERM, then SIGKILL after 15 s.
+func (e *env) stopServer() {
+	if e.server == nil || e.server.Process == nil || !e.serverAlive() {
+		return
+	}
+	e.server.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		fmt.Fprintln(os.Stderr, "shopbench: server did not stop within 15s; killing it")
+		e.server.Process.Kill()
+		<-e.exited
+	}
 }
 
 // logTail returns the last n lines of the services log.

@@ -63,6 +63,17 @@
 // with them all open: what an idle stream costs. `make bench
 // BENCH_FLAGS=-scenarios=idle-streams` runs it alone.
 //
+// # Stripe latency, the pool, start-up
+//
+// -stripe-latency D puts the bench's own Stripe stand-in (stripe.go) in
+// place of stripe-mock, answering after D; -sweep runs add-to-cart +
+// checkout against it over 0/100/300 ms x 32/256 clients and prints one
+// table. Each measured phase samples the server's database pool from
+// /metrics (peak in use, waits for a connection). The report ends with the
+// server's start-up on the existing database: it is restarted and timed
+// from exec to the first 200 of /readyz. -cpuprofile FILE saves a CPU
+// profile of the server over one scenario (-profile-scenario).
+//
 // Any non-2xx answer or transport error counts as an error and is listed
 // with a sample body (in the flood: any answer but 200 for the right
 // password and 401 for the others); a bench with errors says so and exits
@@ -102,7 +113,22 @@ type options struct {
 	floodAccounts int
 	floodBody     int
 	streams       int
+	// stripeLatency, when >= 0, puts the bench's Stripe stand-in (answers
+	// after this long) in place of stripe-mock.
+	stripeLatency time.Duration
+	// sweep runs the checkout scenario over sweepLatencies x sweepClients
+	// against the stand-in instead of the scenarios.
+	sweep bool
+	// cpuProfile, when set, is where a CPU profile of the server during
+	// the measured phase of profileScenario goes.
+	cpuProfile, profileScenario string
 }
+
+// The latency sweep's grid.
+var (
+	sweepLatencies = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}
+	sweepClients   = []int{32, 256}
+)
 
 // scenarioNames are the -scenarios a bench can run, in the order it runs them.
 var scenarioNames = []string{"list", "get", "checkout", "login-flood", "idle-streams"}
@@ -142,6 +168,10 @@ func main() {
 	flag.IntVar(&o.floodAccounts, "flood-accounts", 30, "accounts the login flood logs in to")
 	flag.IntVar(&o.floodBody, "flood-body", 0, "pad each login body of the flood with spaces to this many bytes (0: no padding)")
 	flag.IntVar(&o.streams, "streams", 1000, "live streams the idle-streams scenario opens")
+	flag.DurationVar(&o.stripeLatency, "stripe-latency", -1, "answer Stripe calls from the bench's own stand-in after this long, instead of stripe-mock (-1: stripe-mock)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during one scenario's measured phase to this file (go tool pprof)")
+	flag.StringVar(&o.profileScenario, "profile-scenario", "checkout", "the scenario -cpuprofile profiles: list, get or checkout")
+	flag.BoolVar(&o.sweep, "sweep", false, "run only add-to-cart + checkout against the Stripe stand-in at 0, 100 and 300 ms latency x 32 and 256 clients, and print the table")
 	flag.Parse()
 	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
 		o.flood < 1 || o.floodAccounts < 1 || o.streams < 1 || o.streams > maxStreams {
@@ -179,6 +209,7 @@ type outcome struct {
 	// the server's VmHWM (KiB) after it.
 	serverCores, clientCores float64
 	peakRSS                  int64
+	pool                     poolStats
 }
 
 func bench(ctx context.Context, o options, out io.Writer) (int, error) {
@@ -203,15 +234,32 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	o.server = server
 
-	fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
-	e, err := startEnv(ctx, server, o.keep)
+	var standIn *stripeStandIn
+	if o.stripeLatency >= 0 || o.sweep {
+		if standIn, err = startStripeStandIn(); err != nil {
+			return 1, err
+		}
+		standIn.setLatency(max(o.stripeLatency, 0))
+		fmt.Fprintf(out, "starting PostgreSQL and the server; Stripe is the bench's stand-in (%v latency) ...\n", max(o.stripeLatency, 0))
+	} else {
+		fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
+	}
+	e, err := startEnv(ctx, server, o.keep, standIn)
 	if err != nil {
+		if standIn != nil {
+			standIn.close()
+		}
 		return 1, err
 	}
 	defer e.close()
+	fmt.Fprintf(out, "server first start-up (migrated, seeded database; creates the admin: one argon2id hash): %v\n",
+		e.startup.Round(time.Millisecond))
 	_, startRSS, _ := memoryKiB(e.pid)
 	a := api{base: e.base, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
 
+	if o.sweep {
+		return runSweep(ctx, o, e, a, out)
+	}
 	var outcomes []outcome
 	mem := memReport{startRSS: startRSS}
 	if o.scenarios["list"] || o.scenarios["get"] || o.scenarios["checkout"] {
@@ -249,6 +297,9 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 
 	alive := e.serverAlive()
 	code := report(out, o, outcomes, flood, streams, alive, mem)
+	if alive {
+		reportRestart(ctx, out, e)
+	}
 	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
 	if code != 0 && !o.keep {
 		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
@@ -323,11 +374,25 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 		}
 		serverBefore, _ := processCPU(e.pid)
 		selfBefore := selfCPU()
+		sampler := samplePool(e.base)
+		profiled := make(chan error, 1)
+		if o.cpuProfile != "" && p.script == o.profileScenario {
+			go func() { profiled <- cpuProfile(ctx, e.base, o.duration, o.cpuProfile) }()
+		} else {
+			profiled <- nil
+		}
 		res := run(ctx, p.sc, workers, o.duration)
+		pool := sampler.end()
+		if err := <-profiled; err != nil {
+			return nil, mem, err
+		}
+		if o.cpuProfile != "" && p.script == o.profileScenario {
+			fmt.Fprintf(out, "(CPU profile of the server in %s) ", o.cpuProfile)
+		}
 		if ctx.Err() != nil {
 			return nil, mem, ctx.Err()
 		}
-		oc := outcome{api: res, target: p.target}
+		oc := outcome{api: res, target: p.target, pool: pool}
 		if serverAfter, err := processCPU(e.pid); err == nil {
 			oc.serverCores = (serverAfter - serverBefore).Seconds() / res.elapsed.Seconds()
 		}
@@ -359,6 +424,21 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 type memReport struct {
 	startRSS, setupPeak, peakRSS, endRSS int64
 	peakReset, err                       error
+}
+
+// reportRestart restarts the server on the database the bench filled and
+// prints how long it took from exec to the first 200 of /readyz.
+func reportRestart(ctx context.Context, out io.Writer, e *env) {
+	if err := e.restart(ctx); err != nil {
+		fmt.Fprintf(out, "\nserver restart failed: %v\n", err)
+		return
+	}
+	verdict := "met"
+	if e.startup >= 300*time.Millisecond {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(out, "\nserver start-up on the existing database (restart; exec -> /readyz 200): %v (target < 300ms: %s)\n",
+		e.startup.Round(time.Millisecond), verdict)
 }
 
 // report prints the results and returns the exit code: 1 when anything
@@ -417,6 +497,10 @@ func reportThroughput(out io.Writer, o options, outcomes []outcome, mem memRepor
 		}
 	}
 	fmt.Fprintln(out, "(ops/s and latencies are per operation; peak RSS is the server's highest so far, after each scenario)")
+	fmt.Fprintln(out, "\ndatabase pool (the server's /metrics go_sql_*, sampled every 50 ms):")
+	for _, oc := range outcomes {
+		fmt.Fprintf(out, "  %-28s %s\n", oc.api.name, oc.pool)
+	}
 	switch {
 	case mem.err != nil:
 		fmt.Fprintf(out, "\nserver peak RSS: unknown (%v)\n", mem.err)

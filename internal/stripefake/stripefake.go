@@ -96,10 +96,12 @@ type Server struct {
 	intents   map[string]*Intent
 	order     []string // intent ids in creation order
 	refunds   []*Refund
-	keys      map[string]*recorded // path + "\x00" + Idempotency-Key
-	calls     map[string]int       // method + " " + path
-	failures  map[string]*fault    // path -> requests to fail before acting
-	losses    map[string]int       // path -> responses to lose after acting
+	keys      map[string]*recorded     // path + "\x00" + Idempotency-Key
+	calls     map[string]int           // method + " " + path
+	failures  map[string]*fault        // path -> requests to fail before acting
+	losses    map[string]int           // path -> responses to lose after acting
+	holds     map[string]chan struct{} // path -> closed when held requests may go on
+	held      map[string]int           // path -> requests waiting on its hold
 }
 
 // New starts a double that closes when the test ends.
@@ -111,6 +113,8 @@ func New(t testing.TB) *Server {
 		calls:    map[string]int{},
 		failures: map[string]*fault{},
 		losses:   map[string]int{},
+		holds:    map[string]chan struct{}{},
+		held:     map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/customers", s.endpoint(s.createCustomer))
@@ -142,7 +146,23 @@ func (s *Server) front(next http.Handler) http.Handler {
 		s.mu.Lock()
 		s.calls[r.Method+" "+r.URL.Path]++
 		latency := s.latency
+		hold := s.holds[r.URL.Path]
+		if hold != nil {
+			s.held[r.URL.Path]++
+		}
 		s.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			s.mu.Lock()
+			s.held[r.URL.Path]--
+			s.mu.Unlock()
+			if r.Context().Err() != nil {
+				return
+			}
+		}
 		if latency > 0 {
 			select {
 			case <-time.After(latency):
@@ -501,6 +521,31 @@ func (s *Server) LoseNextResponse(path string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.losses[path] = n
+}
+
+// Hold makes later requests to path wait, once counted, until release is
+// called (then they go on, and later ones pass). Held says how many wait.
+func (s *Server) Hold(path string) (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.holds[path] = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.holds, path)
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Held is how many requests to path wait on its Hold now.
+func (s *Server) Held(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[path]
 }
 
 // SetLatency delays every later request by d before it is handled.

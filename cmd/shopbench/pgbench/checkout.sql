@@ -2,9 +2,10 @@
 -- POST /v1/cart/items (store/carts.go AddToCart) and POST /v1/checkout (store/checkout.go
 -- PlaceOrder), for 1 unit of a high-stock product. Client N is customer N and buys product
 -- N mod {{.NumStockProducts}}, as API client N does. Skipped (the API does them, this does
--- not): the idempotency-key rows and advisory lock, the user look-ups, the stripe-mock
--- calls (a PaymentIntent per checkout; a Stripe customer on a customer's first) and
--- attaching the intent to the order. Keep this in step with the store's SQL.
+-- not): the idempotency-key rows and their lease, the user look-ups, the two River jobs
+-- (one InsertMany), the stripe-mock calls (a PaymentIntent per checkout; a Stripe customer
+-- on a customer's first), attaching the intent to the order and finishing the key. Keep
+-- this in step with the store's SQL.
 \set c :client_id % {{.NumCustomers}} + 1
 \set p :client_id % {{.NumStockProducts}} + 1
 
@@ -70,6 +71,7 @@ SELECT sku, name, price_cents, currency, stock FROM p
 \set tax (:price_cents * 1000 + 5000) / 10000
 \set shipping case when :price_cents > 10000 then 0 else 1000 end
 \set total :price_cents + :tax + :shipping
+-- the order, its event, its line and the emptied cart in one statement (placeOrderSQL)
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
@@ -85,28 +87,18 @@ WITH o AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
 	SELECT id, 'placed', status, payment_status, fulfillment_status, 'customer', customer_id, total_cents
 	FROM o
+), lines AS (
+	INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+	VALUES (:oid, 1, ({{.StockProducts}})[:p], :sku, :name, :price_cents, 1, :price_cents)
+), gone AS (
+	DELETE FROM cart_items
+	WHERE user_id = ({{.Customers}})[:c]
+), emptied AS (
+	UPDATE carts
+	SET updated_at = now()
+	WHERE user_id = ({{.Customers}})[:c]
+	RETURNING updated_at
 )
-SELECT id FROM o;
-INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
-VALUES (:oid, 1, ({{.StockProducts}})[:p], :sku, :name, :price_cents, 1, :price_cents);
--- clearCartTx
-SELECT updated_at
-FROM carts
-WHERE user_id = ({{.Customers}})[:c]
-FOR UPDATE;
-DELETE FROM cart_items
-WHERE user_id = ({{.Customers}})[:c];
-UPDATE carts
-SET updated_at = now()
-WHERE user_id = ({{.Customers}})[:c];
--- numbered last, as PlaceOrder does
-WITH n AS (
-	UPDATE order_number_counter
-	SET last = last + 1
-	RETURNING last
-)
-UPDATE orders
-SET order_number = n.last
-FROM n
-WHERE orders.id = :oid;
+SELECT id, (SELECT updated_at FROM emptied) AS emptied_at FROM o;
+-- numbered by the orders_numbered trigger as this commits, as the API's orders are
 COMMIT;
