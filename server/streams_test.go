@@ -524,6 +524,7 @@ func TestStreamTokens(t *testing.T) {
 	owner := s.token(t, ownerEmail, "a-long-password")
 	openStream(t, s.base, "/v1/orders/"+order.Order.ID+"/stream", owner, nil).res.Body.Close()
 	openStream(t, s.base, "/v1/orders/"+order.Order.ID+"/stream", sh.admin, nil).res.Body.Close()
+	missing := uuid.NewString() // the last request below: its log line comes after the others'
 	for _, tc := range []struct {
 		name, path, bearer string
 		want               int
@@ -536,7 +537,7 @@ func TestStreamTokens(t *testing.T) {
 		{"no token", "/v1/admin/events", "", http.StatusUnauthorized},
 		{"a customer on the admin stream", "/v1/admin/events", customer, http.StatusForbidden},
 		{"another customer's order", "/v1/orders/" + order.Order.ID + "/stream", customer, http.StatusNotFound},
-		{"no such order", "/v1/orders/" + uuid.NewString() + "/stream", owner, http.StatusNotFound},
+		{"no such order", "/v1/orders/" + missing + "/stream", owner, http.StatusNotFound},
 	} {
 		if got := status(tc.path, tc.bearer); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
@@ -544,6 +545,14 @@ func TestStreamTokens(t *testing.T) {
 	}
 	c.res.Body.Close()
 	// The refusals are logged (one line each, with the path and no query).
+	// The access log is buffered and written out every 200 ms: wait for
+	// the last request's line, which follows all the others'.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.stderr.String(), `"path":"/v1/orders/`+missing+`/stream"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the last request:\n%s", s.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(s.stderr.String(), `"path":"/v1/orders","status":401`) {
 		t.Errorf("no log line for the refused stream token on /v1/orders:\n%s", s.stderr)
 	}
