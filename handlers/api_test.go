@@ -30,6 +30,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/orders"
@@ -39,6 +40,9 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testImageSecret signs the test servers' image URLs.
+const testImageSecret = "test image URL secret, 32+ bytes long"
 
 // testPassword is every test account's password.
 const testPassword = "correct-horse-battery"
@@ -52,6 +56,9 @@ type api struct {
 	Tokens     *auth.Tokens
 	Orders     *orders.Service
 	SigningKey *ecdsa.PrivateKey
+	// Images is the server's image service: a file store in a temporary
+	// folder unless an option sets another.
+	Images *images.Service
 
 	client *http.Client
 }
@@ -74,6 +81,18 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	// an option sets cfg.Orders.Payments.
 	limiter := ratelimit.NewMemory(nil)
 	log := slog.New(slog.DiscardHandler)
+	// Started once the handler exists; its address is the image URLs' base.
+	srv := httptest.NewUnstartedServer(nil)
+	// Registered after the database's cleanup, so it runs first: no
+	// request is in flight when the pool closes.
+	t.Cleanup(srv.Close)
+	pictures, err := images.OpenFileStore(t.Context(), t.TempDir(), images.Config{
+		PublicURL: "http://" + srv.Listener.Addr().String(), Secret: []byte(testImageSecret), Store: st, Log: log,
+	})
+	if err != nil {
+		t.Fatalf("images: %v", err)
+	}
+	t.Cleanup(func() { pictures.Close() })
 	cfg := handlers.Config{
 		Store:                  st,
 		Tokens:                 tokens,
@@ -89,6 +108,7 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 			CheckoutLimit: ratelimit.PerHour(100),
 			Log:           log,
 		},
+		Images: pictures,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -97,13 +117,11 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)
 	}
-	srv := httptest.NewServer(h)
-	// Registered after the database's cleanup, so it runs first: no
-	// request is in flight when the pool closes.
-	t.Cleanup(srv.Close)
+	srv.Config.Handler = h
+	srv.Start()
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, client: client}
+	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, client: client}
 }
 
 // resp is a response with its body read.

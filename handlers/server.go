@@ -30,6 +30,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/ratelimit"
@@ -71,6 +72,8 @@ type Config struct {
 	// Notifications is the outbox the admins look into; nil means a view
 	// on the store's database that queues no sends.
 	Notifications Notifications
+	// Images stores, signs and serves product images; required.
+	Images *images.Service
 }
 
 // Server implements the generated strict server interface.
@@ -86,11 +89,13 @@ type Server struct {
 	orders        *orders.Service
 	webhookSecret string
 	notifications Notifications
+	images        *images.Service
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
-// maxBodyBytes: larger bodies get 413 before they are read.
+// maxBodyBytes: larger bodies get 413 before they are read (an image
+// upload has its own limit, maxUploadBodyBytes).
 const maxBodyBytes = "1MiB" // not "1M": Echo reads that as 10^6
 
 func init() {
@@ -101,6 +106,9 @@ func init() {
 
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
+	if cfg.Images == nil {
+		return nil, errors.New("handlers: Config.Images is required")
+	}
 	cfg = withDefaults(cfg)
 	validator, err := requestValidator(auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store}))
 	if err != nil {
@@ -150,6 +158,7 @@ func newServer(cfg Config) *Server {
 		orders:        cfg.Orders,
 		webhookSecret: cfg.WebhookSecret,
 		notifications: cfg.Notifications,
+		images:        cfg.Images,
 	}
 }
 
@@ -180,14 +189,18 @@ func requestValidator(authn *auth.Authenticator) (echo.MiddlewareFunc, error) {
 	}
 	// The validator must not match on the spec's server host.
 	spec.Servers = nil
-	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
+	opts := echomw.Options{
 		Skipper:           outsideSpec,
 		MultiErrorHandler: validationProblem,
 		Options: openapi3filter.Options{
 			MultiError:         true,
 			AuthenticationFunc: authn.Authenticate,
 		},
-	}), nil
+	}
+	bodyless := opts
+	bodyless.Options.ExcludeRequestBody = true
+	return streamedBodies(echomw.OapiRequestValidatorWithOptions(spec, &opts),
+		echomw.OapiRequestValidatorWithOptions(spec, &bodyless)), nil
 }
 
 // useMiddleware sets the chain every request goes through, in order.
@@ -197,7 +210,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
 	// Before anything reads the body.
-	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(bodyLimits()...)
 	e.Use(credentialBodyLimit)
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.
