@@ -240,16 +240,16 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 	return svc
 }
 
-// newJobs builds the job client on the store's pool with the money path's
-// workers and periodic jobs, and gives the order service the client to
-// enqueue with. It does not start it.
-// stockJobs are the stock and cart workflows' job owners.
+// stockJobs are the stock, cart and image workflows' job owners.
 type stockJobs struct {
 	inventory *inventory.Workflows
 	carts     *cartrecovery.Recovery
 	images    *images.Service
 }
 
+// newJobs builds the job client on the store's pool with the money path's
+// workers and periodic jobs, and gives the order service the client to
+// enqueue with. It does not start it.
 func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Outbox, sj stockJobs, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
 	workers := river.NewWorkers()
 	if err := errors.Join(orders.AddWorkers(workers, svc), outbox.AddWorkers(workers),
