@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -425,8 +426,19 @@ func TestImageUploadRefusals(t *testing.T) {
 			if got := a.productImages(t, "", p.ID); len(got) != 0 {
 				t.Fatalf("refused uploads left %d images", len(got))
 			}
+			// Just under the limit is fine: random pixels do not compress.
+			noise := image.NewNRGBA(image.Rect(0, 0, 1100, 1100))
+			_, _ = rand.Read(noise.Pix)
+			var near bytes.Buffer
+			if err := png.Encode(&near, noise); err != nil {
+				t.Fatal(err)
+			}
+			if near.Len() > images.MaxBytes || near.Len() < images.MaxBytes-(512<<10) {
+				t.Fatalf("the near-limit PNG is %d bytes", near.Len())
+			}
+			a.upload(t, admin, p.ID, "near.png", near.Bytes(), nil).want(t, http.StatusCreated)
 			// Ten images, then a 409.
-			for i := range 10 {
+			for i := range 9 {
 				a.upload(t, admin, p.ID, "a.png", pngImage(t, 8+i, 8), nil).want(t, http.StatusCreated)
 			}
 			problem(a.upload(t, admin, p.ID, "a.png", pngImage(t, 8, 8), nil), http.StatusConflict, "conflict")
@@ -637,4 +649,26 @@ func TestProductETagWithImages(t *testing.T) {
 	req := a.request(t, http.MethodGet, "/v1/products/"+p.ID, "", nil)
 	req.Header.Set("If-None-Match", after)
 	a.send(t, req).want(t, http.StatusNotModified)
+}
+
+// TestThumbnailOfDeletedImage: the job copes with an image deleted before
+// it runs: no error (so no retries) and no thumbnail left behind.
+func TestThumbnailOfDeletedImage(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	admin := a.admin(t)
+	p := shoptest.Product(t.Context(), t, a.Store, nil)
+	var img gen.ProductImage
+	a.upload(t, admin, p.ID, "a.png", pngImage(t, 500, 500), nil).want(t, http.StatusCreated).decode(t, &img)
+	a.do(t, http.MethodDelete, "/v1/products/"+p.ID+"/images/"+img.Id, admin, nil).want(t, http.StatusNoContent)
+	if err := a.Images.MakeThumbnail(t.Context(), img.Id); err != nil {
+		t.Fatalf("thumbnail of a deleted image: %v, want nil", err)
+	}
+	u, err := a.Images.URL(t.Context(), "products/"+p.ID+"/"+img.Id+".thumb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := a.fetch(t, u); f.status != http.StatusNotFound {
+		t.Errorf("a thumbnail was stored for a deleted image: %d", f.status)
+	}
 }
