@@ -118,7 +118,11 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	switch u.Scheme {
 	case "file":
-		s.bucket, err = fileblob.OpenBucket(u.Path, &fileblob.Options{URLSigner: signer, CreateDir: true, DirFileMode: 0o750})
+		// Temporary files beside the blobs: os.TempDir may be another
+		// mount (a container's volume), where the final rename fails.
+		s.bucket, err = fileblob.OpenBucket(u.Path, &fileblob.Options{
+			URLSigner: signer, CreateDir: true, DirFileMode: 0o750, NoTempDir: true,
+		})
 	case "s3":
 		s.bucket, err = blob.OpenBucket(ctx, cfg.BlobURL)
 	default:
