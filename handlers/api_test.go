@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +61,8 @@ type api struct {
 	// Images is the server's image service: a file store in a temporary
 	// folder unless an option sets another.
 	Images *images.Service
+	// ServerRead counts the bytes the server has read from its connections.
+	ServerRead *atomic.Int64
 
 	client *http.Client
 }
@@ -83,6 +87,8 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	log := slog.New(slog.DiscardHandler)
 	// Started once the handler exists; its address is the image URLs' base.
 	srv := httptest.NewUnstartedServer(nil)
+	serverRead := &atomic.Int64{}
+	srv.Listener = countingListener{srv.Listener, serverRead}
 	// Registered after the database's cleanup, so it runs first: no
 	// request is in flight when the pool closes.
 	t.Cleanup(srv.Close)
@@ -121,7 +127,32 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	srv.Start()
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, client: client}
+	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, ServerRead: serverRead, client: client}
+}
+
+// countingListener counts what the server reads from its connections.
+type countingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // resp is a response with its body read.
