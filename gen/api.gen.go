@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"time"
 
@@ -487,6 +488,27 @@ func (e ProblemType) Valid() bool {
 	}
 }
 
+// Defines values for ProductImageContentType.
+const (
+	ProductImageContentTypeImagejpeg ProductImageContentType = "image/jpeg"
+	ProductImageContentTypeImagepng  ProductImageContentType = "image/png"
+	ProductImageContentTypeImagewebp ProductImageContentType = "image/webp"
+)
+
+// Valid indicates whether the value is a known member of the ProductImageContentType enum.
+func (e ProductImageContentType) Valid() bool {
+	switch e {
+	case ProductImageContentTypeImagejpeg:
+		return true
+	case ProductImageContentTypeImagepng:
+		return true
+	case ProductImageContentTypeImagewebp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RefundRequestReason.
 const (
 	RefundRequestReasonDuplicate           RefundRequestReason = "duplicate"
@@ -517,6 +539,21 @@ const (
 func (e TokenResponseTokenType) Valid() bool {
 	switch e {
 	case TokenResponseTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetImageParamsMethod.
+const (
+	GetImageParamsMethodGET GetImageParamsMethod = "GET"
+)
+
+// Valid indicates whether the value is a known member of the GetImageParamsMethod enum.
+func (e GetImageParamsMethod) Valid() bool {
+	switch e {
+	case GetImageParamsMethodGET:
 		return true
 	default:
 		return false
@@ -672,8 +709,9 @@ type CartItem struct {
 	// refuses the cart with 409 insufficient_stock.
 	Available bool `json:"available"`
 
-	// ImageUrl The product's first image (its signed thumbnail, or its url), or
-	// null. Products have no images yet, so it is null for now.
+	// ImageUrl The product's first image (by `position`): its signed thumbnail
+	// URL, or its signed `url` while there is no thumbnail yet; null
+	// when the product has no image.
 	ImageUrl nullable.Nullable[string] `json:"imageUrl"`
 
 	// LineTotalCents `priceCents * quantity`.
@@ -910,7 +948,7 @@ type InsufficientStockProblem struct {
 	// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
 	// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
 	// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
-	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB; an image upload 5 MiB); it was not read beyond the limit. |
 	// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
 	// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
 	// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
@@ -935,7 +973,7 @@ type InsufficientStockProblem struct {
 // | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
 // | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
 // | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
-// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB; an image upload 5 MiB); it was not read beyond the limit. |
 // | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
 // | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
 // | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
@@ -1377,7 +1415,7 @@ type Problem struct {
 	// | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
 	// | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
 	// | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
-	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+	// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB; an image upload 5 MiB); it was not read beyond the limit. |
 	// | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
 	// | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
 	// | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
@@ -1402,7 +1440,7 @@ type Problem struct {
 // | `idempotency_key_reused` | 422 | Idempotency Key Reused | The `Idempotency-Key` was used with a different request body: use a new key for a new request. |
 // | `payment_refused` | 409 | Payment Refused | The payment provider refused for good (for example, an amount over its maximum): retrying will not help. |
 // | `rate_limited` | 429 | Too Many Requests | A rate limit or quota is used up: retry after `Retry-After` seconds. |
-// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB); it was not read. |
+// | `payload_too_large` | 413 | Payload Too Large | The body is over the size limit (1 MiB; an image upload 5 MiB); it was not read beyond the limit. |
 // | `unsupported_media_type` | 415 | Unsupported Media Type | The body's content type is not one the operation accepts. |
 // | `unavailable` | 503 | Service Unavailable | A dependency (the database, the payment provider) is unavailable: retry after `Retry-After` seconds. |
 // | `internal` | 500 | Internal Server Error | Something failed on the server; the body says nothing more. Quote `requestId` to support. |
@@ -1411,7 +1449,7 @@ type ProblemType string
 // Product A catalog product. Prices are in the minor unit of `currency`.
 // `costPriceCents` is only shown to admins.
 //
-// Example: {"category":"apparel","compareAtPriceCents":3000,"createdAt":"2026-05-04T10:15:30Z","currency":"usd","description":"Heavyweight organic cotton tee.","dimensions":{"heightMm":20,"lengthMm":300,"widthMm":250},"id":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","images":["https://cdn.shopd.dev/products/tshirt-blk-m.jpg"],"isActive":true,"isFeatured":false,"lowStockThreshold":10,"name":"Classic T-Shirt, black, M","priceCents":2500,"sku":"TSHIRT-BLK-M","stock":120,"tags":["cotton","basics"],"updatedAt":"2026-05-04T10:15:30Z","weightGrams":220}
+// Example: {"category":"apparel","compareAtPriceCents":3000,"createdAt":"2026-05-04T10:15:30Z","currency":"usd","description":"Heavyweight organic cotton tee.","dimensions":{"heightMm":20,"lengthMm":300,"widthMm":250},"id":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","images":[{"alt":"The black T-shirt, front","contentType":"image/jpeg","height":1200,"id":"2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c","position":0,"thumbnailUrl":"http://127.0.0.1:8080/v1/images?expiry=1777893301\u0026method=GET\u0026obj=products%2F9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d%2F2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c.thumb\u0026signature=Zx9-8wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-B","url":"http://127.0.0.1:8080/v1/images?expiry=1777893301\u0026method=GET\u0026obj=products%2F9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d%2F2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c\u0026signature=3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-A","width":1600}],"isActive":true,"isFeatured":false,"lowStockThreshold":10,"name":"Classic T-Shirt, black, M","priceCents":2500,"sku":"TSHIRT-BLK-M","stock":120,"tags":["cotton","basics"],"updatedAt":"2026-05-04T10:15:30Z","weightGrams":220}
 type Product struct {
 	Category nullable.Nullable[string] `json:"category"`
 
@@ -1437,8 +1475,9 @@ type Product struct {
 	Dimensions nullable.Nullable[Dimensions] `json:"dimensions,omitempty"`
 	Id         string                        `json:"id"`
 
-	// Images Image URLs, first is the main image.
-	Images []string `json:"images"`
+	// Images The product's images ordered by `position`; the first is the main
+	// image. Managed through `/v1/products/{productId}/images`.
+	Images []ProductImage `json:"images"`
 
 	// IsActive False once archived; archived products are hidden from everyone but admins.
 	IsActive   bool `json:"isActive"`
@@ -1501,9 +1540,63 @@ type ProductCreate struct {
 	WeightGrams *int32    `json:"weightGrams,omitempty"`
 }
 
+// ProductImage A product image. `url` and `thumbnailUrl` are signed and expire after
+// the server's `IMAGE_URL_TTL` (an hour by default): fetch the product
+// again for fresh ones. With the default file store they point at
+// `GET /v1/images`; with an S3 bucket they are its presigned URLs.
+//
+// Example: {"alt":"The black T-shirt, front","contentType":"image/jpeg","height":1200,"id":"2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c","position":0,"thumbnailUrl":null,"url":"http://127.0.0.1:8080/v1/images?expiry=1777893301\u0026method=GET\u0026obj=products%2F9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d%2F2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c\u0026signature=3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-A","width":1600}
+type ProductImage struct {
+	// Alt The text alternative; empty when none was given.
+	Alt string `json:"alt"`
+
+	// ContentType The type recognised from the bytes.
+	ContentType ProductImageContentType `json:"contentType"`
+
+	// Height Height in pixels.
+	Height int32  `json:"height"`
+	Id     string `json:"id"`
+
+	// Position Where the image stands among the product's images, from 0.
+	Position int32 `json:"position"`
+
+	// ThumbnailUrl A copy at most 400 px on its longer side (JPEG for JPEG and WebP
+	// images, PNG for PNG), signed and expiring; null until the
+	// background job has made it, moments after the upload.
+	ThumbnailUrl nullable.Nullable[string] `json:"thumbnailUrl"`
+
+	// Url The image as uploaded (signed, expiring).
+	Url string `json:"url"`
+
+	// Width Width in pixels.
+	Width int32 `json:"width"`
+}
+
+// ProductImageContentType The type recognised from the bytes.
+type ProductImageContentType string
+
+// ProductImageUpdate Example: {"alt":"The black T-shirt, front","position":0}
+type ProductImageUpdate struct {
+	Alt *string `json:"alt,omitempty"`
+
+	// Position The new position, from 0; the images in between shift by one.
+	Position *int32 `json:"position,omitempty"`
+}
+
+// ProductImageUpload An image upload, as `multipart/form-data`.
+//
+// Example: {"alt":"The black T-shirt, front","file":"(binary image data)"}
+type ProductImageUpload struct {
+	// Alt The text alternative.
+	Alt *string `json:"alt,omitempty"`
+
+	// File The image file, JPEG, PNG or WebP, at most 5 MiB and 40 megapixels.
+	File openapi_types.File `json:"file"`
+}
+
 // ProductList A page of products.
 //
-// Example: {"items":[{"category":"apparel","compareAtPriceCents":3000,"createdAt":"2026-05-04T10:15:30Z","currency":"usd","description":"Heavyweight organic cotton tee.","id":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","images":["https://cdn.shopd.dev/products/tshirt-blk-m.jpg"],"isActive":true,"isFeatured":false,"lowStockThreshold":10,"name":"Classic T-Shirt, black, M","priceCents":2500,"sku":"TSHIRT-BLK-M","stock":120,"tags":["cotton","basics"],"updatedAt":"2026-05-04T10:15:30Z"}],"nextCursor":null}
+// Example: {"items":[{"category":"apparel","compareAtPriceCents":3000,"createdAt":"2026-05-04T10:15:30Z","currency":"usd","description":"Heavyweight organic cotton tee.","id":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","images":[{"alt":"The black T-shirt, front","contentType":"image/jpeg","height":1200,"id":"2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c","position":0,"thumbnailUrl":"http://127.0.0.1:8080/v1/images?expiry=1777893301\u0026method=GET\u0026obj=products%2F9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d%2F2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c.thumb\u0026signature=Zx9-8wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-B","url":"http://127.0.0.1:8080/v1/images?expiry=1777893301\u0026method=GET\u0026obj=products%2F9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d%2F2c6f0e7a-4b1d-4c3e-9a8f-1d2e3f4a5b6c\u0026signature=3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-A","width":1600}],"isActive":true,"isFeatured":false,"lowStockThreshold":10,"name":"Classic T-Shirt, black, M","priceCents":2500,"sku":"TSHIRT-BLK-M","stock":120,"tags":["cotton","basics"],"updatedAt":"2026-05-04T10:15:30Z"}],"nextCursor":null}
 type ProductList struct {
 	Items []Product `json:"items"`
 
@@ -1690,6 +1783,9 @@ type CustomerId = string
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
 
+// ImageId defines model for ImageId.
+type ImageId = string
+
 // Limit defines model for Limit.
 type Limit = int32
 
@@ -1775,6 +1871,13 @@ type Unauthorized = Problem
 // Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
 type UnprocessableEntity = Problem
 
+// UnsupportedMediaType An RFC 9457 problem detail. Branch on `type`, never on `title` or
+// `detail`. Members other than those listed may appear (such as the
+// members of an `InsufficientStockProblem`); ignore those you do not know.
+//
+// Example: {"detail":"The request does not match the API contract.","errors":[{"field":"quantity","message":"must be at most 99"}],"instance":"/v1/cart/items","requestId":"01HZY3K8QF5R2V7N9XJ4C6M0TB","status":400,"title":"Invalid Request","type":"https://shopd.dev/problems/invalid"}
+type UnsupportedMediaType = Problem
+
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
 	// Q Search text for the email or name (case-insensitive substring).
@@ -1822,6 +1925,24 @@ type CheckoutParams struct {
 type Checkout409ApplicationProblemPlusJSONResponseBody struct {
 	union json.RawMessage
 }
+
+// GetImageParams defines parameters for GetImage.
+type GetImageParams struct {
+	// Obj The object's key, as signed.
+	Obj string `form:"obj" json:"obj"`
+
+	// Expiry When the URL expires, in seconds since the Unix epoch.
+	Expiry int64 `form:"expiry" json:"expiry"`
+
+	// Method The HTTP method the URL was signed for.
+	Method GetImageParamsMethod `form:"method" json:"method"`
+
+	// Signature The URL's signature.
+	Signature string `form:"signature" json:"signature"`
+}
+
+// GetImageParamsMethod defines parameters for GetImage.
+type GetImageParamsMethod string
 
 // ListOrdersParams defines parameters for ListOrders.
 type ListOrdersParams struct {
@@ -1963,6 +2084,12 @@ type CreateProductJSONRequestBody = ProductCreate
 // UpdateProductJSONRequestBody defines body for UpdateProduct for application/json ContentType.
 type UpdateProductJSONRequestBody = ProductUpdate
 
+// UploadProductImageMultipartRequestBody defines body for UploadProductImage for multipart/form-data ContentType.
+type UploadProductImageMultipartRequestBody = ProductImageUpload
+
+// UpdateProductImageJSONRequestBody defines body for UpdateProductImage for application/json ContentType.
+type UpdateProductImageJSONRequestBody = ProductImageUpdate
+
 // AdjustInventoryJSONRequestBody defines body for AdjustInventory for application/json ContentType.
 type AdjustInventoryJSONRequestBody = InventoryAdjustment
 
@@ -2090,6 +2217,9 @@ type ServerInterface interface {
 	// Checkout Place an order from the cart
 	// (POST /v1/checkout)
 	Checkout(ctx echo.Context, params CheckoutParams) error
+	// GetImage Get an image by its signed URL
+	// (GET /v1/images)
+	GetImage(ctx echo.Context, params GetImageParams) error
 	// GetMe The caller's profile
 	// (GET /v1/me)
 	GetMe(ctx echo.Context) error
@@ -2132,6 +2262,15 @@ type ServerInterface interface {
 	// UpdateProduct Change a product
 	// (PATCH /v1/products/{productId})
 	UpdateProduct(ctx echo.Context, productId ProductId) error
+	// UploadProductImage Upload a product image
+	// (POST /v1/products/{productId}/images)
+	UploadProductImage(ctx echo.Context, productId ProductId) error
+	// DeleteProductImage Delete a product image
+	// (DELETE /v1/products/{productId}/images/{imageId})
+	DeleteProductImage(ctx echo.Context, productId ProductId, imageId ImageId) error
+	// UpdateProductImage Change a product image's alt text or position
+	// (PATCH /v1/products/{productId}/images/{imageId})
+	UpdateProductImage(ctx echo.Context, productId ProductId, imageId ImageId) error
 	// AdjustInventory Adjust a product's stock
 	// (POST /v1/products/{productId}/inventory)
 	AdjustInventory(ctx echo.Context, productId ProductId) error
@@ -2460,6 +2599,45 @@ func (w *ServerInterfaceWrapper) Checkout(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Checkout(ctx, params)
+	return err
+}
+
+// GetImage converts echo context to params.
+func (w *ServerInterfaceWrapper) GetImage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetImageParams
+	// ------------- Required query parameter "obj" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "obj", ctx.QueryParams(), &params.Obj, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter obj: %s", err))
+	}
+
+	// ------------- Required query parameter "expiry" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "expiry", ctx.QueryParams(), &params.Expiry, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter expiry: %s", err))
+	}
+
+	// ------------- Required query parameter "method" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "method", ctx.QueryParams(), &params.Method, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter method: %s", err))
+	}
+
+	// ------------- Required query parameter "signature" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "signature", ctx.QueryParams(), &params.Signature, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter signature: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetImage(ctx, params)
 	return err
 }
 
@@ -2807,6 +2985,70 @@ func (w *ServerInterfaceWrapper) UpdateProduct(ctx echo.Context) error {
 	return err
 }
 
+// UploadProductImage converts echo context to params.
+func (w *ServerInterfaceWrapper) UploadProductImage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "productId" -------------
+	var productId ProductId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "productId", ctx.Param("productId"), &productId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter productId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UploadProductImage(ctx, productId)
+	return err
+}
+
+// DeleteProductImage converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteProductImage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "productId" -------------
+	var productId ProductId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "productId", ctx.Param("productId"), &productId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter productId: %s", err))
+	}
+
+	// ------------- Path parameter "imageId" -------------
+	var imageId ImageId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "imageId", ctx.Param("imageId"), &imageId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter imageId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteProductImage(ctx, productId, imageId)
+	return err
+}
+
+// UpdateProductImage converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateProductImage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "productId" -------------
+	var productId ProductId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "productId", ctx.Param("productId"), &productId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter productId: %s", err))
+	}
+
+	// ------------- Path parameter "imageId" -------------
+	var imageId ImageId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "imageId", ctx.Param("imageId"), &imageId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter imageId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateProductImage(ctx, productId, imageId)
+	return err
+}
+
 // AdjustInventory converts echo context to params.
 func (w *ServerInterfaceWrapper) AdjustInventory(ctx echo.Context) error {
 	var err error
@@ -2922,6 +3164,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/v1/cart/items/:productId", wrapper.SetCartItemQuantity, options.OperationMiddlewares["setCartItemQuantity"]...)
 	router.GET(options.BaseURL+"/v1/categories", wrapper.ListCategories, options.OperationMiddlewares["listCategories"]...)
 	router.POST(options.BaseURL+"/v1/checkout", wrapper.Checkout, options.OperationMiddlewares["checkout"]...)
+	router.GET(options.BaseURL+"/v1/images", wrapper.GetImage, options.OperationMiddlewares["getImage"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe, options.OperationMiddlewares["getMe"]...)
 	router.PATCH(options.BaseURL+"/v1/me", wrapper.UpdateMe, options.OperationMiddlewares["updateMe"]...)
 	router.POST(options.BaseURL+"/v1/me/addresses", wrapper.CreateAddress, options.OperationMiddlewares["createAddress"]...)
@@ -2936,6 +3179,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/products/:productId", wrapper.ArchiveProduct, options.OperationMiddlewares["archiveProduct"]...)
 	router.GET(options.BaseURL+"/v1/products/:productId", wrapper.GetProduct, options.OperationMiddlewares["getProduct"]...)
 	router.PATCH(options.BaseURL+"/v1/products/:productId", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
+	router.POST(options.BaseURL+"/v1/products/:productId/images", wrapper.UploadProductImage, options.OperationMiddlewares["uploadProductImage"]...)
+	router.DELETE(options.BaseURL+"/v1/products/:productId/images/:imageId", wrapper.DeleteProductImage, options.OperationMiddlewares["deleteProductImage"]...)
+	router.PATCH(options.BaseURL+"/v1/products/:productId/images/:imageId", wrapper.UpdateProductImage, options.OperationMiddlewares["updateProductImage"]...)
 	router.POST(options.BaseURL+"/v1/products/:productId/inventory", wrapper.AdjustInventory, options.OperationMiddlewares["adjustInventory"]...)
 	router.GET(options.BaseURL+"/v1/products/:productId/inventory-transactions", wrapper.ListInventoryTransactions, options.OperationMiddlewares["listInventoryTransactions"]...)
 
@@ -2977,6 +3223,8 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type UnprocessableEntityApplicationProblemPlusJSONResponse Problem
+
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 
 type GetJwksRequestObject struct {
 }
@@ -4868,6 +5116,138 @@ func (response Checkout503ApplicationProblemPlusJSONResponse) VisitCheckoutRespo
 	return err
 }
 
+type GetImageRequestObject struct {
+	Params GetImageParams
+}
+
+type GetImageResponseObject interface {
+	VisitGetImageResponse(w http.ResponseWriter) error
+}
+
+type GetImage200ImagejpegResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetImage200ImagejpegResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "image/jpeg")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetImage200ImagepngResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetImage200ImagepngResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "image/png")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetImage200ImagewebpResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetImage200ImagewebpResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "image/webp")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetImage400ApplicationProblemPlusJSONResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetImage403ApplicationProblemPlusJSONResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetImage404ApplicationProblemPlusJSONResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetImage500ApplicationProblemPlusJSONResponse) VisitGetImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMeRequestObject struct {
 }
 
@@ -6248,6 +6628,374 @@ func (response UpdateProduct500ApplicationProblemPlusJSONResponse) VisitUpdatePr
 	return err
 }
 
+type UploadProductImageRequestObject struct {
+	ProductId ProductId `json:"productId"`
+	Body      *multipart.Reader
+}
+
+type UploadProductImageResponseObject interface {
+	VisitUploadProductImageResponse(w http.ResponseWriter) error
+}
+
+type UploadProductImage201JSONResponse ProductImage
+
+func (response UploadProductImage201JSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage400ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage401ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage403ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage404ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage409ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage413ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage415ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadProductImage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UploadProductImage500ApplicationProblemPlusJSONResponse) VisitUploadProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProductImageRequestObject struct {
+	ProductId ProductId `json:"productId"`
+	ImageId   ImageId   `json:"imageId"`
+}
+
+type DeleteProductImageResponseObject interface {
+	VisitDeleteProductImageResponse(w http.ResponseWriter) error
+}
+
+type DeleteProductImage204Response struct {
+}
+
+func (response DeleteProductImage204Response) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteProductImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProductImage400ApplicationProblemPlusJSONResponse) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProductImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProductImage401ApplicationProblemPlusJSONResponse) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProductImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProductImage403ApplicationProblemPlusJSONResponse) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProductImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProductImage404ApplicationProblemPlusJSONResponse) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteProductImage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteProductImage500ApplicationProblemPlusJSONResponse) VisitDeleteProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImageRequestObject struct {
+	ProductId ProductId `json:"productId"`
+	ImageId   ImageId   `json:"imageId"`
+	Body      *UpdateProductImageJSONRequestBody
+}
+
+type UpdateProductImageResponseObject interface {
+	VisitUpdateProductImageResponse(w http.ResponseWriter) error
+}
+
+type UpdateProductImage200JSONResponse ProductImage
+
+func (response UpdateProductImage200JSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage400ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage401ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage403ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage404ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage413ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductImage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProductImage500ApplicationProblemPlusJSONResponse) VisitUpdateProductImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdjustInventoryRequestObject struct {
 	ProductId ProductId `json:"productId"`
 	Body      *AdjustInventoryJSONRequestBody
@@ -6548,6 +7296,9 @@ type StrictServerInterface interface {
 	// Checkout Place an order from the cart
 	// (POST /v1/checkout)
 	Checkout(ctx context.Context, request CheckoutRequestObject) (CheckoutResponseObject, error)
+	// GetImage Get an image by its signed URL
+	// (GET /v1/images)
+	GetImage(ctx context.Context, request GetImageRequestObject) (GetImageResponseObject, error)
 	// GetMe The caller's profile
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
@@ -6590,6 +7341,15 @@ type StrictServerInterface interface {
 	// UpdateProduct Change a product
 	// (PATCH /v1/products/{productId})
 	UpdateProduct(ctx context.Context, request UpdateProductRequestObject) (UpdateProductResponseObject, error)
+	// UploadProductImage Upload a product image
+	// (POST /v1/products/{productId}/images)
+	UploadProductImage(ctx context.Context, request UploadProductImageRequestObject) (UploadProductImageResponseObject, error)
+	// DeleteProductImage Delete a product image
+	// (DELETE /v1/products/{productId}/images/{imageId})
+	DeleteProductImage(ctx context.Context, request DeleteProductImageRequestObject) (DeleteProductImageResponseObject, error)
+	// UpdateProductImage Change a product image's alt text or position
+	// (PATCH /v1/products/{productId}/images/{imageId})
+	UpdateProductImage(ctx context.Context, request UpdateProductImageRequestObject) (UpdateProductImageResponseObject, error)
 	// AdjustInventory Adjust a product's stock
 	// (POST /v1/products/{productId}/inventory)
 	AdjustInventory(ctx context.Context, request AdjustInventoryRequestObject) (AdjustInventoryResponseObject, error)
@@ -7254,6 +8014,31 @@ func (sh *strictHandler) Checkout(ctx echo.Context, params CheckoutParams) error
 	return nil
 }
 
+// GetImage operation middleware
+func (sh *strictHandler) GetImage(ctx echo.Context, params GetImageParams) error {
+	var request GetImageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetImage(ctx.Request().Context(), request.(GetImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetImageResponseObject); ok {
+		return validResponse.VisitGetImageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMe operation middleware
 func (sh *strictHandler) GetMe(ctx echo.Context) error {
 	var request GetMeRequestObject
@@ -7733,6 +8518,112 @@ func (sh *strictHandler) UpdateProduct(ctx echo.Context, productId ProductId) er
 		return err
 	} else if validResponse, ok := response.(UpdateProductResponseObject); ok {
 		return validResponse.VisitUpdateProductResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UploadProductImage operation middleware
+func (sh *strictHandler) UploadProductImage(ctx echo.Context, productId ProductId) error {
+	var request UploadProductImageRequestObject
+
+	request.ProductId = productId
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UploadProductImage(ctx.Request().Context(), request.(UploadProductImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UploadProductImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UploadProductImageResponseObject); ok {
+		return validResponse.VisitUploadProductImageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteProductImage operation middleware
+func (sh *strictHandler) DeleteProductImage(ctx echo.Context, productId ProductId, imageId ImageId) error {
+	var request DeleteProductImageRequestObject
+
+	request.ProductId = productId
+	request.ImageId = imageId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteProductImage(ctx.Request().Context(), request.(DeleteProductImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteProductImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteProductImageResponseObject); ok {
+		return validResponse.VisitDeleteProductImageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateProductImage operation middleware
+func (sh *strictHandler) UpdateProductImage(ctx echo.Context, productId ProductId, imageId ImageId) error {
+	var request UpdateProductImageRequestObject
+
+	request.ProductId = productId
+	request.ImageId = imageId
+
+	var body UpdateProductImageJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateProductImage(ctx.Request().Context(), request.(UpdateProductImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateProductImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateProductImageResponseObject); ok {
+		return validResponse.VisitUpdateProductImageResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/orders"
@@ -39,6 +42,9 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testImageSecret signs the test servers' image URLs.
+const testImageSecret = "test image URL secret, 32+ bytes long"
 
 // testPassword is every test account's password.
 const testPassword = "correct-horse-battery"
@@ -52,6 +58,11 @@ type api struct {
 	Tokens     *auth.Tokens
 	Orders     *orders.Service
 	SigningKey *ecdsa.PrivateKey
+	// Images is the server's image service: a file store in a temporary
+	// folder unless an option sets another.
+	Images *images.Service
+	// ServerRead counts the bytes the server has read from its connections.
+	ServerRead *atomic.Int64
 
 	client *http.Client
 }
@@ -74,6 +85,20 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	// an option sets cfg.Orders.Payments.
 	limiter := ratelimit.NewMemory(nil)
 	log := slog.New(slog.DiscardHandler)
+	// Started once the handler exists; its address is the image URLs' base.
+	srv := httptest.NewUnstartedServer(nil)
+	serverRead := &atomic.Int64{}
+	srv.Listener = countingListener{srv.Listener, serverRead}
+	// Registered after the database's cleanup, so it runs first: no
+	// request is in flight when the pool closes.
+	t.Cleanup(srv.Close)
+	pictures, err := images.OpenFileStore(t.Context(), t.TempDir(), images.Config{
+		PublicURL: "http://" + srv.Listener.Addr().String(), Secret: []byte(testImageSecret), Store: st, Log: log,
+	})
+	if err != nil {
+		t.Fatalf("images: %v", err)
+	}
+	t.Cleanup(func() { pictures.Close() })
 	cfg := handlers.Config{
 		Store:                  st,
 		Tokens:                 tokens,
@@ -89,6 +114,7 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 			CheckoutLimit: ratelimit.PerHour(100),
 			Log:           log,
 		},
+		Images: pictures,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -97,13 +123,36 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)
 	}
-	srv := httptest.NewServer(h)
-	// Registered after the database's cleanup, so it runs first: no
-	// request is in flight when the pool closes.
-	t.Cleanup(srv.Close)
+	srv.Config.Handler = h
+	srv.Start()
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, client: client}
+	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, ServerRead: serverRead, client: client}
+}
+
+// countingListener counts what the server reads from its connections.
+type countingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // resp is a response with its body read.

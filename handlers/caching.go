@@ -31,6 +31,12 @@ const (
 	privateCatalogCacheControl = "private, no-store"
 )
 
+// Products carry signed image URLs that expire; the ETag, a hash of the
+// body, changes with them. images.Service.URL rounds the expiry up to a
+// twelfth of the TTL, so the file store's URLs (and the ETag) hold still
+// for minutes and a revalidation gets its 304; every URL stays valid far
+// longer than the 60 s a shared cache may keep the body.
+
 // catalogCaching gives the catalog reads a strong ETag (a SHA-256 of the
 // body), answers If-None-Match with the current one by 304 and no body, and
 // sets Cache-Control and Vary. Vary: Authorization is on every answer, public

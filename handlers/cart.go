@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/oapi-codegen/nullable"
-
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/store"
 )
@@ -19,7 +17,11 @@ func (s *Server) GetCart(ctx context.Context, _ gen.GetCartRequestObject) (gen.G
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetCart200JSONResponse(s.toAPICart(cart)), nil
+	out, err := s.toAPICart(ctx, cart)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetCart200JSONResponse(out), nil
 }
 
 // ClearCart empties the caller's cart; emptying an empty cart is no error.
@@ -32,7 +34,11 @@ func (s *Server) ClearCart(ctx context.Context, _ gen.ClearCartRequestObject) (g
 	if err != nil {
 		return nil, err
 	}
-	return gen.ClearCart200JSONResponse(s.toAPICart(cart)), nil
+	out, err := s.toAPICart(ctx, cart)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ClearCart200JSONResponse(out), nil
 }
 
 // AddCartItem adds to the product's line in the caller's cart.
@@ -45,7 +51,11 @@ func (s *Server) AddCartItem(ctx context.Context, req gen.AddCartItemRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return gen.AddCartItem201JSONResponse(s.toAPICart(cart)), nil
+	out, err := s.toAPICart(ctx, cart)
+	if err != nil {
+		return nil, err
+	}
+	return gen.AddCartItem201JSONResponse(out), nil
 }
 
 // SetCartItemQuantity sets the quantity of a line in the caller's cart.
@@ -58,7 +68,11 @@ func (s *Server) SetCartItemQuantity(ctx context.Context, req gen.SetCartItemQua
 	if err != nil {
 		return nil, err
 	}
-	return gen.SetCartItemQuantity200JSONResponse(s.toAPICart(cart)), nil
+	out, err := s.toAPICart(ctx, cart)
+	if err != nil {
+		return nil, err
+	}
+	return gen.SetCartItemQuantity200JSONResponse(out), nil
 }
 
 // RemoveCartItem removes a line from the caller's cart.
@@ -71,12 +85,16 @@ func (s *Server) RemoveCartItem(ctx context.Context, req gen.RemoveCartItemReque
 	if err != nil {
 		return nil, err
 	}
-	return gen.RemoveCartItem200JSONResponse(s.toAPICart(cart)), nil
+	out, err := s.toAPICart(ctx, cart)
+	if err != nil {
+		return nil, err
+	}
+	return gen.RemoveCartItem200JSONResponse(out), nil
 }
 
 // toAPICart renders a cart with its checkout preview, priced by the orders
 // service's Pricing: the one checkout charges with.
-func (s *Server) toAPICart(c store.Cart) gen.Cart {
+func (s *Server) toAPICart(ctx context.Context, c store.Cart) (gen.Cart, error) {
 	totals := c.Totals(s.orders.Pricing)
 	out := gen.Cart{
 		Items:         make([]gen.CartItem, len(c.Lines)),
@@ -89,6 +107,10 @@ func (s *Server) toAPICart(c store.Cart) gen.Cart {
 		UpdatedAt:     nullableTime(c.UpdatedAt),
 	}
 	for i, l := range c.Lines {
+		imageURL, err := s.cartImageURL(ctx, l)
+		if err != nil {
+			return gen.Cart{}, err
+		}
 		out.Items[i] = gen.CartItem{
 			ProductId:      l.ProductID,
 			Sku:            l.SKU,
@@ -97,10 +119,8 @@ func (s *Server) toAPICart(c store.Cart) gen.Cart {
 			Quantity:       int32(l.Quantity),
 			LineTotalCents: l.LineTotalCents(),
 			Available:      l.Available(),
-			// Products have no images yet; the field exists so clients
-			// can rely on it, and is null until they do.
-			ImageUrl: nullable.NewNullNullable[string](),
+			ImageUrl:       imageURL,
 		}
 	}
-	return out
+	return out, nil
 }

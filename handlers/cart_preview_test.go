@@ -184,7 +184,7 @@ func TestCartLineAvailability(t *testing.T) {
 			t.Errorf("%s: available = %v, want %v (line %+v)", tc.name, it.Available, tc.want, it)
 		}
 		if !it.ImageUrl.IsNull() {
-			t.Errorf("%s: imageUrl = %v, want null (products have no images yet)", tc.name, it.ImageUrl)
+			t.Errorf("%s: imageUrl = %v, want null (the product has no images)", tc.name, it.ImageUrl)
 		}
 	}
 

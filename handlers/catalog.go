@@ -79,11 +79,11 @@ func (s *Server) ListProducts(ctx context.Context, req gen.ListProductsRequestOb
 	if err != nil {
 		return nil, err
 	}
-	out := gen.ListProducts200JSONResponse{Items: make([]gen.Product, len(items)), NextCursor: nextCursor(next)}
-	for i, p := range items {
-		out.Items[i] = toAPIProduct(p, admin)
+	out, err := s.toAPIProducts(ctx, items, admin)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return gen.ListProducts200JSONResponse{Items: out, NextCursor: nextCursor(next)}, nil
 }
 
 // ListCategories lists the categories of active products with their counts.
@@ -106,7 +106,11 @@ func (s *Server) GetProduct(ctx context.Context, req gen.GetProductRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetProduct200JSONResponse(toAPIProduct(p, admin)), nil
+	out, err := s.toAPIProductWithImages(ctx, p, admin)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetProduct200JSONResponse(out), nil
 }
 
 // CreateProduct adds a product to the catalog.
@@ -160,7 +164,11 @@ func (s *Server) CreateProduct(ctx context.Context, req gen.CreateProductRequest
 	if err != nil {
 		return nil, err
 	}
-	return gen.CreateProduct201JSONResponse(toAPIProduct(p, true)), nil
+	out, err := s.toAPIProductWithImages(ctx, p, true)
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateProduct201JSONResponse(out), nil
 }
 
 // UpdateProduct patches a product; stock is not patchable (it moves only
@@ -197,7 +205,11 @@ func (s *Server) UpdateProduct(ctx context.Context, req gen.UpdateProductRequest
 	if err != nil {
 		return nil, err
 	}
-	return gen.UpdateProduct200JSONResponse(toAPIProduct(p, true)), nil
+	out, err := s.toAPIProductWithImages(ctx, p, true)
+	if err != nil {
+		return nil, err
+	}
+	return gen.UpdateProduct200JSONResponse(out), nil
 }
 
 // ArchiveProduct hides a product; orders and the ledger keep referring to it.
@@ -206,7 +218,11 @@ func (s *Server) ArchiveProduct(ctx context.Context, req gen.ArchiveProductReque
 	if err != nil {
 		return nil, err
 	}
-	return gen.ArchiveProduct200JSONResponse(toAPIProduct(p, true)), nil
+	out, err := s.toAPIProductWithImages(ctx, p, true)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ArchiveProduct200JSONResponse(out), nil
 }
 
 // AdjustInventory moves stock and records it in the ledger, atomically.

@@ -123,8 +123,9 @@ func toAPISavedAddress(a store.SavedAddress) gen.SavedAddress {
 	}
 }
 
-// toAPIProduct shows cost prices to admins only.
-func toAPIProduct(p store.Product, admin bool) gen.Product {
+// toAPIProduct shows cost prices to admins only; images are the product's,
+// signed.
+func toAPIProduct(p store.Product, admin bool, images []gen.ProductImage) gen.Product {
 	out := gen.Product{
 		Id:                  p.ID,
 		Sku:                 p.SKU,
@@ -135,7 +136,7 @@ func toAPIProduct(p store.Product, admin bool) gen.Product {
 		Currency:            p.Currency,
 		Category:            nullableOf(p.Category),
 		Tags:                []string(p.Tags),
-		Images:              []string(p.Images),
+		Images:              images,
 		Stock:               int32(p.Stock),
 		LowStockThreshold:   int32(p.LowStockThreshold),
 		IsActive:            p.IsActive,
@@ -148,7 +149,7 @@ func toAPIProduct(p store.Product, admin bool) gen.Product {
 		out.Tags = []string{}
 	}
 	if out.Images == nil {
-		out.Images = []string{}
+		out.Images = []gen.ProductImage{}
 	}
 	if p.LengthMm != nil && p.WidthMm != nil && p.HeightMm != nil {
 		out.Dimensions = nullable.NewNullableWithValue(gen.Dimensions{

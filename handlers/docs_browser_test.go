@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func renderedDOM(t *testing.T, page string) string {
 var publicOperations = []string{
 	"getHealth", "getReady", "getJwks", "register", "login",
 	"listProducts", "getProduct", "listCategories", "handleStripeWebhook",
+	// The signature in its URL is the permission.
+	"getImage",
 }
 
 // isPublic reports whether op can be called without a token: it has no
@@ -198,6 +201,15 @@ func examplesOf(mt *openapi3.MediaType) []any {
 	return out
 }
 
+// exampleText is an example as a client types it: a number in full (JSON
+// numbers decode to float64, which %v would print as 1.7e+09).
+func exampleText(ex any) string {
+	if f, ok := ex.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(ex)
+}
+
 // documentedCursors are the cursors an operation's documentation shows:
 // its cursor parameter's example and the nextCursor of its success
 // examples.
@@ -267,8 +279,10 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 		RETURNING id`, order.Order.Id, buyer.id, "order-confirmation:"+order.Order.Id); err != nil {
 		t.Fatal(err)
 	}
+	var image gen.ProductImage
+	s.upload(t, s.admin, product.Id, "a.png", pngImage(t, 8, 8), nil).want(t, http.StatusCreated).decode(t, &image)
 	live := map[string]string{"productId": product.Id, "orderId": order.Order.Id, "addressId": address.Id, "customerId": buyer.id,
-		"notificationId": notificationID}
+		"notificationId": notificationID, "imageId": image.Id}
 	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatalf("spec: %v", err)
@@ -305,7 +319,7 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 				documented = strings.ReplaceAll(documented, "{"+p.Name+"}", url.PathEscape(fmt.Sprint(ex)))
 				liveTarget = strings.ReplaceAll(liveTarget, "{"+p.Name+"}", live[p.Name])
 			case openapi3.ParameterInQuery:
-				query.Set(p.Name, fmt.Sprint(ex))
+				query.Set(p.Name, exampleText(ex))
 			case openapi3.ParameterInHeader:
 				header.Set(p.Name, fmt.Sprint(ex))
 			}

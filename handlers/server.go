@@ -30,6 +30,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/live"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
@@ -77,6 +78,8 @@ type Config struct {
 	// StreamHeartbeat is the interval of the streams' comment lines; 0
 	// means live.DefaultHeartbeat.
 	StreamHeartbeat time.Duration
+	// Images stores, signs and serves product images; required.
+	Images *images.Service
 }
 
 // Server implements the generated strict server interface.
@@ -96,11 +99,13 @@ type Server struct {
 	streams       *live.Hub
 	// streamHeartbeat is the streams' comment interval.
 	streamHeartbeat time.Duration
+	images          *images.Service
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
-// maxBodyBytes: larger bodies get 413 before they are read.
+// maxBodyBytes: larger bodies get 413 before they are read (an image
+// upload has its own limit, maxUploadBodyBytes).
 const maxBodyBytes = "1MiB" // not "1M": Echo reads that as 10^6
 
 func init() {
@@ -111,6 +116,9 @@ func init() {
 
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
+	if cfg.Images == nil {
+		return nil, errors.New("handlers: Config.Images is required")
+	}
 	cfg = withDefaults(cfg)
 	authn := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store})
 	validator, err := requestValidator(authn)
@@ -164,6 +172,7 @@ func newServer(cfg Config) *Server {
 		notifications:   cfg.Notifications,
 		streams:         cfg.Streams,
 		streamHeartbeat: cfg.StreamHeartbeat,
+		images:          cfg.Images,
 	}
 }
 
@@ -201,7 +210,7 @@ func requestValidator(authn *auth.Authenticator) (echo.MiddlewareFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.middleware, nil
+	return streamedBodies(v.middleware, v.withoutBodies().middleware), nil
 }
 
 // useMiddleware sets the chain every request goes through, in order.
@@ -211,7 +220,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(observe(cfg.Log, newMetrics(cfg.Registry)))
 	e.Use(middleware.Recover())
 	// Before anything reads the body.
-	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(bodyLimits()...)
 	e.Use(credentialBodyLimit)
 	if len(cfg.CORSOrigins) > 0 {
 		// Before the validator: preflight requests are answered here.

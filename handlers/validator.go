@@ -46,6 +46,17 @@ func newSpecValidator(spec *openapi3.T, options openapi3filter.Options, multi fu
 	return v, nil
 }
 
+// withoutBodies is the same validator (one table) that checks a request's
+// security, path and query but leaves its body to the handler: for the
+// uploads, which the handler reads as they arrive (streamedBodies).
+func (v *specValidator) withoutBodies() *specValidator {
+	c := *v
+	opts := *v.options
+	opts.ExcludeRequestBody = true
+	c.options = &opts
+	return &c
+}
+
 // echoPath is a spec path as Echo registers it: {id} becomes :id.
 func echoPath(specPath string) string {
 	parts := strings.Split(specPath, "/")

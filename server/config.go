@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/cartrecovery"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/live"
@@ -89,6 +91,14 @@ type Config struct {
 	StreamHeartbeat time.Duration
 	// StreamMax bounds the live streams open at once on this instance.
 	StreamMax int
+	// BlobURL is where product images are kept: file:///dir (the default,
+	// DATA_DIR/blobs) or s3://bucket?region=...&endpoint=...&use_path_style=true.
+	BlobURL string
+	// ImageURLSecret signs the file store's image URLs; empty derives one
+	// from the JWT signing key (ImageSecret).
+	ImageURLSecret string
+	// ImageURLTTL is how long a signed image URL stays valid.
+	ImageURLTTL time.Duration
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -168,6 +178,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DeliveryFollowUpAfter:       duration("DELIVERY_FOLLOWUP_AFTER", orders.DefaultDeliveryFollowUpAfter),
 		StreamHeartbeat:             duration("STREAM_HEARTBEAT", live.DefaultHeartbeat),
 		StreamMax:                   int(integer("STREAM_MAX", live.DefaultMaxStreams)),
+		BlobURL:                     getenv("BLOB_URL"),
+		ImageURLSecret:              getenv("IMAGE_URL_SECRET"),
+		ImageURLTTL:                 duration("IMAGE_URL_TTL", images.DefaultTTL),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
@@ -207,6 +220,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}
+	if c.BlobURL == "" {
+		c.BlobURL = (&url.URL{Scheme: "file", Path: filepath.Join(c.DataDir, "blobs")}).String()
+	}
+	if u, err := url.Parse(c.BlobURL); err != nil || (u.Scheme != "file" && u.Scheme != "s3") || (u.Scheme == "file" && u.Path == "") {
+		errs = append(errs, fmt.Errorf("BLOB_URL: want file:///absolute/dir or s3://bucket?region=..., got %q", c.BlobURL))
+	}
+	if c.ImageURLSecret != "" && len(c.ImageURLSecret) < 32 {
+		errs = append(errs, errors.New("IMAGE_URL_SECRET: at least 32 characters"))
+	}
+	if c.ImageURLTTL > maxImageURLTTL {
+		errs = append(errs, fmt.Errorf("IMAGE_URL_TTL: at most %s (S3's longest presigned URL), got %s", maxImageURLTTL, c.ImageURLTTL))
+	}
 	if c.StripeSecretKey == "" && c.StripeAPIBase != "" {
 		c.StripeSecretKey = "sk_test_local"
 	}
@@ -229,6 +254,18 @@ func (c Config) SigningKey() (*ecdsa.PrivateKey, error) {
 		return auth.LoadSigningKey(c.JWTPrivateKeyFile)
 	}
 	return auth.LoadOrCreateSigningKey(filepath.Join(c.DataDir, "jwt-es256.pem"))
+}
+
+// maxImageURLTTL is the longest an S3 presigned URL may live.
+const maxImageURLTTL = 7 * 24 * time.Hour
+
+// ImageSecret is IMAGE_URL_SECRET, or one derived from the JWT signing key
+// key, which every instance shares already.
+func (c Config) ImageSecret(key *ecdsa.PrivateKey) ([]byte, error) {
+	if c.ImageURLSecret != "" {
+		return []byte(c.ImageURLSecret), nil
+	}
+	return images.DeriveSecret(key)
 }
 
 // splitList reads a comma-separated list, ignoring blanks.

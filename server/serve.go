@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/cartrecovery"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/live"
@@ -124,7 +126,11 @@ func (a *app) close(log *slog.Logger) {
 // assemble wires the server's parts on an open store: tokens, the first
 // admin, rate limits, payments, the order service and the HTTP handler.
 func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*app, error) {
-	tokens, err := newTokens(cfg, log)
+	key, err := cfg.SigningKey()
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := newTokens(cfg, key, log)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +165,12 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 	}
 	carts := cartrecovery.New(st.DB(), a.outbox, cfg.AbandonedCartAfter)
 	st.WatchCarts(carts)
-	if a.jobs, err = newJobs(cfg, st, a.orders, a.outbox, stockJobs{stock, carts}, registry, log); err != nil {
+	pictures, err := a.newImages(ctx, cfg, key, st, log)
+	if err != nil {
+		a.close(log)
+		return nil, err
+	}
+	if a.jobs, err = newJobs(cfg, st, a.orders, a.outbox, stockJobs{stock, carts, pictures}, registry, log); err != nil {
 		a.close(log)
 		return nil, err
 	}
@@ -193,6 +204,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		Notifications:               a.outbox,
 		Streams:                     a.streams,
 		StreamHeartbeat:             cfg.StreamHeartbeat,
+		Images:                      pictures,
 	})
 	if err != nil {
 		a.close(log)
@@ -202,13 +214,9 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 }
 
 // newTokens issues and verifies JWTs with the configured signing key.
-func newTokens(cfg Config, log *slog.Logger) (*auth.Tokens, error) {
+func newTokens(cfg Config, key *ecdsa.PrivateKey, log *slog.Logger) (*auth.Tokens, error) {
 	if cfg.JWTPrivateKeyFile == "" {
 		log.Warn("JWT_PRIVATE_KEY_FILE is not set: this instance signs with its own key under DATA_DIR; instances behind one load balancer must share a key")
-	}
-	key, err := cfg.SigningKey()
-	if err != nil {
-		return nil, err
 	}
 	return auth.NewTokens(auth.TokenConfig{Key: key, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL})
 }
@@ -256,24 +264,26 @@ func newOrders(cfg Config, st *store.Store, limiter ratelimit.Limiter, log *slog
 	return svc
 }
 
-// newJobs builds the job client on the store's pool with the money path's
-// workers and periodic jobs, and gives the order service the client to
-// enqueue with. It does not start it.
-// stockJobs are the stock and cart workflows' job owners.
+// stockJobs are the stock, cart and image workflows' job owners.
 type stockJobs struct {
 	inventory *inventory.Workflows
 	carts     *cartrecovery.Recovery
+	images    *images.Service
 }
 
+// newJobs builds the job client on the store's pool with the money path's
+// workers and periodic jobs, and gives the order service the client to
+// enqueue with. It does not start it.
 func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Outbox, sj stockJobs, reg *prometheus.Registry, log *slog.Logger) (*jobs.Client, error) {
 	workers := river.NewWorkers()
 	if err := errors.Join(orders.AddWorkers(workers, svc), outbox.AddWorkers(workers),
-		sj.inventory.AddWorkers(workers), sj.carts.AddWorkers(workers)); err != nil {
+		sj.inventory.AddWorkers(workers), sj.carts.AddWorkers(workers), sj.images.AddWorkers(workers)); err != nil {
 		return nil, fmt.Errorf("job workers: %w", err)
 	}
 	kinds := append(orders.JobKinds(), notify.JobKinds()...)
 	kinds = append(kinds, inventory.JobKinds()...)
 	kinds = append(kinds, cartrecovery.JobKinds()...)
+	kinds = append(kinds, images.JobKinds()...)
 	c, err := jobs.New(st.DB().DB, jobs.Config{
 		PollInterval: cfg.JobPollInterval,
 		Workers:      workers,
@@ -289,7 +299,25 @@ func newJobs(cfg Config, st *store.Store, svc *orders.Service, outbox *notify.Ou
 	svc.Jobs = c
 	outbox.SetJobs(c)
 	sj.carts.SetJobs(c)
+	sj.images.SetJobs(c)
 	return c, nil
+}
+
+// newImages opens the product images' bucket (BLOB_URL), closed with the
+// app; the file store's URLs point at PUBLIC_URL.
+func (a *app) newImages(ctx context.Context, cfg Config, key *ecdsa.PrivateKey, st *store.Store, log *slog.Logger) (*images.Service, error) {
+	secret, err := cfg.ImageSecret(key)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := images.Open(ctx, images.Config{
+		BlobURL: cfg.BlobURL, PublicURL: cfg.PublicURL, Secret: secret, TTL: cfg.ImageURLTTL, Store: st, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, svc.Close)
+	return svc, nil
 }
 
 // newOutbox is the notification outbox with its senders: SMTP when

@@ -55,6 +55,10 @@ type CartLine struct {
 	IsActive   bool      `db:"is_active"`
 	Stock      int       `db:"stock"`
 	AddedAt    time.Time `db:"added_at"`
+	// ImageKey and ImageThumbnailKey are the blob keys of the product's
+	// first image and its thumbnail; nil when there is none.
+	ImageKey          *string `db:"image_key"`
+	ImageThumbnailKey *string `db:"image_thumbnail_key"`
 }
 
 // Available reports whether checkout would take the line as it stands: the
@@ -110,9 +114,17 @@ FROM carts
 WHERE user_id = $1`
 
 const cartLinesSQL = `
-SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, p.stock, i.added_at
+SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, p.stock, i.added_at,
+	img.blob_key AS image_key, img.thumbnail_key AS image_thumbnail_key
 FROM cart_items i
 JOIN products p ON p.id = i.product_id
+LEFT JOIN LATERAL (
+	SELECT blob_key, thumbnail_key
+	FROM product_images
+	WHERE product_id = p.id
+	ORDER BY position
+	LIMIT 1
+) img ON true
 WHERE i.user_id = $1
 ORDER BY i.added_at, i.product_id`
 

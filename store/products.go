@@ -29,7 +29,6 @@ type Product struct {
 	Currency            string         `db:"currency"`
 	Category            *string        `db:"category"`
 	Tags                pq.StringArray `db:"tags"`
-	Images              pq.StringArray `db:"images"`
 	Stock               int            `db:"stock"`
 	LowStockThreshold   int            `db:"low_stock_threshold"`
 	IsActive            bool           `db:"is_active"`
@@ -65,7 +64,7 @@ type NewProduct struct {
 }
 
 const productColumns = `id, sku, name, description, price_cents, compare_at_price_cents, cost_price_cents,
-	currency, category, tags, images, stock, low_stock_threshold, is_active, is_featured,
+	currency, category, tags, stock, low_stock_threshold, is_active, is_featured,
 	weight_grams, length_mm, width_mm, height_mm, created_at, updated_at`
 
 const insertProductSQL = `
