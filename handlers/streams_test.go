@@ -19,6 +19,7 @@ import (
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/live"
@@ -56,9 +57,16 @@ func setupStreams(t *testing.T, timeout time.Duration) streamAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Close() })
+	pictures, err := images.OpenFileStore(t.Context(), t.TempDir(), images.Config{
+		PublicURL: "http://127.0.0.1", Secret: []byte(testImageSecret), Store: st, Log: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pictures.Close() })
 	h, err := handlers.New(handlers.Config{
 		Store: st, Tokens: tokens, Limiter: ratelimit.NewMemory(nil), Log: slog.New(slog.DiscardHandler),
-		Streams: hub, StreamHeartbeat: 20 * time.Millisecond,
+		Streams: hub, StreamHeartbeat: 20 * time.Millisecond, Images: pictures,
 	})
 	if err != nil {
 		t.Fatal(err)
