@@ -13,7 +13,7 @@ run: deps
 
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
 test:
-	@scripts/install-deps --with-redis --with-browser
+	@scripts/install-deps --with-node --with-redis --with-browser
 	$(GO) test -race -count=1 ./...
 
 ## deps: install missing system packages the server needs (PostgreSQL's server binaries)

@@ -46,13 +46,13 @@ export class ShopProblem extends Error {
   /** The request id to quote to support (also the `X-Request-Id` header). */
   readonly requestId: string | undefined;
   /** Insufficient stock: the product that ran short. */
-  readonly productId?: string;
+  declare readonly productId?: string;
   /** Insufficient stock: that product's SKU. */
-  readonly sku?: string;
+  declare readonly sku?: string;
   /** Insufficient stock: the quantity the cart asked for. */
-  readonly requested?: number;
+  declare readonly requested?: number;
   /** Insufficient stock: what is left (0 when the product was archived). */
-  readonly available?: number;
+  declare readonly available?: number;
   /** `Retry-After` in seconds, when the answer carried one (409 in flight, 429, 503). */
   readonly retryAfter: number | undefined;
   /** The whole problem document as received, extension members included. */

@@ -50,6 +50,12 @@ export interface StreamOptions {
   lastEventId?: string;
   /** The wait before a reconnect, in milliseconds, until the server sends `retry:` (default 1000). */
   reconnectDelayMs?: number;
+  /**
+   * Called each time a connection is open (the server answered 200), before
+   * any of its events: from then on nothing that happens is missed, so a UI
+   * can show "live", or a test can trigger the change it waits for.
+   */
+  onOpen?: () => void;
 }
 
 /** What streamEvents needs from the client. */
@@ -99,6 +105,7 @@ export async function* streamEvents(source: StreamSource): AsyncGenerator<ShopEv
           }
         } else {
           body = res.body;
+          source.onOpen?.();
         }
       } catch (err) {
         if (abort.signal.aborted) {
