@@ -54,6 +54,10 @@ check-client: client
 	@git diff --exit-code --stat -- $(CLIENT)/src/schema.ts || { echo "$(CLIENT)/src/schema.ts is stale: run 'make client' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(CLIENT)/src)" || { git status --porcelain -- $(CLIENT)/src; echo "$(CLIENT)/src has uncommitted changes"; exit 1; }
 
+## breaking: fail on any change to openapi.yaml that breaks clients of the last release, api/baseline.yaml (oasdiff, pinned in go.mod); see CHANGELOG.md for moving the baseline
+breaking:
+	@$(GO) tool oasdiff breaking api/baseline.yaml openapi.yaml --fail-on WARN || { echo "openapi.yaml breaks clients of api/baseline.yaml (the last release): keep the change compatible, or release a new major version and move the baseline (CHANGELOG.md)"; exit 1; }
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
