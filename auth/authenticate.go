@@ -95,14 +95,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, in *openapi3filter.Aut
 	if err != nil {
 		return echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
 	}
-	role, exists, err := a.accountRole(ctx, claims.UserID)
-	if err != nil {
-		// Not a 401: the token may well be good. The validator passes on
-		// only an *echo.HTTPError; the cause is logged with the 500.
-		return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(err)
-	}
-	if !exists || role != claims.Role {
-		return echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
+	if err := a.checkAccount(ctx, claims); err != nil {
+		return err
 	}
 	for _, role := range in.Scopes {
 		if claims.Role != role {
@@ -113,6 +107,53 @@ func (a *Authenticator) Authenticate(ctx context.Context, in *openapi3filter.Aut
 		ec.Set(echoClaimsKey, claims)
 	}
 	return nil
+}
+
+// checkAccount refuses (401) claims whose user no longer exists or no
+// longer has the token's role.
+func (a *Authenticator) checkAccount(ctx context.Context, claims Claims) error {
+	role, exists, err := a.accountRole(ctx, claims.UserID)
+	if err != nil {
+		// Not a 401: the token may well be good. The validator passes on
+		// only an *echo.HTTPError; the cause is logged with the 500.
+		return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(err)
+	}
+	if !exists || role != claims.Role {
+		return echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
+	}
+	return nil
+}
+
+// StreamTokenParam is the query parameter that carries a stream token.
+const StreamTokenParam = "streamToken"
+
+// AuthenticateStream authenticates a request to a Server-Sent Event
+// stream, which the validator does not see: a stream token in
+// ?streamToken= (browsers' EventSource cannot send headers) or else an
+// access token in the Authorization header. An access token in the query,
+// or a stream token in the header, is refused (401) like any bad token;
+// the user must exist and have the token's role.
+func (a *Authenticator) AuthenticateStream(ctx context.Context, r *http.Request) (Claims, error) {
+	var claims Claims
+	var err error
+	if q := r.URL.Query(); q.Has(StreamTokenParam) {
+		claims, err = a.tokens.VerifyStream(q.Get(StreamTokenParam))
+		if err != nil {
+			return Claims{}, echo.NewHTTPError(http.StatusUnauthorized, "The stream token is not valid (they last 60 seconds; get a new one).")
+		}
+	} else {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return Claims{}, echo.NewHTTPError(http.StatusUnauthorized, "A bearer token or a streamToken is required.")
+		}
+		if claims, err = a.tokens.Verify(strings.TrimSpace(token)); err != nil {
+			return Claims{}, echo.NewHTTPError(http.StatusUnauthorized, "The bearer token is not valid.")
+		}
+	}
+	if err := a.checkAccount(ctx, claims); err != nil {
+		return Claims{}, err
+	}
+	return claims, nil
 }
 
 // accountRole returns the user's current role and whether the user exists,

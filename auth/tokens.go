@@ -84,14 +84,32 @@ func (t *Tokens) TTL() time.Duration { return t.ttl }
 
 // Issue signs a token for the user with the role.
 func (t *Tokens) Issue(userID, role string) (string, error) {
+	return t.issue(userID, role, t.audience, t.ttl)
+}
+
+// StreamTokenTTL is how long a stream token is valid.
+const StreamTokenTTL = 60 * time.Second
+
+// streamAudience is the audience of stream tokens: not the API's, so that
+// Verify refuses them and only VerifyStream accepts them.
+func (t *Tokens) streamAudience() string { return t.audience + ":streams" }
+
+// IssueStream signs a stream token for the user with the role: valid for
+// StreamTokenTTL, for the Server-Sent Event streams only, where a browser
+// must send it in the URL (EventSource cannot set headers).
+func (t *Tokens) IssueStream(userID, role string) (string, error) {
+	return t.issue(userID, role, t.streamAudience(), StreamTokenTTL)
+}
+
+func (t *Tokens) issue(userID, role, audience string, ttl time.Duration) (string, error) {
 	now := t.now()
 	tok, err := jwt.NewBuilder().
 		Subject(userID).
 		Issuer(t.issuer).
-		Audience([]string{t.audience}).
+		Audience([]string{audience}).
 		IssuedAt(now).
 		NotBefore(now).
-		Expiration(now.Add(t.ttl)).
+		Expiration(now.Add(ttl)).
 		Claim("role", role).
 		Build()
 	if err != nil {
@@ -109,6 +127,16 @@ func (t *Tokens) Issue(userID, role string) (string, error) {
 // also refuses what jwx accepts but the service never issues (see
 // checkCompact): a crit header, and exp, nbf or iat that are not numbers.
 func (t *Tokens) Verify(token string) (Claims, error) {
+	return t.verify(token, t.audience)
+}
+
+// VerifyStream verifies a stream token as Verify does an access token;
+// an access token is not a stream token (ErrInvalidToken).
+func (t *Tokens) VerifyStream(token string) (Claims, error) {
+	return t.verify(token, t.streamAudience())
+}
+
+func (t *Tokens) verify(token, audience string) (Claims, error) {
 	if err := checkCompact(token); err != nil {
 		return Claims{}, ErrInvalidToken
 	}
@@ -118,7 +146,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		jwt.WithClock(jwt.ClockFunc(t.now)),
 		jwt.WithAcceptableSkew(30*time.Second),
 		jwt.WithIssuer(t.issuer),
-		jwt.WithAudience(t.audience),
+		jwt.WithAudience(audience),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 	)

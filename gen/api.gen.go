@@ -1652,6 +1652,17 @@ type SavedAddressUpdate struct {
 	Region     nullable.Nullable[string] `json:"region,omitempty"`
 }
 
+// StreamToken A token for the live streams' `?streamToken=` (see `POST /v1/auth/stream-token`).
+//
+// Example: {"expiresIn":60,"streamToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGk6c3RyZWFtcyJdLCJleHAiOjE3Nzc4ODk3OTAsImlhdCI6MTc3Nzg4OTczMCwiaXNzIjoic2hvcCIsIm5iZiI6MTc3Nzg4OTczMCwicm9sZSI6ImN1c3RvbWVyIiwic3ViIjoiNmYxYjNjMmUtOGE0ZC00ZTdiLTljMWEtMmQzZTRmNWE2YjdjIn0.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw"}
+type StreamToken struct {
+	// ExpiresIn Seconds until the token expires (60).
+	ExpiresIn int32 `json:"expiresIn"`
+
+	// StreamToken The token (a JWT for the streams only).
+	StreamToken string `json:"streamToken"`
+}
+
 // TokenResponse An access token for the `Authorization: Bearer` header.
 //
 // Example: {"accessToken":"eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGkiXSwiZXhwIjoxNzc3ODkzMzMwLCJpYXQiOjE3Nzc4ODk3MzAsImlzcyI6InNob3AiLCJuYmYiOjE3Nzc4ODk3MzAsInJvbGUiOiJjdXN0b21lciIsInN1YiI6IjZmMWIzYzJlLThhNGQtNGU3Yi05YzFhLTJkM2U0ZjVhNmI3YyJ9.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw","expiresIn":3600,"tokenType":"Bearer"}
@@ -2055,6 +2066,9 @@ type ServerInterface interface {
 	// Register Register a customer account
 	// (POST /v1/auth/register)
 	Register(ctx echo.Context) error
+	// CreateStreamToken Get a token to open a live stream with
+	// (POST /v1/auth/stream-token)
+	CreateStreamToken(ctx echo.Context) error
 	// ClearCart Empty the cart
 	// (DELETE /v1/cart)
 	ClearCart(ctx echo.Context) error
@@ -2338,6 +2352,15 @@ func (w *ServerInterfaceWrapper) Register(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Register(ctx)
+	return err
+}
+
+// CreateStreamToken converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateStreamToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateStreamToken(ctx)
 	return err
 }
 
@@ -2891,6 +2914,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/admin/orders/:orderId/refund", wrapper.RefundOrder, options.OperationMiddlewares["refundOrder"]...)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.POST(options.BaseURL+"/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
+	router.POST(options.BaseURL+"/v1/auth/stream-token", wrapper.CreateStreamToken, options.OperationMiddlewares["createStreamToken"]...)
 	router.DELETE(options.BaseURL+"/v1/cart", wrapper.ClearCart, options.OperationMiddlewares["clearCart"]...)
 	router.GET(options.BaseURL+"/v1/cart", wrapper.GetCart, options.OperationMiddlewares["getCart"]...)
 	router.POST(options.BaseURL+"/v1/cart/items", wrapper.AddCartItem, options.OperationMiddlewares["addCartItem"]...)
@@ -4121,6 +4145,59 @@ type Register500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response Register500ApplicationProblemPlusJSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStreamTokenRequestObject struct {
+}
+
+type CreateStreamTokenResponseObject interface {
+	VisitCreateStreamTokenResponse(w http.ResponseWriter) error
+}
+
+type CreateStreamToken200JSONResponse StreamToken
+
+func (response CreateStreamToken200JSONResponse) VisitCreateStreamTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStreamToken401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateStreamToken401ApplicationProblemPlusJSONResponse) VisitCreateStreamTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStreamToken500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateStreamToken500ApplicationProblemPlusJSONResponse) VisitCreateStreamTokenResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -6447,6 +6524,9 @@ type StrictServerInterface interface {
 	// Register Register a customer account
 	// (POST /v1/auth/register)
 	Register(ctx context.Context, request RegisterRequestObject) (RegisterResponseObject, error)
+	// CreateStreamToken Get a token to open a live stream with
+	// (POST /v1/auth/stream-token)
+	CreateStreamToken(ctx context.Context, request CreateStreamTokenRequestObject) (CreateStreamTokenResponseObject, error)
 	// ClearCart Empty the cart
 	// (DELETE /v1/cart)
 	ClearCart(ctx context.Context, request ClearCartRequestObject) (ClearCartResponseObject, error)
@@ -6909,6 +6989,29 @@ func (sh *strictHandler) Register(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RegisterResponseObject); ok {
 		return validResponse.VisitRegisterResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateStreamToken operation middleware
+func (sh *strictHandler) CreateStreamToken(ctx echo.Context) error {
+	var request CreateStreamTokenRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateStreamToken(ctx.Request().Context(), request.(CreateStreamTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateStreamToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateStreamTokenResponseObject); ok {
+		return validResponse.VisitCreateStreamTokenResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

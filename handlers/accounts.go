@@ -95,12 +95,7 @@ func (s *Server) Register(ctx context.Context, req gen.RegisterRequestObject) (g
 // instance or many sharing the limiter, cannot all pass a check made
 // before any of them failed.
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
-	if ec := echoContext(ctx); ec != nil {
-		// A token must not be kept by any cache (RFC 6749 section 5.1).
-		h := ec.Response().Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Pragma", "no-cache")
-	}
+	noStore(ctx)
 	email := store.NormalizeEmail(string(req.Body.Email))
 	ip := clientIP(ctx)
 	slots := []limitSlot{

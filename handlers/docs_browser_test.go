@@ -279,6 +279,9 @@ func TestDocumentedExamplesAreAccepted(t *testing.T) {
 		if op.OperationID == "handleStripeWebhook" {
 			continue // signed by Stripe: TestWebhookAsDocumented
 		}
+		if op.OperationID == "streamOrder" || op.OperationID == "streamAdminEvents" {
+			continue // they stay open: TestStreamsAsDocumented
+		}
 		documented, liveTarget, query, header := path, path, url.Values{}, http.Header{}
 		var cursor *openapi3.Parameter
 		hasPathID := false

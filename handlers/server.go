@@ -30,6 +30,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/live"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/ratelimit"
@@ -71,6 +72,11 @@ type Config struct {
 	// Notifications is the outbox the admins look into; nil means a view
 	// on the store's database that queues no sends.
 	Notifications Notifications
+	// Streams fans events out to the live streams; nil answers them 503.
+	Streams *live.Hub
+	// StreamHeartbeat is the interval of the streams' comment lines; 0
+	// means live.DefaultHeartbeat.
+	StreamHeartbeat time.Duration
 }
 
 // Server implements the generated strict server interface.
@@ -86,6 +92,10 @@ type Server struct {
 	orders        *orders.Service
 	webhookSecret string
 	notifications Notifications
+	authn         *auth.Authenticator
+	streams       *live.Hub
+	// streamHeartbeat is the streams' comment interval.
+	streamHeartbeat time.Duration
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -102,7 +112,8 @@ func init() {
 // New builds the HTTP handler: the same one main serves and tests drive.
 func New(cfg Config) (http.Handler, error) {
 	cfg = withDefaults(cfg)
-	validator, err := requestValidator(auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store}))
+	authn := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: cfg.Tokens, Accounts: cfg.Store})
+	validator, err := requestValidator(authn)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +122,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	srv := newServer(cfg)
+	srv.authn = authn
 	e := newEcho(cfg)
 	useMiddleware(e, cfg, validator)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(srv, nil))
@@ -139,17 +151,19 @@ func withDefaults(cfg Config) Config {
 
 func newServer(cfg Config) *Server {
 	return &Server{
-		store:         cfg.Store,
-		tokens:        cfg.Tokens,
-		limiter:       cfg.Limiter,
-		log:           cfg.Log,
-		loginLimit:    ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
-		loginIPLimit:  ratelimit.PerMinute(cfg.LoginFailuresPerIPPerMinute),
-		registerLimit: ratelimit.PerHour(cfg.RegistrationsPerIPPerHour),
-		searchLimit:   ratelimit.PerHour(cfg.SearchesPerHour),
-		orders:        cfg.Orders,
-		webhookSecret: cfg.WebhookSecret,
-		notifications: cfg.Notifications,
+		store:           cfg.Store,
+		tokens:          cfg.Tokens,
+		limiter:         cfg.Limiter,
+		log:             cfg.Log,
+		loginLimit:      ratelimit.PerMinute(cfg.LoginFailuresPerMinute),
+		loginIPLimit:    ratelimit.PerMinute(cfg.LoginFailuresPerIPPerMinute),
+		registerLimit:   ratelimit.PerHour(cfg.RegistrationsPerIPPerHour),
+		searchLimit:     ratelimit.PerHour(cfg.SearchesPerHour),
+		orders:          cfg.Orders,
+		webhookSecret:   cfg.WebhookSecret,
+		notifications:   cfg.Notifications,
+		streams:         cfg.Streams,
+		streamHeartbeat: cfg.StreamHeartbeat,
 	}
 }
 
@@ -204,7 +218,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key"},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", lastEventIDHeader},
 			ExposeHeaders: []string{"Retry-After", echo.HeaderXRequestID},
 			MaxAge:        600,
 		}))
@@ -221,6 +235,8 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 // webhook (raw body), metrics, the spec and its UI.
 func routesOutsideSpec(e *echo.Echo, cfg Config, srv *Server, specs specDocs) {
 	e.POST(webhookPath, srv.stripeWebhook)
+	e.GET(adminEventsRoute, srv.streamAdminEvents)
+	e.GET(orderStreamRoute, srv.streamOrder)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})), requireBearer(cfg.MetricsToken))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", specs.yaml) })
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, specs.json) })
@@ -249,11 +265,12 @@ func saneRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 const webhookPath = "/v1/webhooks/stripe"
 
 // outsideSpec lists the routes the validator skips: they are not API
-// operations (or, for the webhook, read their own raw body).
+// operations (or, for the webhook, read their own raw body; for the
+// streams, authenticate themselves and stay open).
 func outsideSpec(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/metrics" || p == "/openapi.yaml" || p == "/openapi.json" ||
-		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == webhookPath
+		p == "/docs" || strings.HasPrefix(p, "/docs/") || p == webhookPath || isStreamRoute(c)
 }
 
 // specDocs is the spec as served, in YAML (as written) and JSON.

@@ -14,6 +14,7 @@ import (
 	"github.com/shopd/shopd/cartrecovery"
 	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
+	"github.com/shopd/shopd/live"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 )
@@ -80,6 +81,10 @@ type Config struct {
 	// DeliveryFollowUpAfter are the delays of the order follow-ups: after
 	// payment, after payment, after shipping.
 	FulfillmentReminderAfter, ReviewRequestAfter, DeliveryFollowUpAfter time.Duration
+	// StreamHeartbeat is the interval of the live streams' comment lines.
+	StreamHeartbeat time.Duration
+	// StreamMax bounds the live streams open at once on this instance.
+	StreamMax int
 }
 
 // LoadConfig reads the configuration from getenv, applying defaults. It
@@ -156,6 +161,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		FulfillmentReminderAfter:    duration("FULFILLMENT_REMINDER_AFTER", orders.DefaultFulfillmentReminderAfter),
 		ReviewRequestAfter:          duration("REVIEW_REQUEST_AFTER", orders.DefaultReviewRequestAfter),
 		DeliveryFollowUpAfter:       duration("DELIVERY_FOLLOWUP_AFTER", orders.DefaultDeliveryFollowUpAfter),
+		StreamHeartbeat:             duration("STREAM_HEARTBEAT", live.DefaultHeartbeat),
+		StreamMax:                   int(integer("STREAM_MAX", live.DefaultMaxStreams)),
 	}
 	for _, cidr := range splitList(getenv("TRUSTED_PROXIES")) {
 		if !strings.Contains(cidr, "/") {
@@ -175,6 +182,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.CORSOrigins = splitList(env("CORS_ALLOWED_ORIGINS", "*"))
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	c.StorefrontURL = strings.TrimRight(env("STOREFRONT_URL", c.PublicURL), "/")
+	if c.StreamMax < 1 && getenv("STREAM_MAX") != "" {
+		errs = append(errs, fmt.Errorf("STREAM_MAX: at least 1, got %d", c.StreamMax))
+	}
 	if c.NotifyMaxAttempts < 1 && getenv("NOTIFY_MAX_ATTEMPTS") != "" {
 		errs = append(errs, fmt.Errorf("NOTIFY_MAX_ATTEMPTS: at least 1, got %d", c.NotifyMaxAttempts))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/inventory"
 	"github.com/shopd/shopd/jobs"
+	"github.com/shopd/shopd/live"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
 	"github.com/shopd/shopd/payments"
@@ -62,6 +63,9 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	// Streams never end by themselves: Shutdown ends them (their clients
+	// reconnect elsewhere with Last-Event-ID) instead of waiting for them.
+	srv.RegisterOnShutdown(a.streams.Shutdown)
 	// Started without ctx's cancellation: jobs keep running while the
 	// requests in flight finish, and stop (below) only after them.
 	if err := a.jobs.Start(context.WithoutCancel(ctx)); err != nil {
@@ -100,6 +104,7 @@ type app struct {
 	orders  *orders.Service
 	outbox  *notify.Outbox
 	jobs    *jobs.Client
+	streams *live.Hub
 	closers []func() error
 }
 
@@ -150,6 +155,14 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		a.close(log)
 		return nil, err
 	}
+	a.streams, err = live.Start(ctx, live.Config{
+		DB: st.DB(), DatabaseURL: cfg.DatabaseURL, MaxStreams: cfg.StreamMax, Registry: registry, Log: log,
+	})
+	if err != nil {
+		a.close(log)
+		return nil, err
+	}
+	a.closers = append(a.closers, a.streams.Close)
 	if cfg.StripeWebhookSecret == "" {
 		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
 	}
@@ -170,6 +183,8 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		CORSOrigins:                 cfg.CORSOrigins,
 		Registry:                    registry,
 		Notifications:               a.outbox,
+		Streams:                     a.streams,
+		StreamHeartbeat:             cfg.StreamHeartbeat,
 	})
 	if err != nil {
 		a.close(log)

@@ -1,0 +1,109 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shopd/shopd"
+	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/gen"
+	"github.com/shopd/shopd/live"
+)
+
+// The live streams' routes. They are plain Echo routes (excluded from the
+// generated server, skipped by the request validator): a stream writes
+// events for as long as it stays open, and authenticates itself (a stream
+// token in the URL, which the validator would not know).
+const (
+	adminEventsRoute = "/v1/admin/events"
+	orderStreamRoute = "/v1/orders/:orderId/stream"
+)
+
+// isStreamRoute reports whether c was routed to a stream.
+func isStreamRoute(c echo.Context) bool {
+	p := c.Path()
+	return p == adminEventsRoute || p == orderStreamRoute
+}
+
+// CreateStreamToken issues a 60-second token that opens the streams.
+func (s *Server) CreateStreamToken(ctx context.Context, _ gen.CreateStreamTokenRequestObject) (gen.CreateStreamTokenResponseObject, error) {
+	c, err := claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	noStore(ctx)
+	tok, err := s.tokens.IssueStream(c.UserID, c.Role)
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateStreamToken200JSONResponse{StreamToken: tok, ExpiresIn: int32(auth.StreamTokenTTL / time.Second)}, nil
+}
+
+// streamAdminEvents streams every order transition and low-stock
+// crossing to an admin.
+func (s *Server) streamAdminEvents(c echo.Context) error {
+	cl, err := s.authn.AuthenticateStream(c.Request().Context(), c.Request())
+	if err != nil {
+		return err
+	}
+	if !cl.IsAdmin() {
+		return shopd.Errorf(shopd.EForbidden, "This operation needs the admin role.")
+	}
+	return s.stream(c, "")
+}
+
+// streamOrder streams one order's transitions to its owner or an admin;
+// another customer's order is ENotFound.
+func (s *Server) streamOrder(c echo.Context) error {
+	ctx := c.Request().Context()
+	cl, err := s.authn.AuthenticateStream(ctx, c.Request())
+	if err != nil {
+		return err
+	}
+	id := c.Param("orderId")
+	o, err := s.store.Order(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !cl.IsAdmin() && o.CustomerID != cl.UserID {
+		return shopd.Errorf(shopd.ENotFound, "Order %s not found.", id)
+	}
+	return s.stream(c, o.ID)
+}
+
+// lastEventIDHeader carries where a reconnecting client resumes.
+const lastEventIDHeader = "Last-Event-ID"
+
+// stream subscribes to the hub (orderID "" for every event) and serves
+// the stream, resuming after Last-Event-ID when sent.
+func (s *Server) stream(c echo.Context, orderID string) error {
+	var after *live.Cursor
+	if v := c.Request().Header.Get(lastEventIDHeader); v != "" {
+		cur, err := live.ParseCursor(v)
+		if err != nil {
+			return shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
+		}
+		after = &cur
+	}
+	if s.streams == nil {
+		return shopd.Errorf(shopd.EUnavailable, "Live streams are not available on this instance.")
+	}
+	sub, err := s.streams.Subscribe(orderID)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	live.Stream{Hub: s.streams, Sub: sub, After: after, Heartbeat: s.streamHeartbeat}.Serve(c.Request().Context(), c.Response())
+	return nil
+}
+
+// noStore keeps a token response out of every cache (RFC 6749 section 5.1).
+func noStore(ctx context.Context) {
+	if ec := echoContext(ctx); ec != nil {
+		h := ec.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Pragma", "no-cache")
+	}
+}

@@ -1,0 +1,348 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopd/shopd"
+)
+
+// Channel is the PostgreSQL notification channel the stream_events
+// triggers notify (migration 0010).
+const Channel = "shopd_stream_events"
+
+// ListenerApplicationName is the application_name of each instance's
+// listening connection, to find it in pg_stat_activity.
+const ListenerApplicationName = "shopd-stream-listener"
+
+// Defaults of Config.
+const (
+	DefaultMaxStreams = 1000
+	// DefaultBuffer is how many events a subscriber may fall behind the
+	// fan-out before it is dropped.
+	DefaultBuffer = 256
+	// DefaultPollInterval is how often the hub reads the table without
+	// being notified: a safety net, since a listener that reconnects
+	// catches up by itself.
+	DefaultPollInterval = 5 * time.Second
+	// settleRetry is how soon the hub reads again when committed events
+	// wait for an older transaction to finish; doubled up to a second
+	// while they wait.
+	settleRetry = 10 * time.Millisecond
+	// retryAfterFull is what a client refused for want of room is told to
+	// wait.
+	retryAfterFull = 5 * time.Second
+)
+
+// Config configures a Hub.
+type Config struct {
+	DB *sqlx.DB
+	// DatabaseURL is where the listening connection goes (the database DB
+	// is on).
+	DatabaseURL string
+	// MaxStreams bounds the subscriptions open at once on this instance.
+	MaxStreams int
+	// Buffer is each subscriber's event buffer.
+	Buffer int
+	// PollInterval is how often the table is read without a notification.
+	PollInterval time.Duration
+	Registry     prometheus.Registerer
+	Log          *slog.Logger
+}
+
+// Hub is one instance's fan-out: it follows stream_events from where it
+// started and hands each new event to the subscriptions it concerns.
+type Hub struct {
+	db       *sqlx.DB
+	listener *pq.Listener
+	cfg      Config
+	metrics  *metrics
+	log      *slog.Logger
+	stop     context.CancelFunc
+	done     chan struct{}
+
+	mu     sync.Mutex
+	cursor Cursor // the last event fanned out (or the head it started at)
+	subs   map[*Subscription]struct{}
+	closed bool
+}
+
+// Start reads the head of the streams, connects the listener and starts
+// following. Close stops it.
+func Start(ctx context.Context, cfg Config) (*Hub, error) {
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	start, err := head(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{db: cfg.DB, cfg: cfg, metrics: m, log: cfg.Log, cursor: start,
+		subs: make(map[*Subscription]struct{}), done: make(chan struct{})}
+	h.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, h.listenerEvent)
+	if err := h.listener.Listen(Channel); err != nil {
+		h.listener.Close()
+		return nil, fmt.Errorf("listen for stream events: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	h.stop = stop
+	go h.run(runCtx)
+	return h, nil
+}
+
+// listenerURL names the listening connection (application_name).
+func listenerURL(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		return dsn + " application_name=" + ListenerApplicationName
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // pq reports it
+	}
+	q := u.Query()
+	q.Set("application_name", ListenerApplicationName)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func (h *Hub) listenerEvent(ev pq.ListenerEventType, err error) {
+	switch ev {
+	case pq.ListenerEventDisconnected:
+		h.log.Warn("stream listener disconnected; reconnecting", "err", err)
+	case pq.ListenerEventReconnected:
+		// pq also sends a nil notification: run reads what was missed.
+		h.log.Info("stream listener reconnected; catching up from the table")
+	case pq.ListenerEventConnectionAttemptFailed:
+		h.log.Warn("stream listener cannot connect", "err", err)
+	}
+}
+
+// run reads new events whenever notified, on a timer, and soon again
+// while committed events wait for an older transaction.
+func (h *Hub) run(ctx context.Context) {
+	defer close(h.done)
+	// A first read at once: events committed between reading the head and
+	// the LISTEN taking effect were notified to no one.
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	wait := settleRetry
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-h.listener.Notify:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+		}
+		pending, err := h.catchUp(ctx)
+		next := h.cfg.PollInterval
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			h.log.Error("read stream events", "err", err)
+			next = time.Second
+		case pending:
+			next, wait = wait, min(2*wait, time.Second)
+		default:
+			wait = settleRetry
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// catchUp fans out every settled event after the hub's cursor, and tells
+// whether committed events wait for older transactions.
+func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
+	for {
+		h.mu.Lock()
+		from := h.cursor
+		h.mu.Unlock()
+		events, err := readSettled(ctx, h.db, "", from, maxCursor)
+		if err != nil {
+			return false, err
+		}
+		h.fanOut(events)
+		if len(events) < pageSize {
+			break
+		}
+	}
+	if err := sqlx.GetContext(ctx, h.db, &pending, unsettledSQL); err != nil {
+		return false, fmt.Errorf("look for unsettled stream events: %w", err)
+	}
+	return pending, nil
+}
+
+// fanOut hands each event to the subscriptions it concerns without ever
+// waiting: a subscription whose buffer is full is dropped (its stream
+// ends; its client resumes with Last-Event-ID).
+func (h *Hub) fanOut(events []Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range events {
+		if !e.Cursor.After(h.cursor) {
+			continue // fanned out already, by a read that overlapped this one
+		}
+		h.metrics.fannedOut(e.Type)
+		for s := range h.subs {
+			if s.orderID != "" && (e.OrderID == nil || *e.OrderID != s.orderID) {
+				continue
+			}
+			select {
+			case s.ch <- e:
+			default:
+				h.removeLocked(s)
+				s.dropped = true
+				h.metrics.dropped.WithLabelValues(s.kind()).Inc()
+			}
+		}
+		h.cursor = e.Cursor
+	}
+}
+
+// ErrClosed is Subscribe's answer once the hub is shutting down.
+var ErrClosed = shopd.Errorf(shopd.EUnavailable, "This instance is shutting down; reconnect.")
+
+// Subscribe opens a subscription to every event (orderID "") or to one
+// order's. It starts after the last event the hub has fanned out
+// (Subscription.Start); a client resuming from an earlier event reads the
+// ones in between with Replay. EUnavailable, with a Retry-After, when the
+// instance has MaxStreams open or is shutting down.
+func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if len(h.subs) >= h.cfg.MaxStreams {
+		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
+			Message: "Too many open streams on this instance; retry later."}
+	}
+	s := &Subscription{hub: h, orderID: orderID, ch: make(chan Event, h.cfg.Buffer), Start: h.cursor}
+	h.subs[s] = struct{}{}
+	h.metrics.open.WithLabelValues(s.kind()).Inc()
+	return s, nil
+}
+
+// Replay calls fn for each settled event after from and up to upTo, in
+// order, of orderID's order when it is not "".
+func (h *Hub) Replay(ctx context.Context, orderID string, from, upTo Cursor, fn func(Event) error) error {
+	for {
+		events, err := readSettled(ctx, h.db, orderID, from, upTo)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := fn(e); err != nil {
+				return err
+			}
+			from = e.Cursor
+		}
+		if len(events) < pageSize {
+			return nil
+		}
+	}
+}
+
+// Shutdown ends every subscription and refuses new ones: the streams end,
+// so that the HTTP server's shutdown does not wait for them.
+func (h *Hub) Shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		h.removeLocked(s)
+	}
+}
+
+// Close shuts the hub down and closes its listening connection.
+func (h *Hub) Close() error {
+	h.Shutdown()
+	h.stop()
+	<-h.done
+	if err := h.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close stream listener: %w", err)
+	}
+	return nil
+}
+
+// removeLocked ends s; h.mu is held.
+func (h *Hub) removeLocked(s *Subscription) {
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	delete(h.subs, s)
+	close(s.ch)
+	h.metrics.open.WithLabelValues(s.kind()).Dec()
+}
+
+// Subscription is one stream's feed from the hub.
+type Subscription struct {
+	hub     *Hub
+	orderID string
+	ch      chan Event
+	// Start is the position the subscription starts after.
+	Start Cursor
+	// dropped is set, under the hub's lock, when the hub ended the
+	// subscription because its buffer was full.
+	dropped bool
+}
+
+// Events delivers the subscription's events; it is closed when the
+// subscription ends (Close, a full buffer, the hub's shutdown).
+func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Dropped reports whether the hub ended the subscription because the
+// stream fell behind.
+func (s *Subscription) Dropped() bool {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.dropped
+}
+
+// Close ends the subscription; closing it again does nothing.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	s.hub.removeLocked(s)
+}
+
+// kind is the subscription's metrics label.
+func (s *Subscription) kind() string {
+	if s.orderID == "" {
+		return streamAdmin
+	}
+	return streamOrder
+}
