@@ -57,12 +57,13 @@ test("Swagger UI: authorize as admin and create a product with Try it out", asyn
   assert.match(await page.locator(".swagger-ui .info .title").innerText(), /shopd/);
   await screenshot(page, "docs");
 
-  // Authorize: the bearer scheme's dialog takes the token.
+  // Authorize: the dialog lists every security scheme; the bearer one takes the token.
   await page.locator("button.authorize").first().click();
   const dialog = page.locator(".modal-ux");
-  await dialog.locator("input").first().fill(accessToken);
-  await dialog.locator("button.authorize").click();
-  await dialog.locator("button.btn-done").click();
+  const bearer = dialog.locator("form", { hasText: "bearerAuth" });
+  await bearer.locator("input").fill(accessToken);
+  await bearer.locator("button.authorize").click();
+  await bearer.locator("button.btn-done").click();
   await screenshot(page, "authorized");
 
   // createProduct, "Try it out", a body of our own, Execute.

@@ -118,6 +118,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/stream-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a token to open a live stream with
+         * @description Browsers' `EventSource` cannot send an `Authorization` header, so the
+         *     live streams (`GET /v1/admin/events`, `GET /v1/orders/{orderId}/stream`)
+         *     also accept a stream token in the URL: `?streamToken=<token>`. Any
+         *     signed-in user gets one here. It is valid for 60 seconds (it is only
+         *     needed to open the stream, which stays open after it expires), for
+         *     the same user and role as the access token, and it is accepted by
+         *     the two stream operations only: every other operation refuses it
+         *     with `401`, as a bearer token too. It is never written to the
+         *     service's logs. Token responses carry `Cache-Control: no-store`. No
+         *     body.
+         */
+        post: operations["createStreamToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -251,6 +280,69 @@ export interface paths {
          *     admin's, is `404`.
          */
         get: operations["getCustomer"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow every order and low-stock crossing live
+         * @description Every order transition and low-stock crossing as they happen (admin
+         *     only; a customer gets `403`).
+         *
+         *     A [Server-Sent Events](https://html.spec.whatwg.org/multipage/server-sent-events.html)
+         *     stream (`text/event-stream`) that stays open. Each event is
+         *
+         *     ```
+         *     id: 00000000000004d2000000000000002a
+         *     event: order.paid
+         *     data: {"type":"order.paid","orderId":"...","orderNumber":"ORD-000123",...}
+         *     ```
+         *
+         *     followed by a blank line. `event` (and the data's `type`) is one of
+         *     `order.placed`, `order.paid`, `order.payment_failed`,
+         *     `order.cancelled`, `order.fulfilled`, `order.delivered`,
+         *     `order.refunded` (an order's transitions) and `inventory.low_stock`
+         *     (a product's stock fell to its `lowStockThreshold` or below). `data`
+         *     is one line of JSON, a `StreamEvent`: `{type, orderId, orderNumber,
+         *     status, paymentStatus, fulfillmentStatus, productId, sku, stock,
+         *     occurredAt}`, every field present and `null` where it does not apply
+         *     (the order fields on a low-stock event, the product fields on an
+         *     order event). Events come in the order the server commits them to,
+         *     each once; `id` is opaque (do not parse it), increases from one
+         *     event to the next, and is only meaningful to these streams.
+         *
+         *     A comment line (`: heartbeat`) comes every `STREAM_HEARTBEAT`
+         *     (default 15 s) so that idle connections and the proxies between stay
+         *     open; the stream starts with `: connected` and a `retry:` hint.
+         *
+         *     **Resuming.** Send the last `id` you received as `Last-Event-ID`
+         *     (`EventSource` does this by itself when it reconnects): the stream
+         *     first sends, from the database, every event after it that you missed,
+         *     on whichever instance you reach, then goes on live. Without it the
+         *     stream starts with the events that happen from now on.
+         *
+         *     **Closing.** The server ends the stream when it shuts down, and when
+         *     the client reads too slowly to keep up (it falls a buffer of events
+         *     behind): reconnect with `Last-Event-ID`; nothing is lost. Each
+         *     instance serves a bounded number of streams (`STREAM_MAX`, default
+         *     1000); past it, `503` with `Retry-After`.
+         *
+         *     **Authentication.** `Authorization: Bearer <accessToken>`, or, from a
+         *     browser, `?streamToken=` with a token from `POST /v1/auth/stream-token`
+         *     (an access token is not accepted in the URL).
+         */
+        get: operations["streamAdminEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -708,6 +800,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orders/{orderId}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The order's id (opaque; not the `orderNumber`).
+                 * @example 5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a
+                 */
+                orderId: components["parameters"]["OrderId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Follow an order live
+         * @description The order's transitions as they happen (owner or admin; another
+         *     customer's order is `404`, as if it did not exist).
+         *
+         *     A [Server-Sent Events](https://html.spec.whatwg.org/multipage/server-sent-events.html)
+         *     stream (`text/event-stream`) that stays open. Each event is
+         *
+         *     ```
+         *     id: 00000000000004d2000000000000002a
+         *     event: order.paid
+         *     data: {"type":"order.paid","orderId":"...","orderNumber":"ORD-000123",...}
+         *     ```
+         *
+         *     followed by a blank line. `event` (and the data's `type`) is one of
+         *     `order.placed`, `order.paid`, `order.payment_failed`,
+         *     `order.cancelled`, `order.fulfilled`, `order.delivered`,
+         *     `order.refunded` (an order's transitions) and `inventory.low_stock`
+         *     (a product's stock fell to its `lowStockThreshold` or below). `data`
+         *     is one line of JSON, a `StreamEvent`: `{type, orderId, orderNumber,
+         *     status, paymentStatus, fulfillmentStatus, productId, sku, stock,
+         *     occurredAt}`, every field present and `null` where it does not apply
+         *     (the order fields on a low-stock event, the product fields on an
+         *     order event). Events come in the order the server commits them to,
+         *     each once; `id` is opaque (do not parse it), increases from one
+         *     event to the next, and is only meaningful to these streams.
+         *
+         *     A comment line (`: heartbeat`) comes every `STREAM_HEARTBEAT`
+         *     (default 15 s) so that idle connections and the proxies between stay
+         *     open; the stream starts with `: connected` and a `retry:` hint.
+         *
+         *     **Resuming.** Send the last `id` you received as `Last-Event-ID`
+         *     (`EventSource` does this by itself when it reconnects): the stream
+         *     first sends, from the database, every event after it that you missed,
+         *     on whichever instance you reach, then goes on live. Without it the
+         *     stream starts with the events that happen from now on.
+         *
+         *     **Closing.** The server ends the stream when it shuts down, and when
+         *     the client reads too slowly to keep up (it falls a buffer of events
+         *     behind): reconnect with `Last-Event-ID`; nothing is lost. Each
+         *     instance serves a bounded number of streams (`STREAM_MAX`, default
+         *     1000); past it, `503` with `Retry-After`.
+         *
+         *     **Authentication.** `Authorization: Bearer <accessToken>`, or, from a
+         *     browser, `?streamToken=` with a token from `POST /v1/auth/stream-token`
+         *     (an access token is not accepted in the URL).
+         */
+        get: operations["streamOrder"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders/{orderId}/cancel": {
         parameters: {
             query?: never;
@@ -1039,6 +1200,72 @@ export interface components {
             email: string;
             /** Format: password */
             password: string;
+        };
+        /**
+         * @description A token for the live streams' `?streamToken=` (see `POST /v1/auth/stream-token`).
+         * @example {
+         *       "streamToken": "eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGk6c3RyZWFtcyJdLCJleHAiOjE3Nzc4ODk3OTAsImlhdCI6MTc3Nzg4OTczMCwiaXNzIjoic2hvcCIsIm5iZiI6MTc3Nzg4OTczMCwicm9sZSI6ImN1c3RvbWVyIiwic3ViIjoiNmYxYjNjMmUtOGE0ZC00ZTdiLTljMWEtMmQzZTRmNWE2YjdjIn0.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw",
+         *       "expiresIn": 60
+         *     }
+         */
+        StreamToken: {
+            /** @description The token (a JWT for the streams only). */
+            streamToken: string;
+            /**
+             * Format: int32
+             * @description Seconds until the token expires (60).
+             */
+            expiresIn: number;
+        };
+        /**
+         * @description The `data` of a live stream's event, one line of JSON. Every field is
+         *     present; those that do not apply to the event's type are `null`.
+         * @example {
+         *       "type": "order.paid",
+         *       "orderId": "5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a",
+         *       "orderNumber": "ORD-000123",
+         *       "status": "processing",
+         *       "paymentStatus": "paid",
+         *       "fulfillmentStatus": "unfulfilled",
+         *       "productId": null,
+         *       "sku": null,
+         *       "stock": null,
+         *       "occurredAt": "2026-05-04T12:01:10Z"
+         *     }
+         */
+        StreamEvent: {
+            /**
+             * @description The event's name (also its SSE `event` field).
+             * @enum {string}
+             */
+            type: "order.placed" | "order.paid" | "order.payment_failed" | "order.cancelled" | "order.fulfilled" | "order.delivered" | "order.refunded" | "inventory.low_stock";
+            /** @description The order (order events). */
+            orderId: string | null;
+            /** @description The order's number (order events). */
+            orderNumber: string | null;
+            /**
+             * @description The order's status after the transition.
+             * @enum {string|null}
+             */
+            status: "pending" | "processing" | "fulfilled" | "cancelled" | null;
+            /** @description The order's payment status after the transition. */
+            paymentStatus: string | null;
+            /** @description The order's fulfillment status after the transition. */
+            fulfillmentStatus: string | null;
+            /** @description The product (low-stock events). */
+            productId: string | null;
+            /** @description The product's SKU when its stock crossed (low-stock events). */
+            sku: string | null;
+            /**
+             * Format: int32
+             * @description The stock it fell to (low-stock events).
+             */
+            stock: number | null;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            occurredAt: string;
         };
         /**
          * @description An access token for the `Authorization: Bearer` header.
@@ -2603,6 +2830,30 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description This instance serves as many streams as it may (`STREAM_MAX`), or is shutting down: reconnect after `Retry-After` seconds. */
+        StreamsUnavailable: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                /**
+                 * @description Whole seconds to wait before reconnecting.
+                 * @example 5
+                 */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://shopd.dev/problems/unavailable",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "detail": "Too many open streams on this instance; retry later.",
+                 *       "requestId": "01HZY3K8QF5R2V7N9XJ4C6M0TB"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description Something failed on the server. The body says nothing more; quote `requestId` to support. */
         InternalError: {
             headers: {
@@ -2927,6 +3178,34 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    createStreamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream token. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    /**
+                     * @description Always `no-store`.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamToken"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getMe: {
         parameters: {
             query?: never;
@@ -3225,6 +3504,63 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    streamAdminEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A stream token from `POST /v1/auth/stream-token`, for clients that cannot send an `Authorization` header. Only the stream operations accept it.
+                 * @example eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGk6c3RyZWFtcyJdLCJleHAiOjE3Nzc4ODk3OTAsImlhdCI6MTc3Nzg4OTczMCwiaXNzIjoic2hvcCIsIm5iZiI6MTc3Nzg4OTczMCwicm9sZSI6ImN1c3RvbWVyIiwic3ViIjoiNmYxYjNjMmUtOGE0ZC00ZTdiLTljMWEtMmQzZTRmNWE2YjdjIn0.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw
+                 */
+                streamToken?: string;
+            };
+            header?: {
+                /**
+                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send is a `400`.
+                 * @example 00000000000004d2000000000000002a
+                 */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream (it stays open; see the description for the event format). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    /**
+                     * @description Always `no-store`.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example : connected
+                     *     retry: 2000
+                     *
+                     *     id: 00000000000004d2000000000000002a
+                     *     event: order.paid
+                     *     data: {"type":"order.paid","orderId":"5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a","orderNumber":"ORD-000123","status":"processing","paymentStatus":"paid","fulfillmentStatus":"unfulfilled","productId":null,"sku":null,"stock":null,"occurredAt":"2026-05-04T12:01:10Z"}
+                     *
+                     *     id: 00000000000004d3000000000000002b
+                     *     event: inventory.low_stock
+                     *     data: {"type":"inventory.low_stock","orderId":null,"orderNumber":null,"status":null,"paymentStatus":null,"fulfillmentStatus":null,"productId":"9b2f4c1e-3d5a-4f6b-8c7d-0e1f2a3b4c5d","sku":"MUG-001","stock":4,"occurredAt":"2026-05-04T12:01:10Z"}
+                     *
+                     *     : heartbeat
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StreamsUnavailable"];
         };
     };
     listNotifications: {
@@ -4371,6 +4707,65 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    streamOrder: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A stream token from `POST /v1/auth/stream-token`, for clients that cannot send an `Authorization` header. Only the stream operations accept it.
+                 * @example eyJhbGciOiJFUzI1NiIsImtpZCI6InlGNDIwM09YOWhxYl9CWW9sRllzQkpqLXRrZjVBc2FpZ0RRbEhmajFabG8iLCJ0eXAiOiJKV1QifQ.eyJhdWQiOlsic2hvcC1hcGk6c3RyZWFtcyJdLCJleHAiOjE3Nzc4ODk3OTAsImlhdCI6MTc3Nzg4OTczMCwiaXNzIjoic2hvcCIsIm5iZiI6MTc3Nzg4OTczMCwicm9sZSI6ImN1c3RvbWVyIiwic3ViIjoiNmYxYjNjMmUtOGE0ZC00ZTdiLTljMWEtMmQzZTRmNWE2YjdjIn0.eTwfrCMc1USWBN7w5_oKEvShTb16URmcD2VEmZy7l-w85VrJuedBuHLDCLIlnKg-t8iE_6Lz4dKENs3iNYa0cw
+                 */
+                streamToken?: string;
+            };
+            header?: {
+                /**
+                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send is a `400`.
+                 * @example 00000000000004d2000000000000002a
+                 */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /**
+                 * @description The order's id (opaque; not the `orderNumber`).
+                 * @example 5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a
+                 */
+                orderId: components["parameters"]["OrderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream (it stays open; see the description for the event format). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    /**
+                     * @description Always `no-store`.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example : connected
+                     *     retry: 2000
+                     *
+                     *     id: 00000000000004d2000000000000002a
+                     *     event: order.paid
+                     *     data: {"type":"order.paid","orderId":"5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a","orderNumber":"ORD-000123","status":"processing","paymentStatus":"paid","fulfillmentStatus":"unfulfilled","productId":null,"sku":null,"stock":null,"occurredAt":"2026-05-04T12:01:10Z"}
+                     *
+                     *     : heartbeat
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["StreamsUnavailable"];
         };
     };
     cancelOrder: {

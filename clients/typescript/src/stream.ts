@@ -5,32 +5,13 @@
  */
 import { sleep } from "./checkout.js";
 import { ShopProblem } from "./problem.js";
+import type { components } from "./schema.js";
 
-/** The event names the streams send. */
-export type ShopEventType =
-  | "order.placed"
-  | "order.paid"
-  | "order.payment_failed"
-  | "order.cancelled"
-  | "order.fulfilled"
-  | "order.delivered"
-  | "order.refunded"
-  | "inventory.low_stock";
+/** An event's `data` (the spec's `StreamEvent`); the fields that do not apply to its type are null. */
+export type ShopEventData = components["schemas"]["StreamEvent"];
 
-/** An event's `data`; the fields that do not apply to its type are null. */
-export interface ShopEventData {
-  type: ShopEventType;
-  orderId: string | null;
-  orderNumber: string | null;
-  status: string | null;
-  paymentStatus: string | null;
-  fulfillmentStatus: string | null;
-  productId: string | null;
-  sku: string | null;
-  stock: number | null;
-  /** RFC 3339 UTC. */
-  occurredAt: string;
-}
+/** The event names the streams send: `order.placed`, `order.paid`, ..., `inventory.low_stock`. */
+export type ShopEventType = ShopEventData["type"];
 
 /** One event of a stream. */
 export interface ShopEvent {
