@@ -104,6 +104,7 @@ test("storefront journey", async (t) => {
   });
 
   let customer: ShopClient = admin;
+  let token = "";
   await t.test("register and log in", async () => {
     const email = `ada-${run}@example.com`;
     const password = "correct-horse-battery";
@@ -113,7 +114,7 @@ test("storefront journey", async (t) => {
     assert.equal(reg.response.status, 201, JSON.stringify(reg.error));
     const tok = await admin.api.POST("/v1/auth/login", { body: { email, password } });
     assert.equal(tok.response.status, 200);
-    let token = tok.data!.accessToken;
+    token = tok.data!.accessToken;
     customer = createShopClient({ baseUrl, getToken: () => token });
     const me = await customer.api.GET("/v1/me");
     assert.equal(me.data?.email, email);
@@ -242,6 +243,134 @@ test("storefront journey", async (t) => {
     assert.equal(err.requested, 2);
     assert.equal(err.available, 1);
     assert.equal(err.title, "Insufficient Stock");
+  });
+
+  await t.test("checkout keeps its key across a lost response and a 503", async () => {
+    await customer.api.DELETE("/v1/cart");
+    await customer.api.POST("/v1/cart/items", { body: { productId: mugId, quantity: 1 } });
+    const sent: { key: string | null; status: number | "lost" }[] = [];
+    const flaky = createShopClient({
+      baseUrl,
+      getToken: () => token,
+      // The network between the client and the real server: the first
+      // answer is lost after the server acted on it, the second is a 503
+      // from a proxy in between; the third gets through.
+      fetch: async (input, init) => {
+        const req = new Request(input, init);
+        if (new URL(req.url).pathname !== "/v1/checkout") {
+          return fetch(req);
+        }
+        const key = req.headers.get("Idempotency-Key");
+        if (sent.length === 1) {
+          sent.push({ key, status: 503 });
+          return new Response(JSON.stringify({ type: problemTypes.unavailable, title: "Service Unavailable", status: 503 }), {
+            status: 503,
+            headers: { "Content-Type": "application/problem+json", "Retry-After": "0" },
+          });
+        }
+        const res = await fetch(req);
+        if (sent.length === 0) {
+          sent.push({ key, status: "lost" });
+          await res.body?.cancel();
+          throw new TypeError("fetch failed: connection reset");
+        }
+        sent.push({ key, status: res.status });
+        return res;
+      },
+    });
+    const { order: placed } = await flaky.checkout(shipping);
+    assert.deepEqual(
+      sent.map((s) => s.status),
+      ["lost", 503, 200],
+      "the lost first send placed the order; the retry is its replay",
+    );
+    assert.ok(sent.every((s) => s.key && s.key === sent[0]!.key), "one Idempotency-Key for every send of the call");
+    let copies = 0;
+    for await (const o of customer.paginate("/v1/orders")) {
+      copies += o.id === placed.id ? 1 : 0;
+    }
+    assert.equal(copies, 1);
+
+    // Concurrent sends of one attempt: whichever comes second waits out the
+    // first (409 in flight, Retry-After) or replays it; one order either way.
+    await customer.api.POST("/v1/cart/items", { body: { productId: mugId, quantity: 1 } });
+    const key = randomUUID();
+    const results = await Promise.all([1, 2, 3].map(() => customer.checkout(shipping, { idempotencyKey: key })));
+    assert.equal(new Set(results.map((r) => r.order.id)).size, 1);
+    assert.equal(new Set(results.map((r) => r.payment.paymentIntentId)).size, 1);
+  });
+
+  await t.test("a dropped stream resumes with Last-Event-ID, nothing lost or repeated", async () => {
+    await customer.api.POST("/v1/cart/items", { body: { productId: mugId, quantity: 1 } });
+    const { order: third } = await customer.checkout(shipping);
+    const connections: (string | null)[] = [];
+    const cutting = createShopClient({
+      baseUrl,
+      getToken: () => token,
+      // The first connection breaks right after its first event, as a
+      // proxy's idle timeout or a phone changing networks would.
+      fetch: async (input, init) => {
+        const req = new Request(input, init);
+        const res = await fetch(req);
+        if (!new URL(req.url).pathname.endsWith("/stream")) {
+          return res;
+        }
+        connections.push(req.headers.get("Last-Event-ID"));
+        if (connections.length > 1 || !res.body) {
+          return res;
+        }
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let seen = "";
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { value, done } = await reader.read();
+            if (done) {
+              controller.close();
+              return;
+            }
+            controller.enqueue(value);
+            seen += decoder.decode(value, { stream: true });
+            if (/\ndata:[^\n]*\n\n/.test(seen)) {
+              await reader.cancel();
+              controller.error(new TypeError("network error: connection reset"));
+            }
+          },
+        });
+        return new Response(body, { status: res.status, headers: res.headers });
+      },
+    });
+    const events: ShopEvent[] = [];
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const signal = AbortSignal.timeout(30_000);
+    const done = (async () => {
+      for await (const e of cutting.streamOrder(third.id, { signal, onOpen: () => opened(), reconnectDelayMs: 50 })) {
+        events.push(e);
+        if (e.type === "order.cancelled") {
+          break;
+        }
+      }
+    })();
+    await open;
+    await pay(third.id); // order.paid: the first connection breaks after it
+    const cancel = await adminShop.api.POST("/v1/orders/{orderId}/cancel", { params: { path: { orderId: third.id } } });
+    assert.equal(cancel.response.status, 200, JSON.stringify(cancel.error)); // order.cancelled, after the break or not
+    await done;
+    assert.ok(!signal.aborted, "the stream ended at order.cancelled, not at the timeout");
+    const paid = events.find((e) => e.type === "order.paid");
+    assert.ok(paid, `events: ${events.map((e) => e.type).join(", ")}`);
+    assert.ok(connections.length >= 2, "the client reconnected");
+    assert.equal(connections[0], null, "the first connection starts live");
+    assert.ok(
+      connections[1] && events.some((e) => e.id === connections[1]),
+      `the reconnect resumes after an event seen (Last-Event-ID ${connections[1]})`,
+    );
+    assert.equal(new Set(events.map((e) => e.id)).size, events.length, "no event twice");
+    assert.deepEqual(
+      events.map((e) => e.type).filter((t) => t === "order.paid" || t === "order.cancelled"),
+      ["order.paid", "order.cancelled"],
+    );
   });
 
   await t.test("problems from paginate are ShopProblems too", async () => {
