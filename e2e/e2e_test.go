@@ -1,6 +1,7 @@
 // Package e2e drives a running shopd from the outside, as its users do: the
 // storefront journey through the built TypeScript client (journey.test.ts),
-// and Swagger UI in a real browser (swagger-ui.test.ts). The Go test starts
+// and Swagger UI in a real browser (swagger-ui.test.ts). It also runs the
+// client's own tests (clients/typescript: npm test). The Go test starts
 // the server the way cmd/shopd does (server.Program on a fresh database,
 // stripe-mock for Stripe), builds and packs clients/typescript, installs the
 // tarball here, type-checks the journeys with tsc --strict
@@ -114,6 +115,8 @@ func prepare(t *testing.T) prepared {
 
 	npmCI(t, client)
 	command(t, client, nil, "npm", "run", "--silent", "build")
+	// The type tests and the helpers' wire tests (node --test).
+	t.Logf("client tests:\n%s", command(t, client, nil, "npm", "test", "--silent"))
 	packDir := t.TempDir()
 	packOut := command(t, client, nil, "npm", "pack", "--pack-destination", packDir)
 	t.Logf("npm pack:\n%s", packOut)

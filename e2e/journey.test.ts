@@ -66,6 +66,7 @@ async function firstEvent(
   let opened!: () => void;
   const open = new Promise<void>((resolve) => (opened = resolve));
   const trigger = open.then(whenOpen);
+  trigger.catch(() => {}); // awaited below; reported there, not as unhandled
   for await (const e of events(signal, () => opened())) {
     if (match(e)) {
       await trigger;

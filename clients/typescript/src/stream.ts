@@ -158,6 +158,7 @@ async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal
   let buffer = "";
   let msg: SSEMessage = {};
   let data: string[] = [];
+  let afterCR = false; // the last chunk ended in CR: a LF starting the next one belongs to it
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -165,17 +166,19 @@ async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal
         return; // an unfinished message at the end is dropped, as EventSource does
       }
       buffer += decoder.decode(value, { stream: true });
+      if (afterCR && buffer.startsWith("\n")) {
+        buffer = buffer.slice(1);
+      }
+      afterCR = false;
       for (;;) {
         const end = buffer.search(/\r\n|\r|\n/);
         if (end < 0) {
           break;
         }
-        // A CR at the very end may be half of a CRLF still in flight.
-        if (buffer[end] === "\r" && end === buffer.length - 1) {
-          break;
-        }
         const line = buffer.slice(0, end);
-        buffer = buffer.slice(end + (buffer.startsWith("\r\n", end) ? 2 : 1));
+        const crlf = buffer.startsWith("\r\n", end);
+        afterCR = !crlf && buffer[end] === "\r" && end === buffer.length - 1;
+        buffer = buffer.slice(end + (crlf ? 2 : 1));
         if (line === "") {
           if (data.length > 0) {
             msg.data = data.join("\n");
