@@ -229,3 +229,38 @@ func TestVerifyRefusesHeaderAndClaimTypes(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamTokens: a stream token verifies as one for StreamTokenTTL, for
+// the same user and role, and never as an access token; an access token
+// is never a stream token.
+func TestStreamTokens(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	tk, key := newTestTokens(t, now)
+	stream, err := tk.IssueStream("6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c", RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := tk.VerifyStream(stream); err != nil || c.UserID != "6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c" || c.Role != RoleCustomer {
+		t.Errorf("VerifyStream: %+v, %v", c, err)
+	}
+	if _, err := tk.Verify(stream); err != ErrInvalidToken {
+		t.Errorf("a stream token verified as an access token: %v", err)
+	}
+	access, err := tk.Issue("6f1b3c2e-8a4d-4e7b-9c1a-2d3e4f5a6b7c", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.VerifyStream(access); err != ErrInvalidToken {
+		t.Errorf("an access token verified as a stream token: %v", err)
+	}
+	// The same key a minute and a half later (past the 30 s leeway): expired.
+	later, err := NewTokens(TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api",
+		Now: func() time.Time { return now.Add(StreamTokenTTL + 31*time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.VerifyStream(stream); err != ErrInvalidToken {
+		t.Errorf("an expired stream token: %v", err)
+	}
+}

@@ -30,8 +30,14 @@ const ListenerApplicationName = "shopd-stream-listener"
 const (
 	DefaultMaxStreams = 1000
 	// DefaultBuffer is how many events a subscriber may fall behind the
-	// fan-out before it is dropped.
-	DefaultBuffer = 256
+	// fan-out before it is dropped: a few pages, so that a burst committed
+	// at once reaches subscribers that keep up.
+	DefaultBuffer = 4 * pageSize
+	// lagGrace is how long the hub waits, before fanning out a page, for
+	// subscribers to make room for it; those that have not by then are
+	// dropped. It bounds what a stalled subscriber can cost the others,
+	// once: then it is gone.
+	lagGrace = 500 * time.Millisecond
 	// DefaultPollInterval is how often the hub reads the table without
 	// being notified: a safety net, since a listener that reconnects
 	// catches up by itself.
@@ -194,6 +200,7 @@ func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		h.awaitRoom(ctx, len(events))
 		h.fanOut(events)
 		if len(events) < pageSize {
 			break
@@ -205,13 +212,42 @@ func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
 	return pending, nil
 }
 
+// awaitRoom waits, for at most lagGrace, until every subscription has
+// room for n more events. A burst larger than the buffers (a transaction
+// that records hundreds of events) then reaches every subscriber that
+// keeps up, page by page, instead of dropping them all; the ones that do
+// not keep up are dropped by fanOut.
+func (h *Hub) awaitRoom(ctx context.Context, n int) {
+	deadline := time.Now().Add(lagGrace)
+	for {
+		h.mu.Lock()
+		full := false
+		for s := range h.subs {
+			if cap(s.ch)-len(s.ch) < n {
+				full = true
+				break
+			}
+		}
+		h.mu.Unlock()
+		if !full || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // fanOut hands each event to the subscriptions it concerns without ever
 // waiting: a subscription whose buffer is full is dropped (its stream
 // ends; its client resumes with Last-Event-ID).
 func (h *Hub) fanOut(events []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, e := range events {
+	for i := range events {
+		e := &events[i] // shared by every subscriber, read-only
 		if !e.Cursor.After(h.cursor) {
 			continue // fanned out already, by a read that overlapped this one
 		}
@@ -250,7 +286,7 @@ func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
 		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
 			Message: "Too many open streams on this instance; retry later."}
 	}
-	s := &Subscription{hub: h, orderID: orderID, ch: make(chan Event, h.cfg.Buffer), Start: h.cursor}
+	s := &Subscription{hub: h, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
 	h.subs[s] = struct{}{}
 	h.metrics.open.WithLabelValues(s.kind()).Inc()
 	return s, nil
@@ -312,7 +348,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 type Subscription struct {
 	hub     *Hub
 	orderID string
-	ch      chan Event
+	ch      chan *Event
 	// Start is the position the subscription starts after.
 	Start Cursor
 	// dropped is set, under the hub's lock, when the hub ended the
@@ -320,9 +356,11 @@ type Subscription struct {
 	dropped bool
 }
 
-// Events delivers the subscription's events; it is closed when the
-// subscription ends (Close, a full buffer, the hub's shutdown).
-func (s *Subscription) Events() <-chan Event { return s.ch }
+// Events delivers the subscription's events, shared with the other
+// subscriptions: read them, never change them. It is closed when the
+// subscription ends (Close, a full buffer, the hub's shutdown). A
+// pointer per buffered event keeps an idle subscription's buffer small.
+func (s *Subscription) Events() <-chan *Event { return s.ch }
 
 // Dropped reports whether the hub ended the subscription because the
 // stream fell behind.

@@ -69,7 +69,7 @@ func receive(t *testing.T, sub *Subscription, n int) []Event {
 			if !ok {
 				t.Fatalf("subscription ended after %d of %d events", len(out), n)
 			}
-			out = append(out, e)
+			out = append(out, *e)
 		case <-timeout:
 			t.Fatalf("%d of %d events within 10s", len(out), n)
 		}

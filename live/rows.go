@@ -74,8 +74,8 @@ WHERE (s.xid, s.id) > ($1::xid8, $2)
 ORDER BY s.xid, s.id
 LIMIT %d`
 
-// pageSize bounds the rows one read holds in memory.
-const pageSize = 500
+// pageSize bounds the rows one read holds in memory and hands out at once.
+const pageSize = 250
 
 // maxCursor is past every event.
 var maxCursor = Cursor{Xid: 1<<63 - 1, ID: 1<<63 - 1}

@@ -54,7 +54,7 @@ func (s Stream) Serve(ctx context.Context, w http.ResponseWriter) {
 		return rc.Flush()
 	}
 	last := s.Sub.Start
-	send := func(e Event) error {
+	send := func(e *Event) error {
 		if !e.Cursor.After(last) {
 			return nil
 		}
@@ -78,7 +78,7 @@ func (s Stream) Serve(ctx context.Context, w http.ResponseWriter) {
 		} else {
 			from := *s.After
 			last = from
-			if err := s.Hub.Replay(ctx, s.Sub.orderID, from, s.Sub.Start, send); err != nil {
+			if err := s.Hub.Replay(ctx, s.Sub.orderID, from, s.Sub.Start, func(e Event) error { return send(&e) }); err != nil {
 				return
 			}
 		}

@@ -207,6 +207,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"StripeWebhookSecret", c.StripeWebhookSecret, ""},
 		{"RedisURL", c.RedisURL, ""},
 		{"BootstrapAdminEmail", c.BootstrapAdminEmail, ""},
+		{"StreamHeartbeat", c.StreamHeartbeat, 15 * time.Second},
+		{"StreamMax", c.StreamMax, 1000},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -228,13 +230,16 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"STRIPE_API_BASE":           "http://127.0.0.1:12111",
 		"TRUSTED_PROXIES":           "10.0.0.0/8, 192.0.2.7",
 		"CORS_ALLOWED_ORIGINS":      "https://a.example,https://b.example",
+		"STREAM_HEARTBEAT":          "250ms",
+		"STREAM_MAX":                "3",
 	}
 	c, err := LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != "postgres://db/shop" || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
-		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 {
+		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 ||
+		c.StreamHeartbeat != 250*time.Millisecond || c.StreamMax != 3 {
 		t.Errorf("config = %+v", c)
 	}
 	if c.StripeSecretKey == "" {
@@ -269,6 +274,11 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"SHIPPING_FLAT_CENTS", "-100", ""},
 		{"TRUSTED_PROXIES", "10.0.0.0/33", ""},
 		{"TRUSTED_PROXIES", "proxy.internal", ""},
+		{"STREAM_HEARTBEAT", "often", ""},
+		{"STREAM_HEARTBEAT", "0s", ""},
+		{"STREAM_MAX", "0", ""},
+		{"STREAM_MAX", "-5", ""},
+		{"STREAM_MAX", "lots", ""},
 		{"BOOTSTRAP_ADMIN_EMAIL", "a@example.com", "BOOTSTRAP_ADMIN_PASSWORD"},
 		{"BOOTSTRAP_ADMIN_PASSWORD", "secret-password", "BOOTSTRAP_ADMIN_EMAIL"},
 	}

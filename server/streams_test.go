@@ -131,7 +131,8 @@ func (c *sseClient) read() {
 	}
 }
 
-// next is the next item, failing after 20 s or at the stream's end.
+// next is the next item, failing after 60 s (a bound for a loaded
+// machine, not an expectation) or at the stream's end.
 func (c *sseClient) next(t *testing.T) sseItem {
 	t.Helper()
 	select {
@@ -140,8 +141,8 @@ func (c *sseClient) next(t *testing.T) sseItem {
 			t.Fatal("the stream ended")
 		}
 		return it
-	case <-time.After(20 * time.Second):
-		t.Fatal("nothing on the stream within 20s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("nothing on the stream within 60s")
 	}
 	return sseItem{}
 }
@@ -159,10 +160,10 @@ func (c *sseClient) events(t *testing.T, n int) []sseEvent {
 }
 
 // ended reports whether the stream ends (after its remaining items)
-// within 20 s.
+// within 60 s.
 func (c *sseClient) ended() ([]sseEvent, bool) {
 	var rest []sseEvent
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for {
 		select {
 		case it, ok := <-c.items:
@@ -549,8 +550,8 @@ func TestStreamTokens(t *testing.T) {
 
 // TestStreamMaxAndShutdown: past STREAM_MAX a stream is 503 with
 // Retry-After; a closed one makes room; stopping the server ends the open
-// streams at once (run returns nil well within its shutdown timeout, which
-// streams left open would use up).
+// streams (run returns nil: streams left open would make the graceful
+// shutdown time out, and run return its error).
 func TestStreamMaxAndShutdown(t *testing.T) {
 	t.Parallel()
 	servers, sh := startShops(t, 1, map[string]string{"STREAM_MAX": "2", "STREAM_HEARTBEAT": "1h"})
@@ -597,8 +598,8 @@ func TestStreamMaxAndShutdown(t *testing.T) {
 			t.Fatalf("run returned %v, want nil: the shutdown waited for the streams", err)
 		}
 		s.done <- nil // for the cleanup
-	case <-time.After(8 * time.Second):
-		t.Fatal("shutdown waited for the streams")
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,8 +52,11 @@ var serverEnvKeys = []string{
 	"QUOTA_CHECKOUTS_PER_HOUR", "QUOTA_SEARCHES_PER_HOUR", "LOGIN_FAILURES_PER_MINUTE",
 	"LOGIN_FAILURES_PER_IP_PER_MINUTE", "REGISTRATIONS_PER_IP_PER_HOUR",
 	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS",
-	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT",
+	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT", "STREAM_MAX", "STREAM_HEARTBEAT",
 }
+
+// maxStreams is the server's STREAM_MAX in the bench: the most -streams.
+const maxStreams = 10000
 
 // startEnv starts PostgreSQL and stripe-mock, seeds the demo catalog and
 // starts `shopd` serving on a free loopback port.
@@ -110,6 +114,8 @@ func startEnv(ctx context.Context, serverBin string, keep bool) (_ *env, err err
 		"LOGIN_FAILURES_PER_MINUTE":        "0",
 		"LOGIN_FAILURES_PER_IP_PER_MINUTE": "0",
 		"REGISTRATIONS_PER_IP_PER_HOUR":    "0",
+		// Room for -streams idle streams (the default is 1000).
+		"STREAM_MAX": strconv.Itoa(maxStreams),
 	})
 
 	if err := seedCatalog(ctx, e.db.URL); err != nil {

@@ -56,6 +56,13 @@
 // flood (VmHWM, reset just before it): what a login flood costs in memory.
 // `make bench BENCH_FLAGS=-scenarios=login-flood` runs it alone.
 //
+// # Idle streams
+//
+// The idle-streams scenario (-streams, default 1000) opens that many live
+// streams (GET /v1/admin/events) and prints the server's RSS before and
+// with them all open: what an idle stream costs. `make bench
+// BENCH_FLAGS=-scenarios=idle-streams` runs it alone.
+//
 // Any non-2xx answer or transport error counts as an error and is listed
 // with a sample body (in the flood: any answer but 200 for the right
 // password and 401 for the others); a bench with errors says so and exits
@@ -94,10 +101,11 @@ type options struct {
 	flood         int
 	floodAccounts int
 	floodBody     int
+	streams       int
 }
 
 // scenarioNames are the -scenarios a bench can run, in the order it runs them.
-var scenarioNames = []string{"list", "get", "checkout", "login-flood"}
+var scenarioNames = []string{"list", "get", "checkout", "login-flood", "idle-streams"}
 
 // parseScenarios reads -scenarios: a comma-separated list of scenarioNames.
 func parseScenarios(s string) (map[string]bool, error) {
@@ -133,10 +141,11 @@ func main() {
 	flag.IntVar(&o.flood, "flood", 300, "concurrent logins in the login-flood scenario")
 	flag.IntVar(&o.floodAccounts, "flood-accounts", 30, "accounts the login flood logs in to")
 	flag.IntVar(&o.floodBody, "flood-body", 0, "pad each login body of the flood with spaces to this many bytes (0: no padding)")
+	flag.IntVar(&o.streams, "streams", 1000, "live streams the idle-streams scenario opens")
 	flag.Parse()
 	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
-		o.flood < 1 || o.floodAccounts < 1 {
-		fmt.Fprintln(os.Stderr, "shopbench: need -c >= 1, 1 <= -j <= -c, -stock-products >= 1, -duration >= 1s, -warmup >= 0, -flood >= 1, -flood-accounts >= 1")
+		o.flood < 1 || o.floodAccounts < 1 || o.streams < 1 || o.streams > maxStreams {
+		fmt.Fprintf(os.Stderr, "shopbench: need -c >= 1, 1 <= -j <= -c, -stock-products >= 1, -duration >= 1s, -warmup >= 0, -flood >= 1, -flood-accounts >= 1, 1 <= -streams <= %d\n", maxStreams)
 		os.Exit(2)
 	}
 	var err error
@@ -227,8 +236,19 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 		flood = &r
 	}
 
+	var streams *streamsResult
+	if o.scenarios["idle-streams"] {
+		fmt.Fprintf(out, "%-24s opening %d streams ... ", "idle streams", o.streams)
+		r := idleStreams(ctx, a, e.pid, o.streams)
+		if ctx.Err() != nil {
+			return 1, ctx.Err()
+		}
+		fmt.Fprintln(out, "done")
+		streams = &r
+	}
+
 	alive := e.serverAlive()
-	code := report(out, o, outcomes, flood, alive, mem)
+	code := report(out, o, outcomes, flood, streams, alive, mem)
 	fmt.Fprintf(out, "\ntotal %v\n", time.Since(began).Round(time.Second))
 	if code != 0 && !o.keep {
 		fmt.Fprintf(out, "(the server's log is gone with the temporary directory; run with BENCH_FLAGS=-keep to keep it)\n")
@@ -344,7 +364,7 @@ type memReport struct {
 // report prints the results and returns the exit code: 1 when anything
 // failed (requests, pgbench, the server), else 0. Missing a target is not a
 // failure.
-func report(out io.Writer, o options, outcomes []outcome, flood *floodResult, alive bool, mem memReport) int {
+func report(out io.Writer, o options, outcomes []outcome, flood *floodResult, streams *streamsResult, alive bool, mem memReport) int {
 	var problems []string
 	if len(outcomes) > 0 {
 		problems = reportThroughput(out, o, outcomes, mem)
@@ -356,6 +376,12 @@ func report(out io.Writer, o options, outcomes []outcome, flood *floodResult, al
 			for _, l := range flood.errorLines() {
 				problems = append(problems, "    "+l)
 			}
+		}
+	}
+	if streams != nil {
+		streams.print(out)
+		if streams.err != nil {
+			problems = append(problems, "idle streams: "+streams.err.Error())
 		}
 	}
 	if !alive {
