@@ -47,13 +47,12 @@ func repoRoot(t *testing.T) string {
 }
 
 // command runs name in dir and fails the test with its output on error.
-func command(t *testing.T, dir string, env []string, name string, args ...string) string {
+func command(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -88,7 +87,7 @@ func npmCI(t *testing.T, dir string) {
 	if got, err := os.ReadFile(marker); err == nil && string(got) == want {
 		return
 	}
-	command(t, dir, nil, "npm", "ci", "--no-audit", "--no-fund")
+	command(t, dir, "npm", "ci", "--no-audit", "--no-fund")
 	if err := os.WriteFile(marker, []byte(want), 0o644); err != nil {
 		t.Fatalf("write marker: %v", err)
 	}
@@ -114,11 +113,11 @@ func prepare(t *testing.T) prepared {
 	e2e := filepath.Join(root, "e2e")
 
 	npmCI(t, client)
-	command(t, client, nil, "npm", "run", "--silent", "build")
+	command(t, client, "npm", "run", "--silent", "build")
 	// The type tests and the helpers' wire tests (node --test).
-	t.Logf("client tests:\n%s", command(t, client, nil, "npm", "test", "--silent"))
+	t.Logf("client tests:\n%s", command(t, client, "npm", "test", "--silent"))
 	packDir := t.TempDir()
-	packOut := command(t, client, nil, "npm", "pack", "--pack-destination", packDir)
+	packOut := command(t, client, "npm", "pack", "--pack-destination", packDir)
 	t.Logf("npm pack:\n%s", packOut)
 	tarballs, _ := filepath.Glob(filepath.Join(packDir, "shopd-client-*.tgz"))
 	if len(tarballs) != 1 {
@@ -136,39 +135,32 @@ func prepare(t *testing.T) prepared {
 	npmCI(t, e2e)
 	// As a user installs it; its one dependency, openapi-fetch, is locked
 	// in e2e/package-lock.json already, so nothing is fetched.
-	command(t, e2e, nil, "npm", "install", "--no-save", "--offline", "--no-audit", "--no-fund", tarballs[0])
+	command(t, e2e, "npm", "install", "--no-save", "--offline", "--no-audit", "--no-fund", tarballs[0])
 	if err := os.RemoveAll(filepath.Join(e2e, "build")); err != nil {
 		t.Fatal(err)
 	}
-	command(t, e2e, nil, filepath.Join(e2e, "node_modules", ".bin", "tsc"), "-p", ".", "--strict", "--noUncheckedIndexedAccess")
+	command(t, e2e, filepath.Join(e2e, "node_modules", ".bin", "tsc"), "-p", ".", "--strict", "--noUncheckedIndexedAccess")
 
 	bin := filepath.Join(t.TempDir(), "shopdev")
-	command(t, root, nil, "go", "build", "-o", bin, "./cmd/shopdev")
+	command(t, root, "go", "build", "-o", bin, "./cmd/shopdev")
 	return prepared{dir: e2e, shopdev: bin}
 }
 
-// shop is one running server.
-type shop struct {
-	base    string
-	dataDir string
-}
-
 // startShop runs the program cmd/shopd runs on a fresh database, with
-// stripe-mock as Stripe, and returns once it serves.
-func startShop(t *testing.T) shop {
+// stripe-mock as Stripe, and returns its base URL once it serves.
+func startShop(t *testing.T) string {
 	t.Helper()
 	mock, err := stripemock.Start(context.Background(), nil)
 	if err != nil {
 		t.Fatalf("stripe-mock: %v", err)
 	}
 	t.Cleanup(func() { _ = mock.Stop() })
-	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	env := map[string]string{
 		"DATABASE_URL":             pgtest.NewURL(t),
 		"HTTP_ADDR":                addr,
 		"PUBLIC_URL":               "http://" + addr, // Swagger UI sends "Try it out" to the spec's servers
-		"DATA_DIR":                 dataDir,
+		"DATA_DIR":                 t.TempDir(),
 		"BOOTSTRAP_ADMIN_EMAIL":    adminEmail,
 		"BOOTSTRAP_ADMIN_PASSWORD": adminPassword,
 		"STRIPE_API_BASE":          mock.URL,
@@ -200,13 +192,13 @@ func startShop(t *testing.T) shop {
 	})
 	select {
 	case base := <-serving:
-		return shop{base: base, dataDir: dataDir}
+		return base
 	case err := <-done:
 		t.Fatalf("the server stopped before serving: %v\n%s", err, stderr)
 	case <-time.After(60 * time.Second):
 		t.Fatalf("not serving within 60s\n%s", stderr)
 	}
-	return shop{}
+	return ""
 }
 
 // freeAddr is a loopback address with a port free a moment ago. The spec's
@@ -246,9 +238,9 @@ func nodeTest(t *testing.T, dir, file string, env []string) {
 func TestClientJourney(t *testing.T) {
 	t.Parallel()
 	p := prepare(t)
-	s := startShop(t)
+	base := startShop(t)
 	env := []string{
-		"SHOP_URL=" + s.base,
+		"SHOP_URL=" + base,
 		"ADMIN_EMAIL=" + adminEmail,
 		"ADMIN_PASSWORD=" + adminPassword,
 	}
