@@ -64,6 +64,8 @@ func observe(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
 				slog.String("method", method),
 				slog.String("route", route),
+				// The path, never the query: a stream's ?streamToken= is a
+				// credential and must not reach a log line.
 				slog.String("path", c.Request().URL.Path),
 				slog.Int("status", res.Status),
 				slog.Int64("bytes", res.Size),

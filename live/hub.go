@@ -33,11 +33,15 @@ const (
 	// fan-out before it is dropped: a few pages, so that a burst committed
 	// at once reaches subscribers that keep up.
 	DefaultBuffer = 4 * pageSize
-	// lagGrace is how long the hub waits, before fanning out a page, for
-	// subscribers to make room for it; those that have not by then are
-	// dropped. It bounds what a stalled subscriber can cost the others,
-	// once: then it is gone.
-	lagGrace = 500 * time.Millisecond
+	// stallWindow is how long a subscriber short of room for the next
+	// page may drain nothing before the hub stops waiting for it (and
+	// drops it): what a stalled subscriber can cost the others, once.
+	stallWindow = 50 * time.Millisecond
+	// lagGrace bounds the hub's wait for room per page, however the
+	// subscribers drain: one that needs longer than this to take a page
+	// (a subscriber that keeps up takes one in milliseconds) is too slow
+	// for the others to wait for, and is dropped.
+	lagGrace = 250 * time.Millisecond
 	// DefaultPollInterval is how often the hub reads the table without
 	// being notified: a safety net, since a listener that reconnects
 	// catches up by itself.
@@ -212,30 +216,41 @@ func (h *Hub) catchUp(ctx context.Context) (pending bool, err error) {
 	return pending, nil
 }
 
-// awaitRoom waits, for at most lagGrace, until every subscription has
-// room for n more events. A burst larger than the buffers (a transaction
-// that records hundreds of events) then reaches every subscriber that
-// keeps up, page by page, instead of dropping them all; the ones that do
-// not keep up are dropped by fanOut.
+// awaitRoom waits until every subscription has room for n more events,
+// as long as the ones short of room are draining their buffers: a burst
+// larger than the buffers (a transaction that records hundreds of events)
+// then reaches every subscriber that keeps up, page by page, at the pace
+// of the slowest of them, instead of dropping them all. A subscription
+// that drains nothing for stallWindow is stalled: the hub stops waiting
+// and fanOut drops it. Whatever the subscribers do, it waits at most
+// lagGrace per page.
 func (h *Hub) awaitRoom(ctx context.Context, n int) {
 	deadline := time.Now().Add(lagGrace)
+	lastProgress := time.Now()
+	before := map[*Subscription]int{}
 	for {
 		h.mu.Lock()
-		full := false
+		short := map[*Subscription]int{}
 		for s := range h.subs {
 			if cap(s.ch)-len(s.ch) < n {
-				full = true
-				break
+				short[s] = len(s.ch)
 			}
 		}
 		h.mu.Unlock()
-		if !full || time.Now().After(deadline) {
+		now := time.Now()
+		for s, queued := range short {
+			if prev, ok := before[s]; ok && queued < prev {
+				lastProgress = now
+			}
+		}
+		if len(short) == 0 || now.After(deadline) || now.Sub(lastProgress) > stallWindow {
 			return
 		}
+		before = short
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }

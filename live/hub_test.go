@@ -170,6 +170,35 @@ func TestLaterInsertedCommittedFirst(t *testing.T) {
 	}
 }
 
+// TestOtherDatabasesDoNotHoldStreamsBack: transaction ids are
+// cluster-wide, but a transaction left open in another database of the
+// cluster cannot write here and does not delay this database's events.
+func TestOtherDatabasesDoNotHoldStreamsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	ctx := t.Context()
+	other, err := pgtest.NewDB(t).BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil { // a writer, open
+		t.Fatal(err)
+	}
+	sub, err := b.hub.Subscribe("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	p := b.product(t)
+	if _, err := b.db.ExecContext(ctx, crossSQL, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := skus(receive(t, sub, 1)); got[0] != p.SKU {
+		t.Errorf("got %q, want %s", got, p.SKU)
+	}
+}
+
 // TestUncommittedIsNeverStreamed: a crossing whose transaction rolls back
 // reaches no one; the next committed one does, and carries its data.
 func TestUncommittedIsNeverStreamed(t *testing.T) {

@@ -58,8 +58,9 @@ func (r eventRow) toEvent() (Event, error) {
 
 // settledEventsSQL reads, in stream order, the events after a cursor ($1,
 // $2) and up to another ($3, $4), of one order when $5 is not null. Only
-// settled rows: those of transactions older than every transaction still
-// running, which no later commit can precede (migration 0010). An order's
+// settled rows: those of transactions older than every transaction of the
+// database still running, which no later commit can precede (migration
+// 0010, stream_horizon). An order's
 // number is read from the order: a placed event is recorded before
 // checkout numbers the order, in the same transaction.
 const settledEventsSQL = `
@@ -69,7 +70,7 @@ FROM stream_events s
 LEFT JOIN orders o ON o.id = s.order_id
 WHERE (s.xid, s.id) > ($1::xid8, $2)
 	AND (s.xid, s.id) <= ($3::xid8, $4)
-	AND s.xid < pg_snapshot_xmin(pg_current_snapshot())
+	AND s.xid < (SELECT stream_horizon())
 	%s
 ORDER BY s.xid, s.id
 LIMIT %d`
@@ -115,13 +116,13 @@ const unsettledSQL = `
 SELECT EXISTS (
 	SELECT 1
 	FROM stream_events
-	WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())
+	WHERE xid >= (SELECT stream_horizon())
 )`
 
 // headSQL is where a stream that starts now starts: every event of a
 // transaction older than the oldest one running is in the past; every
 // later one is to come.
-const headSQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
+const headSQL = `SELECT stream_horizon()::text`
 
 // head reads the current head (see headSQL).
 func head(ctx context.Context, db sqlx.QueryerContext) (Cursor, error) {

@@ -67,6 +67,12 @@ func openStream(t *testing.T, base, path, token string, header map[string]string
 		res.Body.Close()
 		t.Fatalf("GET %s: %d %s, want 200", path, res.StatusCode, b)
 	}
+	return readStream(t, res)
+}
+
+// readStream reads an open stream's response (200).
+func readStream(t *testing.T, res *http.Response) *sseClient {
+	t.Helper()
 	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q, want text/event-stream", ct)
 	}
@@ -575,8 +581,7 @@ func TestStreamMaxAndShutdown(t *testing.T) {
 		// The server notices the closed stream when its read fails.
 		res := streamRequest(t, s.base, "/v1/admin/events", sh.admin, nil)
 		if res.StatusCode == http.StatusOK {
-			res.Body.Close()
-			three = openStream(t, s.base, "/v1/admin/events", sh.admin, nil)
+			three = readStream(t, res)
 			break
 		}
 		res.Body.Close()

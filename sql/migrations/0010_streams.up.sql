@@ -11,13 +11,13 @@
 -- transaction that inserted id 10 may commit after one that inserted id 11,
 -- and a client that saw 11 and resumed "after 11" would never see 10. So
 -- each row also records its transaction's id (xid), and the streams order by
--- (xid, id) and serve only rows whose transaction is older than every
--- transaction still running (xid < pg_snapshot_xmin(pg_current_snapshot())).
--- Those rows are all committed and visible, no transaction can add a row
--- before them any more, and the set only grows at its end: a position in
--- (xid, id) order is a resume point that cannot skip a row. The cost is
--- latency, not throughput: a row waits for the transactions that started
--- writing before its own to finish; no writer waits for another.
+-- (xid, id) and serve only rows below stream_horizon(): the oldest
+-- transaction of this database still running. Those rows are all committed
+-- and visible, no transaction can add a row before them any more, and the
+-- set only grows at its end: a position in (xid, id) order is a resume
+-- point that cannot skip a row. The cost is latency, not throughput: a row
+-- waits for the transactions that started writing before its own to
+-- finish; no writer waits for another.
 CREATE TABLE stream_events (
     id                 bigint GENERATED ALWAYS AS IDENTITY,
     xid                xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -37,8 +37,36 @@ CREATE TABLE stream_events (
 CREATE INDEX stream_events_order_idx ON stream_events (order_id, xid, id)
     WHERE order_id IS NOT NULL;
 
-CREATE TRIGGER stream_events_immutable BEFORE UPDATE OR DELETE ON stream_events
+-- Rows never change (old ones may be deleted: a client resuming from
+-- before the oldest row left gets what is left).
+CREATE TRIGGER stream_events_immutable BEFORE UPDATE ON stream_events
     FOR EACH ROW EXECUTE FUNCTION forbid_change();
+
+-- stream_horizon is the xid below which every transaction of this
+-- database that was running when the calling statement's snapshot was
+-- taken has finished: the oldest of the snapshot's running transactions,
+-- leaving out those that pg_stat_activity shows running in another
+-- database (they cannot write here; a transaction's xid is cluster-wide, so
+-- pg_snapshot_xmin alone would make every database wait for the others'
+-- long transactions). A running transaction that cannot be placed (it ended
+-- since the snapshot, or its session is not visible to this role) counts
+-- as this database's: the horizon is then lower than it could be, for one
+-- read. STABLE: it runs in its caller's snapshot; call it as a scalar
+-- subquery, once per statement.
+CREATE FUNCTION stream_horizon() RETURNS xid8
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        (SELECT x
+         FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+         WHERE x::text::bigint % 4294967296 NOT IN (
+             SELECT backend_xid::text::bigint
+             FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL
+                 AND datname IS DISTINCT FROM current_database())
+         ORDER BY x
+         LIMIT 1),
+        pg_snapshot_xmax(pg_current_snapshot()))
+$$;
 
 -- The payload is empty: listeners read the table from where they are, so a
 -- notification only says "look". Identical notifications of one
