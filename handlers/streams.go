@@ -41,9 +41,28 @@ func (s *Server) CreateStreamToken(ctx context.Context, _ gen.CreateStreamTokenR
 	return gen.CreateStreamToken200JSONResponse{StreamToken: tok, ExpiresIn: int32(auth.StreamTokenTTL / time.Second)}, nil
 }
 
+// Limits the spec sets on the streams' parameters, which the validator
+// does not check on these routes.
+const (
+	maxStreamTokenLen = 4096
+	maxOrderIDLen     = 64
+)
+
+// checkStreamToken refuses a streamToken longer than the spec allows, as
+// the validator would (400), before anything reads it.
+func checkStreamToken(c echo.Context) error {
+	if len(c.QueryParam(auth.StreamTokenParam)) > maxStreamTokenLen {
+		return shopd.FieldError(auth.StreamTokenParam, "At most %d characters.", maxStreamTokenLen)
+	}
+	return nil
+}
+
 // streamAdminEvents streams every order transition and low-stock
 // crossing to an admin.
 func (s *Server) streamAdminEvents(c echo.Context) error {
+	if err := checkStreamToken(c); err != nil {
+		return err
+	}
 	cl, err := s.authn.AuthenticateStream(c.Request().Context(), c.Request())
 	if err != nil {
 		return err
@@ -58,11 +77,17 @@ func (s *Server) streamAdminEvents(c echo.Context) error {
 // another customer's order is ENotFound.
 func (s *Server) streamOrder(c echo.Context) error {
 	ctx := c.Request().Context()
+	id := c.Param("orderId")
+	if len(id) > maxOrderIDLen {
+		return shopd.FieldError("orderId", "At most %d characters.", maxOrderIDLen)
+	}
+	if err := checkStreamToken(c); err != nil {
+		return err
+	}
 	cl, err := s.authn.AuthenticateStream(ctx, c.Request())
 	if err != nil {
 		return err
 	}
-	id := c.Param("orderId")
 	o, err := s.store.Order(ctx, id)
 	if err != nil {
 		return err

@@ -203,4 +203,14 @@ func TestStreamsAsDocumented(t *testing.T) {
 		t.Errorf("expiresIn %d, want 60", tok.ExpiresIn)
 	}
 	s.do(t, http.MethodGet, "/v1/me", tok.StreamToken, nil).want(t, http.StatusUnauthorized)
+
+	// Parameters past the spec's limits are 400, as on every other route.
+	for _, target := range []string{
+		"/v1/orders/" + strings.Repeat("a", 65) + "/stream",
+		"/v1/admin/events?streamToken=" + strings.Repeat("a", 4097),
+	} {
+		if r := s.send(t, s.request(t, http.MethodGet, target, s.admin, nil)); r.status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", target[:40], r.status)
+		}
+	}
 }

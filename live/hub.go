@@ -50,6 +50,9 @@ const (
 	// wait for an older transaction to finish; doubled up to a second
 	// while they wait.
 	settleRetry = 10 * time.Millisecond
+	// listenTimeout bounds the wait for the listening connection at
+	// start-up.
+	listenTimeout = 30 * time.Second
 	// retryAfterFull is what a client refused for want of room is told to
 	// wait.
 	retryAfterFull = 5 * time.Second
@@ -114,7 +117,18 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	h := &Hub{db: cfg.DB, cfg: cfg, metrics: m, log: cfg.Log, cursor: start,
 		subs: make(map[*Subscription]struct{}), done: make(chan struct{})}
 	h.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, h.listenerEvent)
-	if err := h.listener.Listen(Channel); err != nil {
+	// Listen waits for a connection as long as it takes (it retries);
+	// start-up does not.
+	listening := make(chan error, 1)
+	go func() { listening <- h.listener.Listen(Channel) }()
+	select {
+	case err = <-listening:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(listenTimeout):
+		err = fmt.Errorf("no connection within %v", listenTimeout)
+	}
+	if err != nil {
 		h.listener.Close()
 		return nil, fmt.Errorf("listen for stream events: %w", err)
 	}

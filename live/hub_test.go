@@ -1,6 +1,7 @@
 package live
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -347,5 +348,19 @@ func TestCursorText(t *testing.T) {
 	}
 	if (Cursor{Xid: 2, ID: 1}).String() <= (Cursor{Xid: 1, ID: 9}).String() {
 		t.Error("ids do not sort as cursors")
+	}
+}
+
+// TestStartGivesUpWithoutListener: a listening connection that cannot be
+// made fails the start (when its context ends) instead of hanging it.
+func TestStartGivesUpWithoutListener(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	h, err := Start(ctx, Config{DB: db, DatabaseURL: "postgres://nobody@127.0.0.1:1/none?sslmode=disable"})
+	if err == nil {
+		h.Close()
+		t.Fatal("started without a listening connection")
 	}
 }
