@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: run test generate check-generate lint vet build pay deps bench
+.PHONY: run test generate check-generate client check-client breaking lint vet build pay deps bench
 
 ## run: build and start cmd/shopdev: a private PostgreSQL (unless DATABASE_URL is set), stripe-mock, the demo catalog and an admin, then the API; Ctrl-C stops it all
 # Built and exec'd rather than `go run`, which exits 1 after a Ctrl-C: make's
@@ -13,7 +13,7 @@ run: deps
 
 ## test: every test, against real PostgreSQL (TEST_DATABASE_URL, else a throwaway cluster)
 test:
-	@scripts/install-deps --with-redis --with-browser
+	@scripts/install-deps --with-node --with-redis --with-browser
 	$(GO) test -race -count=1 ./...
 
 ## deps: install missing system packages the server needs (PostgreSQL's server binaries)
@@ -38,6 +38,25 @@ generate:
 check-generate: generate
 	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked changes"; exit 1; }
+
+CLIENT := clients/typescript
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund
+	@touch $@
+
+## client: regenerate the TypeScript client's types from openapi.yaml, build it to dist/ and type-check its tests
+client: $(CLIENT)/node_modules/.package-lock.json
+	cd $(CLIENT) && npm run --silent generate && npm run --silent build && npm run --silent typecheck
+
+## check-client: fail when the TypeScript client's generated types are stale
+check-client: client
+	@git diff --exit-code --stat -- $(CLIENT)/src/schema.ts || { echo "$(CLIENT)/src/schema.ts is stale: run 'make client' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(CLIENT)/src)" || { git status --porcelain -- $(CLIENT)/src; echo "$(CLIENT)/src has uncommitted changes"; exit 1; }
+
+## breaking: fail on any change to openapi.yaml that breaks clients of the last release, api/baseline.yaml (oasdiff, pinned in go.mod); see CHANGELOG.md for moving the baseline
+breaking:
+	@$(GO) tool oasdiff breaking api/baseline.yaml openapi.yaml --fail-on WARN || { echo "openapi.yaml breaks clients of api/baseline.yaml (the last release): keep the change compatible, or release a new major version and move the baseline (CHANGELOG.md)"; exit 1; }
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

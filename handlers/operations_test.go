@@ -32,6 +32,14 @@ func TestOperations(t *testing.T) {
 	a.do(t, http.MethodGet, "/healthz", "", nil).want(t, http.StatusOK).decode(t, &h)
 	a.do(t, http.MethodGet, "/readyz", "", nil).want(t, http.StatusOK)
 
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := spec.Info.Version // what partners pin to; see CHANGELOG.md
+	if version == "" {
+		t.Fatal("the spec has no info.version")
+	}
 	cases := []struct {
 		name  string
 		path  string
@@ -46,15 +54,22 @@ func TestOperations(t *testing.T) {
 			if !strings.HasPrefix(string(r.body), "openapi: 3.0") {
 				t.Errorf("/openapi.yaml starts %.40q", r.body)
 			}
+			if !strings.Contains(string(r.body), "\n  version: "+version+"\n") {
+				t.Errorf("/openapi.yaml does not carry info.version %s", version)
+			}
 		}},
 		{"openapi.json", "/openapi.json", func(t *testing.T, r *resp) {
 			var doc struct {
 				OpenAPI string                     `json:"openapi"`
+				Info    struct{ Version string }   `json:"info"`
 				Paths   map[string]json.RawMessage `json:"paths"`
 			}
 			r.decode(t, &doc)
 			if !strings.HasPrefix(doc.OpenAPI, "3.0") || doc.Paths["/v1/products"] == nil {
 				t.Errorf("/openapi.json: openapi %q, %d paths, /v1/products missing?", doc.OpenAPI, len(doc.Paths))
+			}
+			if doc.Info.Version != version {
+				t.Errorf("/openapi.json: info.version %q, want %q", doc.Info.Version, version)
 			}
 		}},
 	}
