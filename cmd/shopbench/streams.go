@@ -107,7 +107,7 @@ func idleStreams(ctx context.Context, a api, pid, n int) streamsResult {
 		return r
 	}
 	var m string
-	if err := a.text(ctx, "/metrics", &m); err != nil {
+	if err := a.metrics(ctx, &m); err != nil {
 		r.err = err
 		return r
 	}
@@ -121,12 +121,14 @@ func idleStreams(ctx context.Context, a api, pid, n int) streamsResult {
 	return r
 }
 
-// text reads a plain-text answer.
-func (a api) text(ctx context.Context, path string, out *string) error {
+// metrics reads the server's /metrics text, with the bench's metrics token.
+func (a api) metrics(ctx context.Context, out *string) error {
+	const path = "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
 	res, err := a.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", path, err)
