@@ -104,16 +104,26 @@ const lastEventIDHeader = "Last-Event-ID"
 // stream subscribes to the hub (orderID "" for every event) and serves
 // the stream, resuming after Last-Event-ID when sent.
 func (s *Server) stream(c echo.Context, orderID string) error {
+	notSent := shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
 	var after *live.Cursor
 	if v := c.Request().Header.Get(lastEventIDHeader); v != "" {
 		cur, err := live.ParseCursor(v)
 		if err != nil {
-			return shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
+			return notSent
 		}
 		after = &cur
 	}
 	if s.streams == nil {
 		return shopd.Errorf(shopd.EUnavailable, "Live streams are not available on this instance.")
+	}
+	if after != nil {
+		ok, err := s.streams.Issued(c.Request().Context(), *after)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notSent
+		}
 	}
 	sub, err := s.streams.Subscribe(orderID)
 	if err != nil {

@@ -2,10 +2,12 @@ package handlers_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -212,5 +214,63 @@ func TestStreamsAsDocumented(t *testing.T) {
 		if r := s.send(t, s.request(t, http.MethodGet, target, s.admin, nil)); r.status != http.StatusBadRequest {
 			t.Errorf("GET %s: %d, want 400", target[:40], r.status)
 		}
+	}
+}
+
+// TestStreamRefusesLastEventIDFromTheFuture: a Last-Event-ID past every
+// event the database could have recorded (a transaction not yet begun, or
+// a row id past a bigint) is not an id these streams sent: 400, as the
+// spec says, not a stream that silently skips every event to come.
+func TestStreamRefusesLastEventIDFromTheFuture(t *testing.T) {
+	t.Parallel()
+	s := setupStreams(t, time.Minute)
+	s.cross(t)
+	var xid uint64
+	if err := s.db.Get(&xid, `SELECT pg_current_xact_id()::text::bigint`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{
+		"7fffffffffffffff7fffffffffffffff",
+		"ffffffffffffffffffffffffffffffff",
+		live.Cursor{Xid: xid + 1_000_000, ID: 1}.String(),
+		live.Cursor{Xid: xid, ID: 1 << 63}.String(), // past any row id
+	} {
+		for _, path := range []string{"/v1/admin/events"} {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			req := s.request(t, http.MethodGet, path, s.admin, nil).WithContext(ctx)
+			req.Header.Set("Last-Event-ID", id)
+			res, err := s.client.Do(req)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+			res.Body.Close()
+			cancel()
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"field":"Last-Event-ID"`) {
+				t.Errorf("GET %s with Last-Event-ID %s: %d %s, want 400 naming Last-Event-ID", path, id, res.StatusCode, body)
+			}
+		}
+	}
+	// An id it did send still resumes.
+	var sent live.Cursor
+	var sentXid string
+	if err := s.db.QueryRow(`SELECT xid::text, id FROM stream_events ORDER BY id DESC LIMIT 1`).Scan(&sentXid, &sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(sentXid, &sent.Xid); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req := s.request(t, http.MethodGet, "/v1/admin/events", s.admin, nil).WithContext(ctx)
+	req.Header.Set("Last-Event-ID", sent.String())
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("Last-Event-ID of the last event sent: %d, want 200", res.StatusCode)
 	}
 }

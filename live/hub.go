@@ -321,6 +321,13 @@ func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
 	return s, nil
 }
 
+// Issued reports whether c's transaction has begun, as that of every event
+// id the streams sent has; false for an id from the future, which would
+// skip every event to come.
+func (h *Hub) Issued(ctx context.Context, c Cursor) (bool, error) {
+	return issued(ctx, h.db, c)
+}
+
 // Replay calls fn for each settled event after from and up to upTo, in
 // order, of orderID's order when it is not "".
 func (h *Hub) Replay(ctx context.Context, orderID string, from, upTo Cursor, fn func(Event) error) error {
