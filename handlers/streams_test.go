@@ -274,3 +274,69 @@ func TestStreamRefusesLastEventIDFromTheFuture(t *testing.T) {
 		t.Errorf("Last-Event-ID of the last event sent: %d, want 200", res.StatusCode)
 	}
 }
+
+// TestStreamsPerUserBounded: one user (here with a single stream token)
+// cannot take every stream an instance may serve: past
+// live.DefaultMaxStreamsPerUser open streams it is 429 with Retry-After,
+// while another user still opens one; closing one makes room again.
+func TestStreamsPerUserBounded(t *testing.T) {
+	t.Parallel()
+	s := setupStreams(t, time.Minute)
+	u := shoptest.User(t.Context(), t, s.Store, &shoptest.UserOpts{Role: auth.RoleAdmin})
+	greedy, err := s.Tokens.IssueStream(u.ID, auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(target, token string) (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(t.Context())
+		req := s.request(t, http.MethodGet, target, token, nil).WithContext(ctx)
+		res, err := s.client.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return res, func() { cancel(); res.Body.Close() }
+	}
+	var closers []context.CancelFunc
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	for i := range live.DefaultMaxStreamsPerUser {
+		res, closeIt := open("/v1/admin/events?streamToken="+greedy, "")
+		closers = append(closers, closeIt)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of one user: %d, want 200", i+1, res.StatusCode)
+		}
+	}
+	res, closeIt := open("/v1/admin/events?streamToken="+greedy, "")
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+	closeIt()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "rate_limited") {
+		t.Fatalf("stream %d of one user: %d (Retry-After %q) %s, want 429", live.DefaultMaxStreamsPerUser+1, res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	other, closeOther := open("/v1/admin/events", s.admin)
+	closeOther()
+	if other.StatusCode != http.StatusOK {
+		t.Errorf("another user's stream: %d, want 200", other.StatusCode)
+	}
+	bearer, err := s.Tokens.Issue(u.ID, auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closers[0]()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, closeIt := open("/v1/admin/events", bearer)
+		closers = append(closers, closeIt)
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		closeIt()
+		if time.Now().After(deadline) {
+			t.Fatalf("after one stream closed: %d, want 200", res.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

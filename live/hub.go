@@ -29,6 +29,10 @@ const ListenerApplicationName = "shopd-stream-listener"
 // Defaults of Config.
 const (
 	DefaultMaxStreams = 1000
+	// DefaultMaxStreamsPerUser bounds one user's streams open at once on
+	// an instance (a dashboard in a few tabs), so that one account cannot
+	// take every stream the instance may serve.
+	DefaultMaxStreamsPerUser = 16
 	// DefaultBuffer is how many events a subscriber may fall behind the
 	// fan-out before it is dropped: a few pages, so that a burst committed
 	// at once reaches subscribers that keep up.
@@ -66,6 +70,9 @@ type Config struct {
 	DatabaseURL string
 	// MaxStreams bounds the subscriptions open at once on this instance.
 	MaxStreams int
+	// MaxStreamsPerUser bounds one user's subscriptions open at once on
+	// this instance.
+	MaxStreamsPerUser int
 	// Buffer is each subscriber's event buffer.
 	Buffer int
 	// PollInterval is how often the table is read without a notification.
@@ -88,6 +95,7 @@ type Hub struct {
 	mu     sync.Mutex
 	cursor Cursor // the last event fanned out (or the head it started at)
 	subs   map[*Subscription]struct{}
+	users  map[string]int // open subscriptions by user
 	closed bool
 }
 
@@ -96,6 +104,9 @@ type Hub struct {
 func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = DefaultMaxStreamsPerUser
 	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
@@ -115,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{db: cfg.DB, cfg: cfg, metrics: m, log: cfg.Log, cursor: start,
-		subs: make(map[*Subscription]struct{}), done: make(chan struct{})}
+		subs: make(map[*Subscription]struct{}), users: make(map[string]int), done: make(chan struct{})}
 	h.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, h.listenerEvent)
 	// Listen waits for a connection as long as it takes (it retries);
 	// start-up does not.
@@ -300,12 +311,13 @@ func (h *Hub) fanOut(events []Event) {
 // ErrClosed is Subscribe's answer once the hub is shutting down.
 var ErrClosed = shopd.Errorf(shopd.EUnavailable, "This instance is shutting down; reconnect.")
 
-// Subscribe opens a subscription to every event (orderID "") or to one
-// order's. It starts after the last event the hub has fanned out
+// Subscribe opens a subscription for userID to every event (orderID "")
+// or to one order's. It starts after the last event the hub has fanned out
 // (Subscription.Start); a client resuming from an earlier event reads the
 // ones in between with Replay. EUnavailable, with a Retry-After, when the
-// instance has MaxStreams open or is shutting down.
-func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
+// instance has MaxStreams open or is shutting down; ERateLimited, with a
+// Retry-After, when userID has MaxStreamsPerUser open.
+func (h *Hub) Subscribe(userID, orderID string) (*Subscription, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -315,8 +327,13 @@ func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
 		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
 			Message: "Too many open streams on this instance; retry later."}
 	}
-	s := &Subscription{hub: h, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
+	if h.users[userID] >= h.cfg.MaxStreamsPerUser {
+		return nil, &shopd.Error{Code: shopd.ERateLimited, RetryAfter: retryAfterFull,
+			Message: fmt.Sprintf("At most %d streams open at once per user; close one or retry later.", h.cfg.MaxStreamsPerUser)}
+	}
+	s := &Subscription{hub: h, userID: userID, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
 	h.subs[s] = struct{}{}
+	h.users[userID]++
 	h.metrics.open.WithLabelValues(s.kind()).Inc()
 	return s, nil
 }
@@ -376,6 +393,9 @@ func (h *Hub) removeLocked(s *Subscription) {
 		return
 	}
 	delete(h.subs, s)
+	if h.users[s.userID]--; h.users[s.userID] == 0 {
+		delete(h.users, s.userID)
+	}
 	close(s.ch)
 	h.metrics.open.WithLabelValues(s.kind()).Dec()
 }
@@ -383,6 +403,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 // Subscription is one stream's feed from the hub.
 type Subscription struct {
 	hub     *Hub
+	userID  string
 	orderID string
 	ch      chan *Event
 	// Start is the position the subscription starts after.

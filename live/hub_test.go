@@ -97,7 +97,7 @@ func TestLaterInsertedCommittedFirst(t *testing.T) {
 	b := setup(t, Config{})
 	ctx := t.Context()
 	pa, pb := b.product(t), b.product(t)
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestOtherDatabasesDoNotHoldStreamsBack(t *testing.T) {
 	if _, err := other.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil { // a writer, open
 		t.Fatal(err)
 	}
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestUncommittedIsNeverStreamed(t *testing.T) {
 	b := setup(t, Config{})
 	ctx := t.Context()
 	gone, kept := b.product(t), b.product(t)
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,12 +238,12 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Buffer: 2})
 	ctx := t.Context()
-	slow, err := b.hub.Subscribe("")
+	slow, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fast, err := b.hub.Subscribe("")
+	fast, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,16 +280,16 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 func TestSubscriptionsBounded(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxStreams: 2})
-	s1, err1 := b.hub.Subscribe("")
-	s2, err2 := b.hub.Subscribe("")
+	s1, err1 := b.hub.Subscribe("admin", "")
+	s2, err2 := b.hub.Subscribe("admin", "")
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	if _, err := b.hub.Subscribe(""); err == nil {
+	if _, err := b.hub.Subscribe("admin", ""); err == nil {
 		t.Fatal("a third subscription was accepted with MaxStreams 2")
 	}
 	s1.Close()
-	s3, err := b.hub.Subscribe("")
+	s3, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatalf("after a close: %v", err)
 	}
@@ -299,7 +299,7 @@ func TestSubscriptionsBounded(t *testing.T) {
 			t.Error("a subscription got an event instead of ending")
 		}
 	}
-	if _, err := b.hub.Subscribe(""); err != ErrClosed {
+	if _, err := b.hub.Subscribe("admin", ""); err != ErrClosed {
 		t.Errorf("subscribe after shutdown: %v, want ErrClosed", err)
 	}
 }
@@ -310,7 +310,7 @@ func TestListenerReconnectLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	ctx := t.Context()
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("admin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
