@@ -70,7 +70,7 @@ func (s *Server) streamAdminEvents(c echo.Context) error {
 	if !cl.IsAdmin() {
 		return shopd.Errorf(shopd.EForbidden, "This operation needs the admin role.")
 	}
-	return s.stream(c, cl.UserID, "")
+	return s.stream(c, cl, "")
 }
 
 // streamOrder streams one order's transitions to its owner or an admin;
@@ -95,15 +95,16 @@ func (s *Server) streamOrder(c echo.Context) error {
 	if !cl.IsAdmin() && o.CustomerID != cl.UserID {
 		return shopd.Errorf(shopd.ENotFound, "Order %s not found.", id)
 	}
-	return s.stream(c, cl.UserID, o.ID)
+	return s.stream(c, cl, o.ID)
 }
 
 // lastEventIDHeader carries where a reconnecting client resumes.
 const lastEventIDHeader = "Last-Event-ID"
 
-// stream subscribes userID to the hub (orderID "" for every event) and
-// serves the stream, resuming after Last-Event-ID when sent.
-func (s *Server) stream(c echo.Context, userID, orderID string) error {
+// stream subscribes cl's user to the hub (orderID "" for every event) and
+// serves the stream, resuming after Last-Event-ID when sent, for as long
+// as the account still has cl's role.
+func (s *Server) stream(c echo.Context, cl auth.Claims, orderID string) error {
 	notSent := shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
 	var after *live.Cursor
 	if v := c.Request().Header.Get(lastEventIDHeader); v != "" {
@@ -125,12 +126,13 @@ func (s *Server) stream(c echo.Context, userID, orderID string) error {
 			return notSent
 		}
 	}
-	sub, err := s.streams.Subscribe(userID, orderID)
+	sub, err := s.streams.Subscribe(cl.UserID, orderID)
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
-	live.Stream{Hub: s.streams, Sub: sub, After: after, Heartbeat: s.streamHeartbeat}.Serve(c.Request().Context(), c.Response())
+	check := func(ctx context.Context) error { return s.authn.CheckAccount(ctx, cl) }
+	live.Stream{Hub: s.streams, Sub: sub, After: after, Heartbeat: s.streamHeartbeat, Check: check}.Serve(c.Request().Context(), c.Response())
 	return nil
 }
 

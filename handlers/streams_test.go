@@ -38,6 +38,13 @@ type streamAPI struct {
 
 func setupStreams(t *testing.T, timeout time.Duration) streamAPI {
 	t.Helper()
+	return setupStreamsAt(t, timeout, nil)
+}
+
+// setupStreamsAt is setupStreams with the tokens' (and so the account
+// cache's) clock now; nil is time.Now.
+func setupStreamsAt(t *testing.T, timeout time.Duration, now func() time.Time) streamAPI {
+	t.Helper()
 	dbURL := pgtest.NewURL(t)
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
@@ -49,7 +56,7 @@ func setupStreams(t *testing.T, timeout time.Duration) streamAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour})
+	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,5 +345,44 @@ func TestStreamsPerUserBounded(t *testing.T) {
 			t.Fatalf("after one stream closed: %d, want 200", res.StatusCode)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStreamEndsWhenTheAccountChanges: a stream is authenticated when it
+// opens, but an admin demoted (or a user deleted) afterwards must not keep
+// receiving every order's events: like any token of theirs, the open
+// stream is refused once the account cache has seen the change (here the
+// cache's clock is moved past its TTL); the stream ends at its next
+// heartbeat.
+func TestStreamEndsWhenTheAccountChanges(t *testing.T) {
+	t.Parallel()
+	var clock shoptest.Clock
+	s := setupStreamsAt(t, time.Minute, clock.Now)
+	u := shoptest.User(t.Context(), t, s.Store, &shoptest.UserOpts{Role: auth.RoleAdmin})
+	admin, err := s.Tokens.Issue(u.ID, auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := s.client.Do(s.request(t, http.MethodGet, "/v1/admin/events", admin, nil).WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", res.StatusCode)
+	}
+	lines := bufio.NewScanner(res.Body)
+	for lines.Scan() && lines.Text() != ": heartbeat" {
+	}
+	if _, err := s.db.Exec(`UPDATE users SET role = 'customer' WHERE id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(auth.DefaultAccountCacheTTL + time.Second)
+	for lines.Scan() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a demoted admin's stream stayed open")
 	}
 }
