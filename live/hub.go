@@ -29,9 +29,9 @@ const ListenerApplicationName = "shopd-stream-listener"
 // Defaults of Config.
 const (
 	DefaultMaxStreams = 1000
-	// DefaultMaxStreamsPerUser bounds one user's streams open at once on
-	// an instance (a dashboard in a few tabs), so that one account cannot
-	// take every stream the instance may serve.
+	// DefaultMaxStreamsPerUser bounds one customer's streams open at once
+	// on an instance (an order followed in a few tabs), so that one account
+	// (anyone may register) cannot take every stream the instance may serve.
 	DefaultMaxStreamsPerUser = 16
 	// DefaultBuffer is how many events a subscriber may fall behind the
 	// fan-out before it is dropped: a few pages, so that a burst committed
@@ -71,7 +71,7 @@ type Config struct {
 	// MaxStreams bounds the subscriptions open at once on this instance.
 	MaxStreams int
 	// MaxStreamsPerUser bounds one user's subscriptions open at once on
-	// this instance.
+	// this instance (those Subscribe counts against a user).
 	MaxStreamsPerUser int
 	// Buffer is each subscriber's event buffer.
 	Buffer int
@@ -311,8 +311,9 @@ func (h *Hub) fanOut(events []Event) {
 // ErrClosed is Subscribe's answer once the hub is shutting down.
 var ErrClosed = shopd.Errorf(shopd.EUnavailable, "This instance is shutting down; reconnect.")
 
-// Subscribe opens a subscription for userID to every event (orderID "")
-// or to one order's. It starts after the last event the hub has fanned out
+// Subscribe opens a subscription to every event (orderID "") or to one
+// order's, counted against userID's MaxStreamsPerUser unless userID is ""
+// (staff, whom the instance's MaxStreams alone bounds). It starts after the last event the hub has fanned out
 // (Subscription.Start); a client resuming from an earlier event reads the
 // ones in between with Replay. EUnavailable, with a Retry-After, when the
 // instance has MaxStreams open or is shutting down; ERateLimited, with a
@@ -327,13 +328,15 @@ func (h *Hub) Subscribe(userID, orderID string) (*Subscription, error) {
 		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
 			Message: "Too many open streams on this instance; retry later."}
 	}
-	if h.users[userID] >= h.cfg.MaxStreamsPerUser {
+	if userID != "" && h.users[userID] >= h.cfg.MaxStreamsPerUser {
 		return nil, &shopd.Error{Code: shopd.ERateLimited, RetryAfter: retryAfterFull,
-			Message: fmt.Sprintf("At most %d streams open at once per user; close one or retry later.", h.cfg.MaxStreamsPerUser)}
+			Message: fmt.Sprintf("At most %d streams open at once per customer; close one or retry later.", h.cfg.MaxStreamsPerUser)}
 	}
 	s := &Subscription{hub: h, userID: userID, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
 	h.subs[s] = struct{}{}
-	h.users[userID]++
+	if userID != "" {
+		h.users[userID]++
+	}
 	h.metrics.open.WithLabelValues(s.kind()).Inc()
 	return s, nil
 }
@@ -393,8 +396,10 @@ func (h *Hub) removeLocked(s *Subscription) {
 		return
 	}
 	delete(h.subs, s)
-	if h.users[s.userID]--; h.users[s.userID] == 0 {
-		delete(h.users, s.userID)
+	if s.userID != "" {
+		if h.users[s.userID]--; h.users[s.userID] == 0 {
+			delete(h.users, s.userID)
+		}
 	}
 	close(s.ch)
 	h.metrics.open.WithLabelValues(s.kind()).Dec()
@@ -403,7 +408,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 // Subscription is one stream's feed from the hub.
 type Subscription struct {
 	hub     *Hub
-	userID  string
+	userID  string // counted against MaxStreamsPerUser; "" is not
 	orderID string
 	ch      chan *Event
 	// Start is the position the subscription starts after.
