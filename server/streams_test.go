@@ -543,9 +543,13 @@ func TestStreamTokens(t *testing.T) {
 		}
 	}
 	c.res.Body.Close()
-	// The refusals are logged (one line each, with the path and no query).
-	if !strings.Contains(s.stderr.String(), `"path":"/v1/orders","status":401`) {
-		t.Errorf("no log line for the refused stream token on /v1/orders:\n%s", s.stderr)
+	// The refusals are logged (one line each, with the path and no query),
+	// once the access log's buffer is written out (every 200 ms).
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.stderr.String(), `"path":"/v1/orders","status":401`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no log line for the refused stream token on /v1/orders:\n%s", s.stderr)
+			break
+		}
 	}
 	for _, secret := range []string{tok.StreamToken, expired} {
 		if strings.Contains(s.stderr.String(), secret) {
