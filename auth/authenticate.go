@@ -124,6 +124,14 @@ func (a *Authenticator) checkAccount(ctx context.Context, claims Claims) error {
 	return nil
 }
 
+// CheckAccount refuses (401) claims whose user no longer exists or no
+// longer has the token's role, as every request's authentication does:
+// for what outlives its authentication (a stream), within the account
+// cache's TTL of the change.
+func (a *Authenticator) CheckAccount(ctx context.Context, claims Claims) error {
+	return a.checkAccount(ctx, claims)
+}
+
 // StreamTokenParam is the query parameter that carries a stream token.
 const StreamTokenParam = "streamToken"
 

@@ -70,7 +70,7 @@ func (s *Server) streamAdminEvents(c echo.Context) error {
 	if !cl.IsAdmin() {
 		return shopd.Errorf(shopd.EForbidden, "This operation needs the admin role.")
 	}
-	return s.stream(c, "")
+	return s.stream(c, cl, "")
 }
 
 // streamOrder streams one order's transitions to its owner or an admin;
@@ -95,32 +95,48 @@ func (s *Server) streamOrder(c echo.Context) error {
 	if !cl.IsAdmin() && o.CustomerID != cl.UserID {
 		return shopd.Errorf(shopd.ENotFound, "Order %s not found.", id)
 	}
-	return s.stream(c, o.ID)
+	return s.stream(c, cl, o.ID)
 }
 
 // lastEventIDHeader carries where a reconnecting client resumes.
 const lastEventIDHeader = "Last-Event-ID"
 
-// stream subscribes to the hub (orderID "" for every event) and serves
-// the stream, resuming after Last-Event-ID when sent.
-func (s *Server) stream(c echo.Context, orderID string) error {
+// stream subscribes cl's user to the hub (orderID "" for every event) and
+// serves the stream, resuming after Last-Event-ID when sent, for as long
+// as the account still has cl's role.
+func (s *Server) stream(c echo.Context, cl auth.Claims, orderID string) error {
+	notSent := shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
 	var after *live.Cursor
 	if v := c.Request().Header.Get(lastEventIDHeader); v != "" {
 		cur, err := live.ParseCursor(v)
 		if err != nil {
-			return shopd.FieldError(lastEventIDHeader, "Not an event id of this stream; reconnect without it to start from now.")
+			return notSent
 		}
 		after = &cur
 	}
 	if s.streams == nil {
 		return shopd.Errorf(shopd.EUnavailable, "Live streams are not available on this instance.")
 	}
-	sub, err := s.streams.Subscribe(orderID)
+	if after != nil {
+		ok, err := s.streams.Issued(c.Request().Context(), *after)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notSent
+		}
+	}
+	counted := cl.UserID // a customer's streams are bounded per user; staff's are not
+	if cl.IsAdmin() {
+		counted = ""
+	}
+	sub, err := s.streams.Subscribe(counted, orderID)
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
-	live.Stream{Hub: s.streams, Sub: sub, After: after, Heartbeat: s.streamHeartbeat}.Serve(c.Request().Context(), c.Response())
+	check := func(ctx context.Context) error { return s.authn.CheckAccount(ctx, cl) }
+	live.Stream{Hub: s.streams, Sub: sub, After: after, Heartbeat: s.streamHeartbeat, Check: check}.Serve(c.Request().Context(), c.Response())
 	return nil
 }
 

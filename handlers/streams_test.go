@@ -2,10 +2,12 @@ package handlers_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +39,13 @@ type streamAPI struct {
 
 func setupStreams(t *testing.T, timeout time.Duration) streamAPI {
 	t.Helper()
+	return setupStreamsAt(t, timeout, nil)
+}
+
+// setupStreamsAt is setupStreams with the tokens' (and so the account
+// cache's) clock now; nil is time.Now.
+func setupStreamsAt(t *testing.T, timeout time.Duration, now func() time.Time) streamAPI {
+	t.Helper()
 	dbURL := pgtest.NewURL(t)
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
@@ -48,7 +57,7 @@ func setupStreams(t *testing.T, timeout time.Duration) streamAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour})
+	tokens, err := auth.NewTokens(auth.TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +229,102 @@ func TestStreamsAsDocumented(t *testing.T) {
 		if r := s.send(t, s.request(t, http.MethodGet, target, s.admin, nil)); r.status != http.StatusBadRequest {
 			t.Errorf("GET %s: %d, want 400", target[:40], r.status)
 		}
+	}
+}
+
+// TestStreamRefusesLastEventIDFromTheFuture: a Last-Event-ID past every
+// event the database could have recorded (a transaction not yet begun, or
+// a row id past a bigint) is not an id these streams sent: 400, as the
+// spec says, not a stream that silently skips every event to come.
+func TestStreamRefusesLastEventIDFromTheFuture(t *testing.T) {
+	t.Parallel()
+	s := setupStreams(t, time.Minute)
+	s.cross(t)
+	var xid uint64
+	if err := s.db.Get(&xid, `SELECT pg_current_xact_id()::text::bigint`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{
+		"7fffffffffffffff7fffffffffffffff",
+		"ffffffffffffffffffffffffffffffff",
+		live.Cursor{Xid: xid + 1_000_000, ID: 1}.String(),
+		live.Cursor{Xid: xid, ID: 1 << 63}.String(), // past any row id
+	} {
+		for _, path := range []string{"/v1/admin/events"} {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			req := s.request(t, http.MethodGet, path, s.admin, nil).WithContext(ctx)
+			req.Header.Set("Last-Event-ID", id)
+			res, err := s.client.Do(req)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+			res.Body.Close()
+			cancel()
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"field":"Last-Event-ID"`) {
+				t.Errorf("GET %s with Last-Event-ID %s: %d %s, want 400 naming Last-Event-ID", path, id, res.StatusCode, body)
+			}
+		}
+	}
+	// An id it did send still resumes.
+	var sent live.Cursor
+	var sentXid string
+	if err := s.db.QueryRow(`SELECT xid::text, id FROM stream_events ORDER BY id DESC LIMIT 1`).Scan(&sentXid, &sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(sentXid, &sent.Xid); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req := s.request(t, http.MethodGet, "/v1/admin/events", s.admin, nil).WithContext(ctx)
+	req.Header.Set("Last-Event-ID", sent.String())
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("Last-Event-ID of the last event sent: %d, want 200", res.StatusCode)
+	}
+}
+
+// TestStreamEndsWhenTheAccountChanges: a stream is authenticated when it
+// opens, but an admin demoted (or a user deleted) afterwards must not keep
+// receiving every order's events: like any token of theirs, the open
+// stream is refused once the account cache has seen the change (here the
+// cache's clock is moved past its TTL); the stream ends at its next
+// heartbeat.
+func TestStreamEndsWhenTheAccountChanges(t *testing.T) {
+	t.Parallel()
+	var clock shoptest.Clock
+	s := setupStreamsAt(t, time.Minute, clock.Now)
+	u := shoptest.User(t.Context(), t, s.Store, &shoptest.UserOpts{Role: auth.RoleAdmin})
+	admin, err := s.Tokens.Issue(u.ID, auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := s.client.Do(s.request(t, http.MethodGet, "/v1/admin/events", admin, nil).WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", res.StatusCode)
+	}
+	lines := bufio.NewScanner(res.Body)
+	for lines.Scan() && lines.Text() != ": heartbeat" {
+	}
+	if _, err := s.db.Exec(`UPDATE users SET role = 'customer' WHERE id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(auth.DefaultAccountCacheTTL + time.Second)
+	for lines.Scan() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a demoted admin's stream stayed open")
 	}
 }

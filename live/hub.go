@@ -29,6 +29,10 @@ const ListenerApplicationName = "shopd-stream-listener"
 // Defaults of Config.
 const (
 	DefaultMaxStreams = 1000
+	// DefaultMaxStreamsPerUser bounds one customer's streams open at once
+	// on an instance (an order followed in a few tabs), so that one account
+	// (anyone may register) cannot take every stream the instance may serve.
+	DefaultMaxStreamsPerUser = 16
 	// DefaultBuffer is how many events a subscriber may fall behind the
 	// fan-out before it is dropped: a few pages, so that a burst committed
 	// at once reaches subscribers that keep up.
@@ -66,6 +70,9 @@ type Config struct {
 	DatabaseURL string
 	// MaxStreams bounds the subscriptions open at once on this instance.
 	MaxStreams int
+	// MaxStreamsPerUser bounds one user's subscriptions open at once on
+	// this instance (those Subscribe counts against a user).
+	MaxStreamsPerUser int
 	// Buffer is each subscriber's event buffer.
 	Buffer int
 	// PollInterval is how often the table is read without a notification.
@@ -88,6 +95,7 @@ type Hub struct {
 	mu     sync.Mutex
 	cursor Cursor // the last event fanned out (or the head it started at)
 	subs   map[*Subscription]struct{}
+	users  map[string]int // open subscriptions by user
 	closed bool
 }
 
@@ -96,6 +104,9 @@ type Hub struct {
 func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = DefaultMaxStreamsPerUser
 	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
@@ -115,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{db: cfg.DB, cfg: cfg, metrics: m, log: cfg.Log, cursor: start,
-		subs: make(map[*Subscription]struct{}), done: make(chan struct{})}
+		subs: make(map[*Subscription]struct{}), users: make(map[string]int), done: make(chan struct{})}
 	h.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, h.listenerEvent)
 	// Listen waits for a connection as long as it takes (it retries);
 	// start-up does not.
@@ -301,11 +312,13 @@ func (h *Hub) fanOut(events []Event) {
 var ErrClosed = shopd.Errorf(shopd.EUnavailable, "This instance is shutting down; reconnect.")
 
 // Subscribe opens a subscription to every event (orderID "") or to one
-// order's. It starts after the last event the hub has fanned out
+// order's, counted against userID's MaxStreamsPerUser unless userID is ""
+// (staff, whom the instance's MaxStreams alone bounds). It starts after the last event the hub has fanned out
 // (Subscription.Start); a client resuming from an earlier event reads the
 // ones in between with Replay. EUnavailable, with a Retry-After, when the
-// instance has MaxStreams open or is shutting down.
-func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
+// instance has MaxStreams open or is shutting down; ERateLimited, with a
+// Retry-After, when userID has MaxStreamsPerUser open.
+func (h *Hub) Subscribe(userID, orderID string) (*Subscription, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -315,10 +328,24 @@ func (h *Hub) Subscribe(orderID string) (*Subscription, error) {
 		return nil, &shopd.Error{Code: shopd.EUnavailable, RetryAfter: retryAfterFull,
 			Message: "Too many open streams on this instance; retry later."}
 	}
-	s := &Subscription{hub: h, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
+	if userID != "" && h.users[userID] >= h.cfg.MaxStreamsPerUser {
+		return nil, &shopd.Error{Code: shopd.ERateLimited, RetryAfter: retryAfterFull,
+			Message: fmt.Sprintf("At most %d streams open at once per customer; close one or retry later.", h.cfg.MaxStreamsPerUser)}
+	}
+	s := &Subscription{hub: h, userID: userID, orderID: orderID, ch: make(chan *Event, h.cfg.Buffer), Start: h.cursor}
 	h.subs[s] = struct{}{}
+	if userID != "" {
+		h.users[userID]++
+	}
 	h.metrics.open.WithLabelValues(s.kind()).Inc()
 	return s, nil
+}
+
+// Issued reports whether c's transaction has begun, as that of every event
+// id the streams sent has; false for an id from the future, which would
+// skip every event to come.
+func (h *Hub) Issued(ctx context.Context, c Cursor) (bool, error) {
+	return issued(ctx, h.db, c)
 }
 
 // Replay calls fn for each settled event after from and up to upTo, in
@@ -369,6 +396,11 @@ func (h *Hub) removeLocked(s *Subscription) {
 		return
 	}
 	delete(h.subs, s)
+	if s.userID != "" {
+		if h.users[s.userID]--; h.users[s.userID] == 0 {
+			delete(h.users, s.userID)
+		}
+	}
 	close(s.ch)
 	h.metrics.open.WithLabelValues(s.kind()).Dec()
 }
@@ -376,6 +408,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 // Subscription is one stream's feed from the hub.
 type Subscription struct {
 	hub     *Hub
+	userID  string // counted against MaxStreamsPerUser; "" is not
 	orderID string
 	ch      chan *Event
 	// Start is the position the subscription starts after.

@@ -2,12 +2,14 @@ package live
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/store"
@@ -97,7 +99,7 @@ func TestLaterInsertedCommittedFirst(t *testing.T) {
 	b := setup(t, Config{})
 	ctx := t.Context()
 	pa, pb := b.product(t), b.product(t)
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestOtherDatabasesDoNotHoldStreamsBack(t *testing.T) {
 	if _, err := other.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil { // a writer, open
 		t.Fatal(err)
 	}
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestUncommittedIsNeverStreamed(t *testing.T) {
 	b := setup(t, Config{})
 	ctx := t.Context()
 	gone, kept := b.product(t), b.product(t)
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,12 +240,12 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Buffer: 2})
 	ctx := t.Context()
-	slow, err := b.hub.Subscribe("")
+	slow, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fast, err := b.hub.Subscribe("")
+	fast, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,16 +282,16 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 func TestSubscriptionsBounded(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxStreams: 2})
-	s1, err1 := b.hub.Subscribe("")
-	s2, err2 := b.hub.Subscribe("")
+	s1, err1 := b.hub.Subscribe("", "")
+	s2, err2 := b.hub.Subscribe("", "")
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	if _, err := b.hub.Subscribe(""); err == nil {
+	if _, err := b.hub.Subscribe("", ""); err == nil {
 		t.Fatal("a third subscription was accepted with MaxStreams 2")
 	}
 	s1.Close()
-	s3, err := b.hub.Subscribe("")
+	s3, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatalf("after a close: %v", err)
 	}
@@ -299,8 +301,34 @@ func TestSubscriptionsBounded(t *testing.T) {
 			t.Error("a subscription got an event instead of ending")
 		}
 	}
-	if _, err := b.hub.Subscribe(""); err != ErrClosed {
+	if _, err := b.hub.Subscribe("", ""); err != ErrClosed {
 		t.Errorf("subscribe after shutdown: %v, want ErrClosed", err)
+	}
+}
+
+// TestSubscriptionsBoundedPerUser: a user has at most MaxStreamsPerUser
+// open at once (ERateLimited with a Retry-After), other users and staff
+// ("") still subscribe, and a closed one makes room.
+func TestSubscriptionsBoundedPerUser(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MaxStreams: 10, MaxStreamsPerUser: 2})
+	s1, err1 := b.hub.Subscribe("u1", "")
+	_, err2 := b.hub.Subscribe("u1", "")
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	var e *shopd.Error
+	if _, err := b.hub.Subscribe("u1", ""); !errors.As(err, &e) || e.Code != shopd.ERateLimited || e.RetryAfter <= 0 {
+		t.Fatalf("a third subscription of one user: %v, want ERateLimited with a Retry-After", err)
+	}
+	for _, user := range []string{"u2", "", "", ""} {
+		if _, err := b.hub.Subscribe(user, ""); err != nil {
+			t.Fatalf("user %q: %v", user, err)
+		}
+	}
+	s1.Close()
+	if _, err := b.hub.Subscribe("u1", ""); err != nil {
+		t.Fatalf("after a close: %v", err)
 	}
 }
 
@@ -310,7 +338,7 @@ func TestListenerReconnectLosesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	ctx := t.Context()
-	sub, err := b.hub.Subscribe("")
+	sub, err := b.hub.Subscribe("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -135,4 +136,21 @@ func head(ctx context.Context, db sqlx.QueryerContext) (Cursor, error) {
 		return Cursor{}, fmt.Errorf("read stream head: %q: %w", xmin, err)
 	}
 	return Cursor{Xid: xid}, nil
+}
+
+// issuedSQL tells whether a cursor's transaction ($1) has begun: the
+// transaction of every event sent has. (Its row id is not checked: an id
+// past those issued skips nothing but the rest of that one transaction.)
+const issuedSQL = `SELECT $1::xid8 < pg_snapshot_xmax(pg_current_snapshot())`
+
+// issued reports whether c's transaction has begun (see issuedSQL).
+func issued(ctx context.Context, db sqlx.QueryerContext, c Cursor) (bool, error) {
+	if c.Xid > math.MaxInt64 || c.ID > math.MaxInt64 {
+		return false, nil // past any xid8 or bigint
+	}
+	var ok bool
+	if err := sqlx.GetContext(ctx, db, &ok, issuedSQL, strconv.FormatUint(c.Xid, 10)); err != nil {
+		return false, fmt.Errorf("check stream cursor: %w", err)
+	}
+	return ok, nil
 }

@@ -24,11 +24,14 @@ type Stream struct {
 	// at the subscription's start.
 	After     *Cursor
 	Heartbeat time.Duration
+	// Check, when set, is called at each heartbeat; an error ends the
+	// stream (its user's account is gone or lost the role it opened with).
+	Check func(context.Context) error
 }
 
 // Serve writes the stream to w until the client goes (ctx ends), the
-// subscription ends (the hub's shutdown, or the stream fell behind), or a
-// write fails. It first replays from the table what the client missed
+// subscription ends (the hub's shutdown, or the stream fell behind), a
+// write fails, or Check refuses. It first replays from the table what the client missed
 // (after After, up to where the subscription starts), then the
 // subscription's events; any event at or before the last one written is
 // skipped, so the client sees each event once, in order. Once the
@@ -101,6 +104,9 @@ func (s Stream) Serve(ctx context.Context, w http.ResponseWriter) {
 				return
 			}
 		case <-tick.C:
+			if s.Check != nil && s.Check(ctx) != nil {
+				return
+			}
 			if err := write(": heartbeat\n\n"); err != nil {
 				return
 			}

@@ -634,3 +634,52 @@ func streamCustomer(t *testing.T, s *server) string {
 	}
 	return s.token(t, email, "a-long-password")
 }
+
+// TestStreamsPerCustomerBounded: one customer, who anyone can become by
+// registering, cannot take every stream an instance may serve: past
+// live.DefaultMaxStreamsPerUser of their streams open at once the next is
+// 429 with Retry-After, while the admin still opens one, and closing one
+// makes room again.
+func TestStreamsPerCustomerBounded(t *testing.T) {
+	t.Parallel()
+	servers, sh := startShops(t, 1, nil)
+	s := servers[0]
+	var p struct{ ID string }
+	if st := s.call(t, http.MethodPost, "/v1/products", sh.admin, map[string]any{"sku": "S-" + uuid.NewString()[:8], "name": "Kettle", "priceCents": 1500, "stock": 5}, &p); st != http.StatusCreated {
+		t.Fatalf("create product: %d", st)
+	}
+	if st := s.call(t, http.MethodPost, "/v1/auth/register", "", map[string]any{"email": "greedy@example.com", "password": "a-long-password", "firstName": "Gr", "lastName": "Eedy"}, nil); st != http.StatusCreated {
+		t.Fatalf("register: %d", st)
+	}
+	customer := s.token(t, "greedy@example.com", "a-long-password")
+	if st := s.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
+		t.Fatalf("add to cart: %d", st)
+	}
+	order := checkout(t, s, customer, map[string]any{"firstName": "Gr", "lastName": "Eedy", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"})
+	path := "/v1/orders/" + order.Order.ID + "/stream"
+	var open []*sseClient
+	for range live.DefaultMaxStreamsPerUser {
+		open = append(open, openStream(t, s.base, path, customer, nil))
+	}
+	res := streamRequest(t, s.base, path, customer, nil)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "rate_limited") {
+		t.Fatalf("stream %d of one customer: %d (Retry-After %q) %s, want 429", live.DefaultMaxStreamsPerUser+1, res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	openStream(t, s.base, "/v1/admin/events", sh.admin, nil)
+	open[0].res.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := streamRequest(t, s.base, path, customer, nil)
+		if res.StatusCode == http.StatusOK {
+			readStream(t, res)
+			return
+		}
+		res.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("after one stream closed: %d, want 200", res.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -142,12 +142,21 @@ func TestCheckoutLeaseScope(t *testing.T) {
 
 	// A lease that runs out is taken over; its old holder can neither
 	// renew it, nor release the new one, nor finish the key.
-	_, dead, ok := claim(u1, "k", 20*time.Millisecond)
+	const short = 20 * time.Millisecond
+	before := time.Now()
+	_, dead, ok := claim(u1, "k", short)
 	if !ok {
 		t.Fatal("lease refused after release")
 	}
-	if _, _, ok := claim(u1, "k", time.Minute); ok {
-		t.Fatal("a live lease was taken over")
+	// Taken at once it must be refused; on a loaded machine the claim may
+	// come after the lease ran out, and then it may be taken.
+	if _, l, ok := claim(u1, "k", time.Minute); ok {
+		if time.Since(before) < short {
+			t.Fatal("a live lease was taken over")
+		}
+		if err := s.ReleaseLease(ctx, l); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var took store.Lease
 	deadline := time.Now().Add(10 * time.Second)
