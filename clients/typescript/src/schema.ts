@@ -304,7 +304,7 @@ export interface paths {
          *     stream (`text/event-stream`) that stays open. Each event is
          *
          *     ```
-         *     id: 00000000000004d2000000000000002a
+         *     id: 0000000000000003000000000000002a
          *     event: order.paid
          *     data: {"type":"order.paid","orderId":"...","orderNumber":"ORD-000123",...}
          *     ```
@@ -927,7 +927,7 @@ export interface paths {
          *     stream (`text/event-stream`) that stays open. Each event is
          *
          *     ```
-         *     id: 00000000000004d2000000000000002a
+         *     id: 0000000000000003000000000000002a
          *     event: order.paid
          *     data: {"type":"order.paid","orderId":"...","orderNumber":"ORD-000123",...}
          *     ```
@@ -3059,6 +3059,30 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description This customer already has as many streams open on this instance as one customer may (16): close one, or reconnect after `Retry-After` seconds. */
+        TooManyStreams: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                /**
+                 * @description Whole seconds to wait before reconnecting.
+                 * @example 5
+                 */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://shopd.dev/problems/rate_limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "detail": "At most 16 streams open at once per customer; close one or retry later.",
+                 *       "requestId": "01HZY3K8QF5R2V7N9XJ4C6M0TB"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description This instance serves as many streams as it may (`STREAM_MAX`), or is shutting down: reconnect after `Retry-After` seconds. */
         StreamsUnavailable: {
             headers: {
@@ -3751,8 +3775,8 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send is a `400`.
-                 * @example 00000000000004d2000000000000002a
+                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send (malformed, or of a transaction not yet begun) is a `400`.
+                 * @example 0000000000000003000000000000002a
                  */
                 "Last-Event-ID"?: string;
             };
@@ -3777,7 +3801,7 @@ export interface operations {
                      * @example : connected
                      *     retry: 2000
                      *
-                     *     id: 00000000000004d2000000000000002a
+                     *     id: 0000000000000003000000000000002a
                      *     event: order.paid
                      *     data: {"type":"order.paid","orderId":"5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a","orderNumber":"ORD-000123","status":"processing","paymentStatus":"paid","fulfillmentStatus":"unfulfilled","productId":null,"sku":null,"stock":null,"occurredAt":"2026-05-04T12:01:10Z"}
                      *
@@ -3793,6 +3817,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyStreams"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["StreamsUnavailable"];
         };
@@ -5149,8 +5174,8 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send is a `400`.
-                 * @example 00000000000004d2000000000000002a
+                 * @description The `id` of the last event received; the stream resumes after it. An id these streams did not send (malformed, or of a transaction not yet begun) is a `400`.
+                 * @example 0000000000000003000000000000002a
                  */
                 "Last-Event-ID"?: string;
             };
@@ -5181,7 +5206,7 @@ export interface operations {
                      * @example : connected
                      *     retry: 2000
                      *
-                     *     id: 00000000000004d2000000000000002a
+                     *     id: 0000000000000003000000000000002a
                      *     event: order.paid
                      *     data: {"type":"order.paid","orderId":"5d9c7e3a-2b1f-4c6d-8e0a-7f3b5c1d9e2a","orderNumber":"ORD-000123","status":"processing","paymentStatus":"paid","fulfillmentStatus":"unfulfilled","productId":null,"sku":null,"stock":null,"occurredAt":"2026-05-04T12:01:10Z"}
                      *
@@ -5193,6 +5218,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyStreams"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["StreamsUnavailable"];
         };
