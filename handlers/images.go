@@ -241,18 +241,29 @@ func (s *Server) toAPIProductImage(ctx context.Context, img store.ProductImage) 
 // toAPIProducts renders products with their images (one query for all),
 // cost prices for admins only.
 func (s *Server) toAPIProducts(ctx context.Context, ps []store.Product, admin bool) ([]gen.Product, error) {
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ID
+	// One query for the images of the products read without them.
+	var ids []string
+	for _, p := range ps {
+		if !p.Images.Loaded {
+			ids = append(ids, p.ID)
+		}
 	}
-	imgs, err := s.store.ProductImages(ctx, ids...)
-	if err != nil {
-		return nil, err
+	imgs := map[string][]store.ProductImage{}
+	if len(ids) > 0 {
+		var err error
+		if imgs, err = s.store.ProductImages(ctx, ids...); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]gen.Product, len(ps))
 	for i, p := range ps {
-		api := make([]gen.ProductImage, len(imgs[p.ID]))
-		for j, img := range imgs[p.ID] {
+		list := imgs[p.ID]
+		if p.Images.Loaded {
+			list = p.Images.Items
+		}
+		api := make([]gen.ProductImage, len(list))
+		for j, img := range list {
+			var err error
 			if api[j], err = s.toAPIProductImage(ctx, img); err != nil {
 				return nil, err
 			}

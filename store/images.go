@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -19,17 +20,45 @@ const MaxProductImages = 10
 // under BlobKey; ThumbnailKey is nil until the thumbnail job has run.
 // Positions count from 0 without gaps.
 type ProductImage struct {
-	ID           string    `db:"id"`
-	ProductID    string    `db:"product_id"`
-	BlobKey      string    `db:"blob_key"`
-	ThumbnailKey *string   `db:"thumbnail_key"`
-	ContentType  string    `db:"content_type"`
-	Width        int       `db:"width"`
-	Height       int       `db:"height"`
-	ByteSize     int       `db:"byte_size"`
-	Alt          string    `db:"alt"`
-	Position     int       `db:"position"`
-	CreatedAt    time.Time `db:"created_at"`
+	ID           string    `db:"id" json:"id"`
+	ProductID    string    `db:"product_id" json:"product_id"`
+	BlobKey      string    `db:"blob_key" json:"blob_key"`
+	ThumbnailKey *string   `db:"thumbnail_key" json:"thumbnail_key"`
+	ContentType  string    `db:"content_type" json:"content_type"`
+	Width        int       `db:"width" json:"width"`
+	Height       int       `db:"height" json:"height"`
+	ByteSize     int       `db:"byte_size" json:"byte_size"`
+	Alt          string    `db:"alt" json:"alt"`
+	Position     int       `db:"position" json:"position"`
+	CreatedAt    time.Time `db:"created_at" json:"created_at"`
+}
+
+// ProductImageList is a product's images as a query that reads the
+// product brings them along (a json_agg of its product_images rows, in
+// position order): one round trip for a product and its images. Loaded
+// is false when the query did not bring them.
+type ProductImageList struct {
+	Items  []ProductImage
+	Loaded bool
+}
+
+// Scan reads the json_agg column.
+func (l *ProductImageList) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case []byte:
+		b = v
+	case string:
+		b = []byte(v)
+	default:
+		return fmt.Errorf("product images: cannot scan %T", src)
+	}
+	l.Items = nil
+	if err := json.Unmarshal(b, &l.Items); err != nil {
+		return fmt.Errorf("product images: %w", err)
+	}
+	l.Loaded = true
+	return nil
 }
 
 // NewProductImage is an uploaded image whose bytes are already stored.

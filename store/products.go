@@ -39,6 +39,9 @@ type Product struct {
 	HeightMm            *int           `db:"height_mm"`
 	CreatedAt           time.Time      `db:"created_at"`
 	UpdatedAt           time.Time      `db:"updated_at"`
+	// Images come with the product where the query reads them too
+	// (Product does); elsewhere Images.Loaded is false.
+	Images ProductImageList `db:"images"`
 }
 
 // Dimensions are a parcel's size in millimetres.
@@ -112,7 +115,9 @@ func productNotFound(id string) error {
 	return shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
 }
 
-const productByIDSQL = `SELECT ` + productColumns + ` FROM products WHERE id = $1`
+const productByIDSQL = `SELECT ` + productColumns + `,
+	(SELECT coalesce(json_agg(i ORDER BY i.position), '[]') FROM product_images i WHERE i.product_id = products.id) AS images
+FROM products WHERE id = $1`
 
 // Product returns a product. An archived one is ENotFound unless
 // includeArchived.
