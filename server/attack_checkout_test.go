@@ -33,18 +33,7 @@ func TestCheckoutKeyUnderAttack(t *testing.T) {
 	}
 	a, b := start(t, env), start(t, env)
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
-	var p struct{ ID string }
-	if st := a.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "ATK-1", "name": "Kettle", "priceCents": 2500, "stock": 3}, &p); st != http.StatusCreated {
-		t.Fatalf("create product: %d", st)
-	}
-	reg := map[string]any{"email": "eve@example.com", "password": "a-long-password", "firstName": "Eve", "lastName": "Lovelace"}
-	if st := a.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
-	customer := a.token(t, "eve@example.com", "a-long-password")
-	if st := a.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
-		t.Fatalf("add to cart: %d", st)
-	}
+	_, customer := cartOfOne(t, a, admin, "ATK-1", "eve@example.com", "Eve")
 	key := uuid.NewString()
 	checkout := func(s *server, city string) (int, string, []byte) {
 		addr := map[string]any{"firstName": "Eve", "lastName": "Lovelace", "line1": "1 Road", "city": city, "postalCode": "N1", "country": "GB"}

@@ -34,18 +34,7 @@ func TestKilledMidCheckoutTakenOverByAnotherInstance(t *testing.T) {
 	second := start(t, env)
 
 	admin := first.token(t, "boss@example.com", "bootstrap-password")
-	var p struct{ ID string }
-	if st := first.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "L-1", "name": "Kettle", "priceCents": 2500, "stock": 3}, &p); st != http.StatusCreated {
-		t.Fatalf("create product: %d", st)
-	}
-	reg := map[string]any{"email": "ada@example.com", "password": "a-long-password", "firstName": "Ada", "lastName": "Lovelace"}
-	if st := first.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
-	customer := first.token(t, "ada@example.com", "a-long-password")
-	if st := first.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
-		t.Fatalf("add to cart: %d", st)
-	}
+	p, customer := cartOfOne(t, first.server, admin, "L-1", "ada@example.com", "Ada")
 	key := uuid.NewString()
 	checkout := func(s *server) (int, []byte) {
 		addr := map[string]any{"firstName": "Ada", "lastName": "Lovelace", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"}
@@ -130,18 +119,7 @@ func TestSameKeyOnTwoInstances(t *testing.T) {
 	}
 	a, b := start(t, env), start(t, env)
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
-	var p struct{ ID string }
-	if st := a.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": "L-2", "name": "Kettle", "priceCents": 2500, "stock": 3}, &p); st != http.StatusCreated {
-		t.Fatalf("create product: %d", st)
-	}
-	reg := map[string]any{"email": "bo@example.com", "password": "a-long-password", "firstName": "Bo", "lastName": "Lovelace"}
-	if st := a.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
-	customer := a.token(t, "bo@example.com", "a-long-password")
-	if st := a.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
-		t.Fatalf("add to cart: %d", st)
-	}
+	_, customer := cartOfOne(t, a, admin, "L-2", "bo@example.com", "Bo")
 	key := uuid.NewString()
 	type answer struct {
 		status     int
@@ -195,4 +173,23 @@ func TestSameKeyOnTwoInstances(t *testing.T) {
 	if n := fake.IntentCount(); n != 1 || len(fake.IntentsForOrder(out.Order.ID)) != 1 {
 		t.Errorf("intents = %d, want 1, for order %s", n, out.Order.ID)
 	}
+}
+
+// cartOfOne creates a product (stock 3) through s as admin, registers a
+// customer and puts one of the product in their cart: the start of every
+// checkout-key test. It returns the product and the customer's token.
+func cartOfOne(t *testing.T, s *server, admin, sku, email, firstName string) (p struct{ ID string }, customer string) {
+	t.Helper()
+	if st := s.call(t, http.MethodPost, "/v1/products", admin, map[string]any{"sku": sku, "name": "Kettle", "priceCents": 2500, "stock": 3}, &p); st != http.StatusCreated {
+		t.Fatalf("create product: %d", st)
+	}
+	reg := map[string]any{"email": email, "password": "a-long-password", "firstName": firstName, "lastName": "Lovelace"}
+	if st := s.call(t, http.MethodPost, "/v1/auth/register", "", reg, nil); st != http.StatusCreated {
+		t.Fatalf("register: %d", st)
+	}
+	customer = s.token(t, email, "a-long-password")
+	if st := s.call(t, http.MethodPost, "/v1/cart/items", customer, map[string]any{"productId": p.ID, "quantity": 1}, nil); st != http.StatusCreated {
+		t.Fatalf("add to cart: %d", st)
+	}
+	return p, customer
 }
