@@ -71,7 +71,9 @@ type api struct {
 // migrated database. opts change the Config before the server is built.
 func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	t.Helper()
-	st := store.New(pgtest.NewDB(t))
+	db, dbURL := pgtest.NewDBAndURL(t)
+	st := store.New(db)
+	databaseURLs.Store(st, dbURL)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("generate signing key: %v", err)
@@ -129,6 +131,10 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, ServerRead: serverRead, client: client}
 }
+
+// databaseURLs is the URL of each setup's database, by its store: for
+// options that connect on their own (withCatalogCache).
+var databaseURLs sync.Map
 
 // countingListener counts what the server reads from its connections.
 type countingListener struct {

@@ -6,8 +6,12 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+
+	"github.com/shopd/shopd/catalogcache"
 )
 
 // catalogReadRoutes are the catalog reads the HTTP cache headers apply to,
@@ -43,49 +47,166 @@ const (
 // or not, so a shared cache keys on the header and never gives an
 // anonymous caller a response made for a token. Other routes and methods,
 // and every answer but a 200, pass through untouched.
-func catalogCaching(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		req := c.Request()
-		if req.Method != http.MethodGet || !catalogReadRoutes[c.Path()] {
-			return next(c)
-		}
-		res := c.Response()
-		original := res.Writer
-		buf := &bufferedWriter{header: original.Header()}
-		res.Writer = buf
-		err := next(c)
-		res.Writer = original
-		if err != nil || buf.status != http.StatusOK {
-			// Not a cacheable answer: send it as it was written, if it was.
-			if buf.status != 0 {
-				original.WriteHeader(buf.status)
-				_, _ = original.Write(buf.body.Bytes())
+//
+// With a cache (nil: off), the public reads of a product or a page of
+// products are answered from it when it has them (catalogcache says how
+// fresh that is), and a write through this server drops what it may have
+// changed before its answer goes out: whoever made a change reads it back
+// from this instance at once.
+func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.Time) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.Method != http.MethodGet {
+				if cache != nil {
+					invalidateOnAnswer(c, cache)
+				}
+				return next(c)
 			}
-			return err
+			if !catalogReadRoutes[c.Path()] {
+				return next(c)
+			}
+			key, cacheable := cacheKey(c)
+			cacheable = cacheable && cache != nil
+			now := time.Now()
+			if cacheable {
+				if e, ok := cache.Get(key, now); ok {
+					return answerCatalogRead(c, e.Body, e.ETag, e.ContentType)
+				}
+			}
+			var ticket catalogcache.Ticket
+			if cacheable {
+				ticket = cache.Begin(key) // before the handler reads the database
+			}
+			res := c.Response()
+			original := res.Writer
+			buf := &bufferedWriter{header: original.Header()}
+			res.Writer = buf
+			err := next(c)
+			res.Writer = original
+			if err != nil || buf.status != http.StatusOK {
+				// Not a cacheable answer: send it as it was written, if it was.
+				if buf.status != 0 {
+					original.WriteHeader(buf.status)
+					_, _ = original.Write(buf.body.Bytes())
+				}
+				return err
+			}
+			sum := sha256.Sum256(buf.body.Bytes())
+			etag := `"` + hex.EncodeToString(sum[:]) + `"`
+			contentType := original.Header().Get(echo.HeaderContentType)
+			if cacheable {
+				// The image URLs in it were signed after now: they hold
+				// still at least until stableUntil(now).
+				cache.Put(ticket, catalogcache.Entry{Body: buf.body.Bytes(), ETag: etag, ContentType: contentType, ExpiresAt: stableUntil(now)})
+			}
+			return answerCatalogRead(c, buf.body.Bytes(), etag, contentType)
 		}
-		sum := sha256.Sum256(buf.body.Bytes())
-		etag := `"` + hex.EncodeToString(sum[:]) + `"`
-		h := original.Header()
-		h.Set("ETag", etag)
-		h.Add(echo.HeaderVary, echo.HeaderAuthorization)
-		if req.Header.Get(echo.HeaderAuthorization) != "" {
-			h.Set(echo.HeaderCacheControl, privateCatalogCacheControl)
-		} else {
-			h.Set(echo.HeaderCacheControl, publicCatalogCacheControl)
-		}
-		if etagMatches(req.Header.Get("If-None-Match"), etag) {
-			h.Del(echo.HeaderContentType)
-			h.Del(echo.HeaderContentLength)
-			res.Status = http.StatusNotModified // for the access log and metrics
-			original.WriteHeader(http.StatusNotModified)
-			return nil
-		}
-		original.WriteHeader(http.StatusOK)
-		if _, err := original.Write(buf.body.Bytes()); err != nil {
-			return nil // the client went away; nothing left to tell it
-		}
+	}
+}
+
+// answerCatalogRead sends a catalog read's 200 (or 304 for a matching
+// If-None-Match) with its caching headers, straight to the connection's
+// writer: the handler that made the body may have marked Echo's response
+// written already.
+func answerCatalogRead(c echo.Context, body []byte, etag, contentType string) error {
+	req, res := c.Request(), c.Response()
+	w := res.Writer
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Add(echo.HeaderVary, echo.HeaderAuthorization)
+	if req.Header.Get(echo.HeaderAuthorization) != "" {
+		h.Set(echo.HeaderCacheControl, privateCatalogCacheControl)
+	} else {
+		h.Set(echo.HeaderCacheControl, publicCatalogCacheControl)
+	}
+	res.Committed = true
+	if etagMatches(req.Header.Get("If-None-Match"), etag) {
+		h.Del(echo.HeaderContentType)
+		h.Del(echo.HeaderContentLength)
+		res.Status = http.StatusNotModified // for the access log and metrics
+		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	h.Set(echo.HeaderContentType, contentType)
+	res.Status = http.StatusOK
+	w.WriteHeader(http.StatusOK)
+	n, _ := w.Write(body) // a client that went away has nothing left to be told
+	res.Size = int64(n)
+	return nil
+}
+
+// cacheKey names a catalog read in the cache, if it may be kept there:
+// not an admin's (it shows cost prices and archived products), not a
+// search (each counts against the caller's quota), and a product by its
+// canonical id only, the id change notifications carry. Any other caller
+// reads the same answer, signed in or not.
+func cacheKey(c echo.Context) (catalogcache.Key, bool) {
+	if isAdmin(c.Request().Context()) {
+		return catalogcache.Key{}, false
+	}
+	u := c.Request().URL
+	if c.Path() == "/v1/products/:productId" {
+		id := c.Param("productId")
+		if u.RawQuery != "" || canonicalID(id) != id {
+			return catalogcache.Key{}, false
+		}
+		return catalogcache.Key{Product: id}, true
+	}
+	if u.Query().Has("q") {
+		return catalogcache.Key{}, false
+	}
+	return catalogcache.Key{List: u.RequestURI()}, true
+}
+
+// canonicalID is id as PostgreSQL writes a uuid, or "" if it is none.
+func canonicalID(id string) string {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return ""
+	}
+	return u.String()
+}
+
+// catalogNeutralWrites are the writes that change no product, stock or
+// image, by method and Echo route: they leave the catalog cache alone.
+// Every other write drops from it what it may have changed.
+var catalogNeutralWrites = map[string]bool{
+	"POST /v1/auth/login":                                 true,
+	"POST /v1/auth/register":                              true,
+	"POST /v1/auth/stream-token":                          true,
+	"POST /v1/cart/items":                                 true,
+	"PUT /v1/cart/items/:productId":                       true,
+	"DELETE /v1/cart/items/:productId":                    true,
+	"DELETE /v1/cart":                                     true,
+	"PATCH /v1/me":                                        true,
+	"POST /v1/me/addresses":                               true,
+	"PATCH /v1/me/addresses/:addressId":                   true,
+	"DELETE /v1/me/addresses/:addressId":                  true,
+	"POST /v1/admin/notifications/:notificationId/retry": true,
+}
+
+// invalidateOnAnswer drops from the cache what the write may change, as
+// its answer is about to be written (after its transaction committed):
+// one product (and every list) for a product's routes, everything for the
+// rest (checkout, cancellations, refunds, webhooks move stock of products
+// the route does not name). The change's notification drops it again,
+// here and on every other instance.
+func invalidateOnAnswer(c echo.Context, cache *catalogcache.Cache) {
+	if catalogNeutralWrites[c.Request().Method+" "+c.Path()] {
+		return
+	}
+	drop := cache.InvalidateAll
+	if strings.HasPrefix(c.Path(), "/v1/products") {
+		drop = func() {
+			if id := canonicalID(c.Param("productId")); id != "" {
+				cache.Invalidate(id)
+			} else {
+				cache.InvalidateLists() // a new product
+			}
+		}
+	}
+	c.Response().Before(drop)
 }
 
 // etagMatches reports whether an If-None-Match value names etag: "*" or a

@@ -29,6 +29,7 @@ import (
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
+	"github.com/shopd/shopd/catalogcache"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/live"
@@ -80,6 +81,8 @@ type Config struct {
 	StreamHeartbeat time.Duration
 	// Images stores, signs and serves product images; required.
 	Images *images.Service
+	// CatalogCache answers public catalog reads from memory; nil is off.
+	CatalogCache *catalogcache.Cache
 }
 
 // Server implements the generated strict server interface.
@@ -237,7 +240,7 @@ func useMiddleware(e *echo.Echo, cfg Config, validator echo.MiddlewareFunc) {
 	e.Use(validator)
 	e.Use(auth.ClaimsMiddleware)
 	e.Use(withEchoContext)
-	e.Use(catalogCaching)
+	e.Use(catalogCaching(cfg.CatalogCache, cfg.Images.URLsStableUntil))
 }
 
 // routesOutsideSpec adds the routes that are not API operations: the

@@ -265,13 +265,27 @@ func (s *Service) remove(ctx context.Context, key string) {
 // time instead of changing every second.
 func (s *Service) URL(ctx context.Context, key string) (string, error) {
 	now := time.Now()
-	step := max(s.ttl/12, time.Second)
-	expiry := now.Add(s.ttl).Truncate(step).Add(step)
+	expiry := s.urlExpiry(now)
 	u, err := s.bucket.SignedURL(ctx, key, &blob.SignedURLOptions{Expiry: expiry.Sub(now), Method: "GET"})
 	if err != nil {
 		return "", fmt.Errorf("sign image URL: %w", err)
 	}
 	return u, nil
+}
+
+// urlExpiry is the expiry of the URLs made at now: now + TTL, rounded up
+// to a twelfth of the TTL.
+func (s *Service) urlExpiry(now time.Time) time.Time {
+	step := max(s.ttl/12, time.Second)
+	return now.Add(s.ttl).Truncate(step).Add(step)
+}
+
+// URLsStableUntil is when URL, called at now or later, starts giving a
+// later expiry than it gives at now: until then a product's answer (and
+// its ETag) stays the same for the file store's URLs, and every URL made
+// from now on is valid at least until then plus the TTL less a twelfth.
+func (s *Service) URLsStableUntil(now time.Time) time.Time {
+	return s.urlExpiry(now).Add(-s.ttl)
 }
 
 // Object is an image's bytes as the file store serves them.

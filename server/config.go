@@ -91,6 +91,8 @@ type Config struct {
 	StreamHeartbeat time.Duration
 	// StreamMax bounds the live streams open at once on this instance.
 	StreamMax int
+	// CatalogCacheMB bounds the catalog read cache, in MiB; 0 turns it off.
+	CatalogCacheMB int
 	// BlobURL is where product images are kept: file:///dir (the default,
 	// DATA_DIR/blobs) or s3://bucket?region=...&endpoint=...&use_path_style=true.
 	BlobURL string
@@ -178,6 +180,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DeliveryFollowUpAfter:       duration("DELIVERY_FOLLOWUP_AFTER", orders.DefaultDeliveryFollowUpAfter),
 		StreamHeartbeat:             duration("STREAM_HEARTBEAT", live.DefaultHeartbeat),
 		StreamMax:                   int(integer("STREAM_MAX", live.DefaultMaxStreams)),
+		CatalogCacheMB:              int(integer("CATALOG_CACHE_MB", DefaultCatalogCacheMB)),
 		BlobURL:                     getenv("BLOB_URL"),
 		ImageURLSecret:              getenv("IMAGE_URL_SECRET"),
 		ImageURLTTL:                 duration("IMAGE_URL_TTL", images.DefaultTTL),
@@ -202,6 +205,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.StorefrontURL = strings.TrimRight(env("STOREFRONT_URL", c.PublicURL), "/")
 	if c.StreamMax < 1 && getenv("STREAM_MAX") != "" {
 		errs = append(errs, fmt.Errorf("STREAM_MAX: at least 1, got %d", c.StreamMax))
+	}
+	if c.CatalogCacheMB < 0 || c.CatalogCacheMB > 4096 {
+		errs = append(errs, fmt.Errorf("CATALOG_CACHE_MB: between 0 (off) and 4096, got %d", c.CatalogCacheMB))
 	}
 	if c.NotifyMaxAttempts < 1 && getenv("NOTIFY_MAX_ATTEMPTS") != "" {
 		errs = append(errs, fmt.Errorf("NOTIFY_MAX_ATTEMPTS: at least 1, got %d", c.NotifyMaxAttempts))
@@ -255,6 +261,11 @@ func (c Config) SigningKey() (*ecdsa.PrivateKey, error) {
 	}
 	return auth.LoadOrCreateSigningKey(filepath.Join(c.DataDir, "jwt-es256.pem"))
 }
+
+// DefaultCatalogCacheMB is CATALOG_CACHE_MB's default: room for some
+// thousands of products and pages, a small share of the memory an instance
+// runs in (its default GOMEMLIMIT is 64 MiB).
+const DefaultCatalogCacheMB = 8
 
 // maxImageURLTTL is the longest an S3 presigned URL may live.
 const maxImageURLTTL = 7 * 24 * time.Hour

@@ -209,6 +209,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"BootstrapAdminEmail", c.BootstrapAdminEmail, ""},
 		{"StreamHeartbeat", c.StreamHeartbeat, 15 * time.Second},
 		{"StreamMax", c.StreamMax, 1000},
+		{"CatalogCacheMB", c.CatalogCacheMB, 8},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -232,6 +233,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"CORS_ALLOWED_ORIGINS":      "https://a.example,https://b.example",
 		"STREAM_HEARTBEAT":          "250ms",
 		"STREAM_MAX":                "3",
+		"CATALOG_CACHE_MB":          "64",
 	}
 	c, err := LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
@@ -239,7 +241,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 	}
 	if c.DatabaseURL != "postgres://db/shop" || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
 		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 ||
-		c.StreamHeartbeat != 250*time.Millisecond || c.StreamMax != 3 {
+		c.StreamHeartbeat != 250*time.Millisecond || c.StreamMax != 3 || c.CatalogCacheMB != 64 {
 		t.Errorf("config = %+v", c)
 	}
 	if c.StripeSecretKey == "" {
@@ -281,6 +283,9 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"STREAM_MAX", "0", ""},
 		{"STREAM_MAX", "-5", ""},
 		{"STREAM_MAX", "lots", ""},
+		{"CATALOG_CACHE_MB", "-1", ""},
+		{"CATALOG_CACHE_MB", "5000", ""},
+		{"CATALOG_CACHE_MB", "some", ""},
 		{"BOOTSTRAP_ADMIN_EMAIL", "a@example.com", "BOOTSTRAP_ADMIN_PASSWORD"},
 		{"BOOTSTRAP_ADMIN_PASSWORD", "secret-password", "BOOTSTRAP_ADMIN_EMAIL"},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/cartrecovery"
+	"github.com/shopd/shopd/catalogcache"
 	"github.com/shopd/shopd/handlers"
 	"github.com/shopd/shopd/images"
 	"github.com/shopd/shopd/inventory"
@@ -182,6 +183,17 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		return nil, err
 	}
 	a.closers = append(a.closers, a.streams.Close)
+	var catalog *catalogcache.Cache
+	if cfg.CatalogCacheMB > 0 {
+		catalog, err = catalogcache.Start(ctx, catalogcache.Config{
+			DatabaseURL: cfg.DatabaseURL, MaxBytes: int64(cfg.CatalogCacheMB) << 20, Registry: registry, Log: log,
+		})
+		if err != nil {
+			a.close(log)
+			return nil, err
+		}
+		a.closers = append(a.closers, catalog.Close)
+	}
 	if cfg.StripeWebhookSecret == "" {
 		log.Warn("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused")
 	}
@@ -205,6 +217,7 @@ func assemble(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger
 		Streams:                     a.streams,
 		StreamHeartbeat:             cfg.StreamHeartbeat,
 		Images:                      pictures,
+		CatalogCache:                catalog,
 	})
 	if err != nil {
 		a.close(log)

@@ -69,13 +69,23 @@ func runMain(m *testing.M) int {
 // still open then, which catches leaked transactions and rows.
 func NewDB(t testing.TB) *sqlx.DB {
 	t.Helper()
+	db, _ := NewDBAndURL(t)
+	return db
+}
+
+// NewDBAndURL is NewDB that also gives the database's URL, for code that
+// opens a connection of its own next to the pool (a listener); that
+// connection must be closed before the test ends.
+func NewDBAndURL(t testing.TB) (*sqlx.DB, string) {
+	t.Helper()
+	url := newDatabase(t, false)
 	// The driver mode store.Open uses (one round trip per query).
-	db, err := sqlx.Open("postgres", newDatabase(t, false)+"&binary_parameters=yes")
+	db, err := sqlx.Open("postgres", url+"&binary_parameters=yes")
 	if err != nil {
 		t.Fatalf("pgtest: open database: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return db, url
 }
 
 // NewURL returns the URL of a new migrated database, for code that opens its
