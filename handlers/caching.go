@@ -172,17 +172,17 @@ func canonicalID(id string) string {
 // image, by method and Echo route: they leave the catalog cache alone.
 // Every other write drops from it what it may have changed.
 var catalogNeutralWrites = map[string]bool{
-	"POST /v1/auth/login":                                 true,
-	"POST /v1/auth/register":                              true,
-	"POST /v1/auth/stream-token":                          true,
-	"POST /v1/cart/items":                                 true,
-	"PUT /v1/cart/items/:productId":                       true,
-	"DELETE /v1/cart/items/:productId":                    true,
-	"DELETE /v1/cart":                                     true,
-	"PATCH /v1/me":                                        true,
-	"POST /v1/me/addresses":                               true,
-	"PATCH /v1/me/addresses/:addressId":                   true,
-	"DELETE /v1/me/addresses/:addressId":                  true,
+	"POST /v1/auth/login":                                true,
+	"POST /v1/auth/register":                             true,
+	"POST /v1/auth/stream-token":                         true,
+	"POST /v1/cart/items":                                true,
+	"PUT /v1/cart/items/:productId":                      true,
+	"DELETE /v1/cart/items/:productId":                   true,
+	"DELETE /v1/cart":                                    true,
+	"PATCH /v1/me":                                       true,
+	"POST /v1/me/addresses":                              true,
+	"PATCH /v1/me/addresses/:addressId":                  true,
+	"DELETE /v1/me/addresses/:addressId":                 true,
 	"POST /v1/admin/notifications/:notificationId/retry": true,
 }
 
