@@ -61,7 +61,7 @@ var serverEnvKeys = []string{
 	"LOGIN_FAILURES_PER_IP_PER_MINUTE", "REGISTRATIONS_PER_IP_PER_HOUR",
 	"TAX_RATE_BPS", "SHIPPING_FLAT_CENTS", "FREE_SHIPPING_OVER_CENTS",
 	"TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "GOGC", "GOMEMLIMIT", "METRICS_TOKEN", "CHECKOUT_LEASE",
-	"STREAM_MAX", "STREAM_HEARTBEAT",
+	"STREAM_MAX", "STREAM_HEARTBEAT", "CATALOG_CACHE_MB",
 }
 
 // maxStreams is the server's STREAM_MAX in the bench: the most -streams.
@@ -70,7 +70,7 @@ const maxStreams = 10000
 // startEnv starts PostgreSQL and stripe-mock (or, with standIn, points the
 // server at it instead), seeds the demo catalog and starts `shopd` serving
 // on a free loopback port.
-func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeStandIn) (_ *env, err error) {
+func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeStandIn, extra map[string]string) (_ *env, err error) {
 	dir, err := os.MkdirTemp("", "shopbench-")
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeS
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	e.base = "http://" + addr
 
-	environ := serverEnviron(map[string]string{
+	set := map[string]string{
 		"HTTP_ADDR":                addr,
 		"DATABASE_URL":             e.db.URL,
 		"STRIPE_API_BASE":          stripeBase,
@@ -132,7 +132,11 @@ func startEnv(ctx context.Context, serverBin string, keep bool, standIn *stripeS
 		"METRICS_TOKEN":                    metricsToken,
 		// Room for -streams idle streams (the default is 1000).
 		"STREAM_MAX": strconv.Itoa(maxStreams),
-	})
+	}
+	for k, v := range extra {
+		set[k] = v
+	}
+	environ := serverEnviron(set)
 
 	if err := seedCatalog(ctx, e.db.URL); err != nil {
 		return nil, err

@@ -39,11 +39,15 @@
 // The ratio is API ops/s divided by pgbench's tps for the equivalent SQL:
 // the share of the database's own throughput the API delivers (HTTP, JSON,
 // OpenAPI validation, JWT checks, the driver's round trips and, for
-// checkout, a stripe-mock call). The issue's aims are a ratio of at least
-// 0.4 for the catalog reads and 0.5 for checkout, and p99 under 50 ms; the
-// report says which are met. Everything shares one machine (clients, server,
-// PostgreSQL, stripe-mock, pgbench), so numbers compare runs on the same
-// machine only; nothing asserts on them.
+// checkout, a stripe-mock call). The server's catalog cache (on by
+// default) answers the catalog reads from memory after their first, so
+// those API rows measure the cache while pgbench reads the database every
+// time; -catalog-cache-mb 0 runs the server without it. The issue's
+// targets at 32 clients: get product >= 14,000/s, list >= 0.4 of pgbench,
+// both with p99 < 20 ms; add-to-cart + checkout >= 450/s with p99 < 60 ms;
+// the report says which are met. Everything shares one machine (clients,
+// server, PostgreSQL, stripe-mock, pgbench), so numbers compare runs on
+// the same machine only; nothing asserts on them.
 //
 // # Login flood
 //
@@ -93,6 +97,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -116,6 +121,8 @@ type options struct {
 	// stripeLatency, when >= 0, puts the bench's Stripe stand-in (answers
 	// after this long) in place of stripe-mock.
 	stripeLatency time.Duration
+	// catalogCacheMB is the server's CATALOG_CACHE_MB; -1 leaves its default.
+	catalogCacheMB int
 	// sweep runs the checkout scenario over sweepLatencies x sweepClients
 	// against the stand-in instead of the scenarios.
 	sweep bool
@@ -146,11 +153,19 @@ func parseScenarios(s string) (map[string]bool, error) {
 	return out, nil
 }
 
-// Targets from the issue.
-const (
-	readRatioTarget     = 0.4
-	checkoutRatioTarget = 0.5
-	p99Target           = 50 * time.Millisecond
+// target is what the issue asks of a scenario: a rate, a share of
+// pgbench's rate for the same SQL, a p99 (zero: none asked).
+type target struct {
+	perSec float64
+	ratio  float64
+	p99    time.Duration
+}
+
+// Targets from the issue (32 clients, stripe-mock).
+var (
+	listTarget     = target{ratio: 0.4, p99: 20 * time.Millisecond}
+	getTarget      = target{perSec: 14000, p99: 20 * time.Millisecond}
+	checkoutTarget = target{perSec: 450, p99: 60 * time.Millisecond}
 )
 
 func main() {
@@ -171,6 +186,7 @@ func main() {
 	flag.DurationVar(&o.stripeLatency, "stripe-latency", -1, "answer Stripe calls from the bench's own stand-in after this long, instead of stripe-mock (-1: stripe-mock)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during one scenario's measured phase to this file (go tool pprof)")
 	flag.StringVar(&o.profileScenario, "profile-scenario", "checkout", "the scenario -cpuprofile profiles: list, get or checkout")
+	flag.IntVar(&o.catalogCacheMB, "catalog-cache-mb", -1, "the server's CATALOG_CACHE_MB (0: catalog reads always go to the database; -1: the server's default)")
 	flag.BoolVar(&o.sweep, "sweep", false, "run only add-to-cart + checkout against the Stripe stand-in at 0, 100 and 300 ms latency x 32 and 256 clients, and print the table")
 	flag.Parse()
 	if o.clients < 1 || o.jobs < 1 || o.jobs > o.clients || o.stockProducts < 1 || o.duration < time.Second || o.warmup < 0 ||
@@ -203,7 +219,7 @@ func main() {
 type outcome struct {
 	api    result
 	sql    sqlResult
-	target float64
+	target target
 	// serverCores and clientCores are the CPU the server and this load
 	// generator used during the measured API phase, in cores; peakRSS is
 	// the server's VmHWM (KiB) after it.
@@ -244,7 +260,11 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	} else {
 		fmt.Fprintln(out, "starting PostgreSQL, stripe-mock and the server ...")
 	}
-	e, err := startEnv(ctx, server, o.keep, standIn)
+	extra := map[string]string{}
+	if o.catalogCacheMB >= 0 {
+		extra["CATALOG_CACHE_MB"] = strconv.Itoa(o.catalogCacheMB)
+	}
+	e, err := startEnv(ctx, server, o.keep, standIn, extra)
 	if err != nil {
 		if standIn != nil {
 			standIn.close()
@@ -349,11 +369,11 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 	plan := []struct {
 		sc     scenario
 		script string
-		target float64
+		target target
 	}{
-		{listScenario(), "list", readRatioTarget},
-		{getScenario(f.catalogIDs, o.clients), "get", readRatioTarget},
-		{checkoutScenario(f), "checkout", checkoutRatioTarget},
+		{listScenario(), "list", listTarget},
+		{getScenario(f.catalogIDs, o.clients), "get", getTarget},
+		{checkoutScenario(f), "checkout", checkoutTarget},
 	}
 	seconds := int(math.Ceil(o.duration.Seconds()))
 	warmSeconds := int(math.Ceil(o.warmup.Seconds()))
@@ -514,33 +534,41 @@ func reportThroughput(out io.Writer, o options, outcomes []outcome, mem memRepor
 	}
 
 	fmt.Fprintf(out, "\nAPI / raw SQL (pgbench -c %d -j %d -M prepared, same database, same duration)\n", o.clients, o.jobs)
-	fmt.Fprintf(out, "%-24s %10s %10s %9s %7s %8s  %s\n", "scenario", "API ops/s", "SQL tps", "SQL avg", "ratio", "target", "")
+	fmt.Fprintf(out, "%-24s %10s %10s %9s %7s\n", "scenario", "API ops/s", "SQL tps", "SQL avg", "ratio")
+	ratios := map[string]float64{}
 	for _, oc := range outcomes {
-		verdict, ratio := "n/a", math.NaN()
+		ratio := math.NaN()
 		if oc.sql.err == nil && oc.sql.tps > 0 {
 			ratio = oc.api.op.perSec / oc.sql.tps
-			verdict = "met"
-			if ratio < oc.target {
-				verdict = "MISSED"
-			}
 		}
-		fmt.Fprintf(out, "%-24s %10.1f %10.1f %9s %7.2f %8s  %s\n", oc.api.name, oc.api.op.perSec, oc.sql.tps,
-			fmt.Sprintf("%.2fms", oc.sql.latencyAvg), ratio, fmt.Sprintf(">= %.1f", oc.target), verdict)
+		ratios[oc.api.name] = ratio
+		fmt.Fprintf(out, "%-24s %10.1f %10.1f %9s %7.2f\n", oc.api.name, oc.api.op.perSec, oc.sql.tps,
+			fmt.Sprintf("%.2fms", oc.sql.latencyAvg), ratio)
 	}
-	fmt.Fprintln(out, "(the checkout SQL runs the add-to-cart and order transactions only: no Stripe calls, no idempotency-key rows)")
+	fmt.Fprintln(out, "(the API side answers catalog reads from its cache (CATALOG_CACHE_MB, on by default; -catalog-cache-mb 0 turns it off)")
+	fmt.Fprintln(out, " after their first, while pgbench reads the database every time; the checkout SQL runs the add-to-cart and order")
+	fmt.Fprintln(out, " transactions only: no Stripe calls, no idempotency-key rows, no jobs)")
 
-	fmt.Fprintf(out, "\np99 < %v:", p99Target)
+	fmt.Fprintf(out, "\ntargets (%d clients):\n", o.clients)
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
 	for _, oc := range outcomes {
-		rows := append([]namedStats{{name: oc.api.name, stats: oc.api.op}}, oc.api.reqs...)
-		for _, r := range rows {
-			verdict := "met"
-			if r.n == 0 || r.p99 >= p99Target {
-				verdict = "MISSED"
-			}
-			fmt.Fprintf(out, "\n  %-30s %9s  %s", r.name, ms(r.p99), verdict)
+		t, s := oc.target, oc.api.op
+		if t.perSec > 0 {
+			fmt.Fprintf(out, "  %-24s %-9s %10.1f >= %-8.0f %s\n", oc.api.name, "ops/s", s.perSec, t.perSec, verdict(s.perSec >= t.perSec))
+		}
+		if t.ratio > 0 {
+			r := ratios[oc.api.name]
+			fmt.Fprintf(out, "  %-24s %-9s %10.2f >= %-8.1f %s\n", oc.api.name, "vs SQL", r, t.ratio, verdict(r >= t.ratio))
+		}
+		if t.p99 > 0 {
+			fmt.Fprintf(out, "  %-24s %-9s %10s <  %-8s %s\n", oc.api.name, "p99", ms(s.p99), ms(t.p99), verdict(s.n > 0 && s.p99 < t.p99))
 		}
 	}
-	fmt.Fprintln(out)
 
 	var problems []string
 	for _, oc := range outcomes {
