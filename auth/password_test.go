@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/argon2"
+
 	"github.com/shopd/shopd/internal/shoptest"
 )
 
@@ -93,6 +95,27 @@ func TestCheckPasswordRefusesForeignParameters(t *testing.T) {
 	huge := "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
 	if ok, err := CheckPassword(context.Background(), huge, "anything"); ok || err == nil {
 		t.Errorf("CheckPassword with m=4 GiB = %v, %v; want an error", ok, err)
+	}
+}
+
+// TestOlderHashesStillVerify: hashes made with the parameters used before
+// (OWASP's 19 MiB, 2 passes) verify; new hashes use 7 MiB, 5 passes.
+func TestOlderHashesStillVerify(t *testing.T) {
+	t.Parallel()
+	salt := []byte("older-hash-salt!")
+	key := argon2.IDKey([]byte("a-long-password"), salt, 2, 19*1024, 1, 32)
+	older := fmt.Sprintf("$argon2id$v=%d$m=%d,t=2,p=1$%s$%s", argon2.Version, 19*1024, b64.EncodeToString(salt), b64.EncodeToString(key))
+	for pw, want := range map[string]bool{"a-long-password": true, "another-password": false} {
+		if ok, err := CheckPassword(context.Background(), older, pw); ok != want || err != nil {
+			t.Errorf("CheckPassword(19 MiB hash, %q) = %v, %v; want %v", pw, ok, err, want)
+		}
+	}
+	h, err := HashPassword("a-long-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h, "$m=7168,t=5,p=1$") {
+		t.Errorf("new hash %s: want m=7168,t=5,p=1", h)
 	}
 }
 

@@ -61,7 +61,7 @@ func (p Program) Run(ctx context.Context, args []string, getenv func(string) str
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		// GOGC=400 lets the heap reach 5x what is live; a login flood keeps
-		// two 19 MiB argon2id blocks live and leaves one of garbage per
+		// two 7 MiB argon2id blocks live and leaves one of garbage per
 		// attempt. A soft limit makes the collector run (and return memory
 		// to the system) before the process passes it. Serving keeps well
 		// under it (about 15 MiB live), so it costs only the hashes'

@@ -55,7 +55,7 @@
 // -flood-accounts accounts, then fires all the logins at the same moment:
 // a third with the right password, a third with a wrong one, a third for
 // emails that do not exist. The server's login and registration limits are
-// off, so every attempt hashes a password (argon2id, 19 MiB each). It
+// off, so every attempt hashes a password (argon2id, 7 MiB each). It
 // prints how the logins were answered and the server's peak RSS during the
 // flood (VmHWM, reset just before it): what a login flood costs in memory.
 // `make bench BENCH_FLAGS=-scenarios=login-flood` runs it alone.
@@ -123,6 +123,9 @@ type options struct {
 	stripeLatency time.Duration
 	// catalogCacheMB is the server's CATALOG_CACHE_MB; -1 leaves its default.
 	catalogCacheMB int
+	// serverEnv are variables set for the server (-server-env), after
+	// the bench's own.
+	serverEnv map[string]string
 	// sweep runs the checkout scenario over sweepLatencies x sweepClients
 	// against the stand-in instead of the scenarios.
 	sweep bool
@@ -186,6 +189,17 @@ func main() {
 	flag.DurationVar(&o.stripeLatency, "stripe-latency", -1, "answer Stripe calls from the bench's own stand-in after this long, instead of stripe-mock (-1: stripe-mock)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during one scenario's measured phase to this file (go tool pprof)")
 	flag.StringVar(&o.profileScenario, "profile-scenario", "checkout", "the scenario -cpuprofile profiles: list, get or checkout")
+	flag.Func("server-env", "K=V: set the server's variable K (repeatable; e.g. GOGC=100)", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want K=V, got %q", kv)
+		}
+		if o.serverEnv == nil {
+			o.serverEnv = map[string]string{}
+		}
+		o.serverEnv[k] = v
+		return nil
+	})
 	flag.IntVar(&o.catalogCacheMB, "catalog-cache-mb", -1, "the server's CATALOG_CACHE_MB (0: catalog reads always go to the database; -1: the server's default)")
 	flag.BoolVar(&o.sweep, "sweep", false, "run only add-to-cart + checkout against the Stripe stand-in at 0, 100 and 300 ms latency x 32 and 256 clients, and print the table")
 	flag.Parse()
@@ -263,6 +277,9 @@ func bench(ctx context.Context, o options, out io.Writer) (int, error) {
 	extra := map[string]string{}
 	if o.catalogCacheMB >= 0 {
 		extra["CATALOG_CACHE_MB"] = strconv.Itoa(o.catalogCacheMB)
+	}
+	for k, v := range o.serverEnv {
+		extra[k] = v
 	}
 	e, err := startEnv(ctx, server, o.keep, standIn, extra)
 	if err != nil {
@@ -344,7 +361,7 @@ func throughput(ctx context.Context, o options, e *env, a api, out io.Writer) ([
 		return nil, mem, fmt.Errorf("prepare: %w", err)
 	}
 	prepTook := time.Since(prepStart)
-	// Setup hashes 2 passwords per customer (argon2id, 19 MiB each), which
+	// Setup hashes 2 passwords per customer (argon2id, 7 MiB each), which
 	// takes more memory than serving does: the scenarios' peak is measured
 	// from here on, the setup's reported apart.
 	mem.setupPeak, _, _ = memoryKiB(e.pid)

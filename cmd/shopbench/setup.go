@@ -119,7 +119,7 @@ func prepare(ctx context.Context, a api, clients, stockProducts int) (fixture, e
 		f.stockIDs = append(f.stockIDs, p.ID)
 	}
 
-	// One at a time: each argon2id hash holds 19 MiB, and the heap the
+	// One at a time: each argon2id hash holds 7 MiB, and the heap the
 	// server grows for several at once stays resident into the scenarios,
 	// inflating their peak RSS (8 at a time: ~330 MiB instead of ~100).
 	f.customers = make([]customer, clients)
