@@ -130,6 +130,8 @@ type Cache struct {
 	seed     maphash.Seed
 	stop     chan struct{}
 	done     chan struct{}
+	// pending is the answer of a ping still unanswered (pings only).
+	pending chan error
 
 	mu sync.Mutex
 	// connected is true while the listener is connected and listening
@@ -186,6 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Cache, error) {
 	}
 	c.setState(func() { c.connected, c.answering = true, true })
 	go c.run()
+	go c.pings()
 	return c, nil
 }
 
@@ -232,11 +235,9 @@ func (c *Cache) setState(change func()) {
 	c.clearLocked()
 }
 
-// run applies notifications and pings the connection.
+// run applies notifications as they come.
 func (c *Cache) run() {
 	defer close(c.done)
-	ping := time.NewTicker(c.cfg.PingInterval)
-	defer ping.Stop()
 	for {
 		select {
 		case <-c.stop:
@@ -251,7 +252,20 @@ func (c *Cache) run() {
 			}
 			c.Invalidate(n.Extra)
 			c.metrics.notifications.Inc()
-		case <-ping.C:
+		}
+	}
+}
+
+// pings checks the listening connection every PingInterval, apart from
+// run, so a slow answer never holds notifications back.
+func (c *Cache) pings() {
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
 			c.ping()
 		}
 	}
@@ -261,11 +275,15 @@ func (c *Cache) run() {
 // while it does not, the cache is bypassed (a silent connection may be
 // losing notifications).
 func (c *Cache) ping() {
-	answered := make(chan error, 1)
-	go func() { answered <- c.listener.Ping() }()
+	if c.pending == nil {
+		// No ping is still waiting for its answer: send one.
+		c.pending = make(chan error, 1)
+		go func(answer chan<- error) { answer <- c.listener.Ping() }(c.pending)
+	}
 	var err error
 	select {
-	case err = <-answered:
+	case err = <-c.pending:
+		c.pending = nil
 	case <-time.After(c.cfg.PingTimeout):
 		err = fmt.Errorf("no answer within %v", c.cfg.PingTimeout)
 	case <-c.stop:

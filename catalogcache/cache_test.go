@@ -3,6 +3,8 @@ package catalogcache_test
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -396,5 +398,132 @@ func TestOffCacheKeepsNothing(t *testing.T) {
 	c.InvalidateAll()
 	if err := c.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// freezableProxy forwards TCP connections to target until frozen: then it
+// stops passing bytes without closing anything, as a broken network does.
+type freezableProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	frozen bool
+	thawed *sync.Cond
+}
+
+func newFreezableProxy(t *testing.T, target string) *freezableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezableProxy{ln: ln}
+	p.thawed = sync.NewCond(&p.mu)
+	t.Cleanup(func() { ln.Close(); p.set(false) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go p.pipe(c, up)
+			go p.pipe(up, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezableProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		for p.frozen {
+			p.thawed.Wait()
+		}
+		p.mu.Unlock()
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *freezableProxy) set(frozen bool) {
+	p.mu.Lock()
+	p.frozen = frozen
+	p.mu.Unlock()
+	p.thawed.Broadcast()
+}
+
+// TestSilentListenerBypassesTheCache: a listening connection that stops
+// answering without closing (a broken network) loses notifications
+// unseen; the cache is bypassed from the first unanswered ping, so a
+// change made meanwhile is read at most PingInterval + PingTimeout later,
+// and it caches again once the connection answers.
+func TestSilentListenerBypassesTheCache(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newFreezableProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	db, err := sqlx.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reg := prometheus.NewRegistry()
+	c, err := catalogcache.Start(t.Context(), catalogcache.Config{
+		DatabaseURL: u.String(), MaxBytes: 1 << 20, Registry: reg,
+		PingInterval: 20 * time.Millisecond, PingTimeout: 100 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{cache: c, db: db, reg: reg}
+	t.Cleanup(func() { proxy.set(false); c.Close() })
+	id := h.product(t)
+	h.awaitApplied(t, 1)
+	h.readThrough(t, id)
+	if _, ok := c.Get(catalogcache.Key{Product: id}, time.Now()); !ok {
+		t.Fatal("not kept")
+	}
+	proxy.set(true)
+	h.setStock(t, id, 9) // its notification is stuck in the frozen connection
+	deadline := time.Now().Add(10 * time.Second)
+	for h.readThrough(t, id) != 9 {
+		if time.Now().After(deadline) {
+			t.Fatal("a change is never seen while the listener is silent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	proxy.set(false)
+	for {
+		h.readThrough(t, id)
+		if _, ok := c.Get(catalogcache.Key{Product: id}, time.Now()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache keeps nothing once the listener answers again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := h.applied(t)
+	h.setStock(t, id, 10)
+	h.awaitApplied(t, before+1)
+	if got := h.readThrough(t, id); got != 10 {
+		t.Errorf("after the connection answered again: stock %d, want 10", got)
 	}
 }

@@ -98,7 +98,9 @@ func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.
 			if cacheable {
 				// The image URLs in it were signed after now: they hold
 				// still at least until stableUntil(now).
-				cache.Put(ticket, catalogcache.Entry{Body: buf.body.Bytes(), ETag: etag, ContentType: contentType, ExpiresAt: stableUntil(now)})
+				// A copy of its own size: the buffer may have grown past it,
+				// and the memory bound counts the body's length.
+				cache.Put(ticket, catalogcache.Entry{Body: bytes.Clone(buf.body.Bytes()), ETag: etag, ContentType: contentType, ExpiresAt: stableUntil(now)})
 			}
 			return answerCatalogRead(c, buf.body.Bytes(), etag, contentType)
 		}
