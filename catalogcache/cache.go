@@ -44,13 +44,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopd/shopd/internal/pglisten"
 )
 
 // Channel is the notification channel migration 0013's triggers notify
@@ -65,7 +65,6 @@ const ListenerApplicationName = "shopd-catalog-listener"
 const (
 	DefaultPingInterval = 2 * time.Second
 	DefaultPingTimeout  = 2 * time.Second
-	listenTimeout       = 10 * time.Second
 	// entryOverhead is what an entry costs besides its key and body: the
 	// list element, map slot and header fields, roughly.
 	entryOverhead = 256
@@ -172,39 +171,13 @@ func Start(ctx context.Context, cfg Config) (*Cache, error) {
 	c := &Cache{cfg: cfg, metrics: m, log: cfg.Log, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		lru: list.New(), items: make(map[Key]*list.Element), listItems: make(map[Key]*list.Element)}
-	c.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, c.listenerEvent)
-	listening := make(chan error, 1)
-	go func() { listening <- c.listener.Listen(Channel) }()
-	select {
-	case err = <-listening:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(listenTimeout):
-		err = fmt.Errorf("no connection within %v", listenTimeout)
-	}
-	if err != nil {
-		c.listener.Close()
-		return nil, fmt.Errorf("listen for catalog changes: %w", err)
+	if c.listener, err = pglisten.Listen(ctx, cfg.DatabaseURL, ListenerApplicationName, Channel, c.listenerEvent); err != nil {
+		return nil, fmt.Errorf("catalog changes: %w", err)
 	}
 	c.setState(func() { c.connected, c.answering = true, true })
 	go c.run()
 	go c.pings()
 	return c, nil
-}
-
-// listenerURL names the listening connection (application_name).
-func listenerURL(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return dsn + " application_name=" + ListenerApplicationName
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return dsn // pq reports it
-	}
-	q := u.Query()
-	q.Set("application_name", ListenerApplicationName)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // listenerEvent runs on the listener's goroutine as its connection

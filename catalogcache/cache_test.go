@@ -29,12 +29,7 @@ type harness struct {
 
 func start(t *testing.T, maxBytes int64) *harness {
 	t.Helper()
-	url := pgtest.NewURL(t)
-	db, err := sqlx.Open("postgres", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, url := pgtest.NewDBAndURL(t)
 	reg := prometheus.NewRegistry()
 	c, err := catalogcache.Start(t.Context(), catalogcache.Config{
 		DatabaseURL: url, MaxBytes: maxBytes, Registry: reg,
@@ -129,6 +124,34 @@ func (h *harness) readThrough(t testing.TB, id string) int {
 	n := h.stock(t, id)
 	h.cache.Put(ticket, entry(strconv.Itoa(n)))
 	return n
+}
+
+// awaitStock reads through the cache until it gives stock want.
+func (h *harness) awaitStock(t *testing.T, id string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.readThrough(t, id) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("stock %d is never read through the cache", want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// awaitCaching reads through the cache until the product is kept.
+func (h *harness) awaitCaching(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.readThrough(t, id)
+		if _, ok := h.cache.Get(catalogcache.Key{Product: id}, time.Now()); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache keeps nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func entry(body string) catalogcache.Entry {
@@ -358,25 +381,9 @@ func TestListenerLossBypassesTheCache(t *testing.T) {
 	}
 	// Changed while nobody listens: no notification will come.
 	h.setStock(t, id, 5)
-	deadline := time.Now().Add(10 * time.Second)
-	for h.readThrough(t, id) != 5 {
-		if time.Now().After(deadline) {
-			t.Fatal("a change made while the listener was gone is never seen")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.awaitStock(t, id, 5)
 	// Back: kept and dropped again as before.
-	k := catalogcache.Key{Product: id}
-	for {
-		h.readThrough(t, id)
-		if _, ok := h.cache.Get(k, time.Now()); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cache keeps nothing after the listener reconnected")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.awaitCaching(t, id)
 	before := h.applied(t)
 	h.setStock(t, id, 6)
 	h.awaitApplied(t, before+1)
@@ -502,24 +509,9 @@ func TestSilentListenerBypassesTheCache(t *testing.T) {
 	}
 	proxy.set(true)
 	h.setStock(t, id, 9) // its notification is stuck in the frozen connection
-	deadline := time.Now().Add(10 * time.Second)
-	for h.readThrough(t, id) != 9 {
-		if time.Now().After(deadline) {
-			t.Fatal("a change is never seen while the listener is silent")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.awaitStock(t, id, 9)
 	proxy.set(false)
-	for {
-		h.readThrough(t, id)
-		if _, ok := c.Get(catalogcache.Key{Product: id}, time.Now()); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cache keeps nothing once the listener answers again")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.awaitCaching(t, id)
 	before := h.applied(t)
 	h.setStock(t, id, 10)
 	h.awaitApplied(t, before+1)

@@ -35,6 +35,23 @@ func (c cacheCounts) get(t *testing.T, name string) float64 {
 
 func (c cacheCounts) hits(t *testing.T) float64 { return c.get(t, "shopd_catalog_cache_hits_total") }
 
+func (c cacheCounts) notifications(t *testing.T) float64 {
+	return c.get(t, "shopd_catalog_cache_notifications_total")
+}
+
+// awaitNotification waits until a notification has been applied since
+// the count was before.
+func (c cacheCounts) awaitNotification(t *testing.T, before float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.notifications(t) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the change was never notified")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // withCatalogCache gives the server a catalog cache listening on its
 // database, as main does by default.
 func withCatalogCache(t *testing.T, counts *cacheCounts) func(*handlers.Config) {
@@ -190,17 +207,11 @@ func TestChangesElsewhereAreSeenOnceNotified(t *testing.T) {
 	if counts.hits(t) != before+1 {
 		t.Fatal("not cached")
 	}
-	applied := counts.get(t, "shopd_catalog_cache_notifications_total")
+	applied := counts.notifications(t)
 	if _, err := a.Store.DB().Exec(`UPDATE products SET stock = 7 WHERE id = $1`, p.Id); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for counts.get(t, "shopd_catalog_cache_notifications_total") == applied {
-		if time.Now().After(deadline) {
-			t.Fatal("the change was never notified")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	counts.awaitNotification(t, applied)
 	var got gen.Product
 	a.do(t, http.MethodGet, path, "", nil).want(t, http.StatusOK).decode(t, &got)
 	if got.Stock != 7 {
@@ -253,17 +264,11 @@ func TestCachedListsFollowEveryProduct(t *testing.T) {
 	a.do(t, http.MethodGet, "/v1/products?limit=3", "", nil).want(t, http.StatusOK).decode(t, &page)
 	a.do(t, http.MethodGet, "/v1/products?limit=3", "", nil).want(t, http.StatusOK)
 	last := page.Items[2]
-	applied := counts.get(t, "shopd_catalog_cache_notifications_total")
+	applied := counts.notifications(t)
 	if _, err := a.Store.DB().Exec(`UPDATE products SET name = 'Renamed' WHERE id = $1`, last.Id); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for counts.get(t, "shopd_catalog_cache_notifications_total") == applied {
-		if time.Now().After(deadline) {
-			t.Fatal("the change was never notified")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	counts.awaitNotification(t, applied)
 	a.do(t, http.MethodGet, "/v1/products?limit=3", "", nil).want(t, http.StatusOK).decode(t, &page)
 	if page.Items[2].Name != "Renamed" {
 		t.Errorf("the list shows %q once the rename was notified", page.Items[2].Name)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopd/shopd"
+
+	"github.com/shopd/shopd/internal/pglisten"
 )
 
 // Channel is the PostgreSQL notification channel the stream_events
@@ -54,9 +54,6 @@ const (
 	// wait for an older transaction to finish; doubled up to a second
 	// while they wait.
 	settleRetry = 10 * time.Millisecond
-	// listenTimeout bounds the wait for the listening connection at
-	// start-up.
-	listenTimeout = 30 * time.Second
 	// retryAfterFull is what a client refused for want of room is told to
 	// wait.
 	retryAfterFull = 5 * time.Second
@@ -127,41 +124,13 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	h := &Hub{db: cfg.DB, cfg: cfg, metrics: m, log: cfg.Log, cursor: start,
 		subs: make(map[*Subscription]struct{}), users: make(map[string]int), done: make(chan struct{})}
-	h.listener = pq.NewListener(listenerURL(cfg.DatabaseURL), 10*time.Millisecond, time.Second, h.listenerEvent)
-	// Listen waits for a connection as long as it takes (it retries);
-	// start-up does not.
-	listening := make(chan error, 1)
-	go func() { listening <- h.listener.Listen(Channel) }()
-	select {
-	case err = <-listening:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(listenTimeout):
-		err = fmt.Errorf("no connection within %v", listenTimeout)
-	}
-	if err != nil {
-		h.listener.Close()
-		return nil, fmt.Errorf("listen for stream events: %w", err)
+	if h.listener, err = pglisten.Listen(ctx, cfg.DatabaseURL, ListenerApplicationName, Channel, h.listenerEvent); err != nil {
+		return nil, fmt.Errorf("stream events: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = stop
 	go h.run(runCtx)
 	return h, nil
-}
-
-// listenerURL names the listening connection (application_name).
-func listenerURL(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return dsn + " application_name=" + ListenerApplicationName
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return dsn // pq reports it
-	}
-	q := u.Query()
-	q.Set("application_name", ListenerApplicationName)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func (h *Hub) listenerEvent(ev pq.ListenerEventType, err error) {
