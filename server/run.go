@@ -39,7 +39,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless
 // GOMEMLIMIT sets one.
-const defaultMemoryLimit = 64 << 20
+const defaultMemoryLimit = 56 << 20
 
 // Program is shopd with the hooks a launcher that embeds it needs. The zero
 // Program is what Run runs.
@@ -64,11 +64,12 @@ func (p Program) Run(ctx context.Context, args []string, getenv func(string) str
 		// two 7 MiB argon2id blocks live and leaves one of garbage per
 		// attempt. A soft limit makes the collector run (and return memory
 		// to the system) before the process passes it. Serving keeps well
-		// under it (about 15 MiB live), so it costs only the hashes'
-		// garbage collected sooner. The limit counts the Go runtime's
-		// memory only; the binary's own mapped pages (about 30 MiB) come on
-		// top in RSS: 64 MiB keeps the whole bench, set-up logins included,
-		// under 100 MiB of RSS (128 MiB let it reach 145).
+		// under it (about 15 MiB live, the catalog cache's CATALOG_CACHE_MB
+		// on top), so it costs only garbage collected sooner. The limit
+		// counts the Go runtime's memory only; the binary's own mapped pages
+		// (about 33 MiB) come on top in RSS: 56 MiB keeps the whole bench,
+		// set-up logins included, under 100 MiB of RSS with room to spare
+		// (64 MiB reached 99 MiB; 128 MiB, 145).
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	cmd := "serve"
