@@ -27,6 +27,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
@@ -71,7 +72,13 @@ type api struct {
 // migrated database. opts change the Config before the server is built.
 func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	t.Helper()
-	st := store.New(pgtest.NewDB(t))
+	return setupOn(t, pgtest.NewDB(t), opts...)
+}
+
+// setupOn is setup on the pool db, a new migrated database.
+func setupOn(t *testing.T, db *sqlx.DB, opts ...func(*handlers.Config)) *api {
+	t.Helper()
+	st := store.New(db)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("generate signing key: %v", err)

@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
+	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/payments"
@@ -41,6 +44,12 @@ const paymentWindow = time.Hour
 
 func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 	t.Helper()
+	return newShopOn(t, pgtest.NewDB(t), opts...)
+}
+
+// newShopOn is newShop on the pool db, a new migrated database.
+func newShopOn(t *testing.T, db *sqlx.DB, opts ...func(*handlers.Config)) *shop {
+	t.Helper()
 	s := &shop{fake: stripefake.New(t), clock: &shoptest.Clock{}, crash: &shoptest.Crash{}}
 	all := []func(*handlers.Config){
 		withPayments(s.fake.URL),
@@ -54,7 +63,7 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 			cfg.Orders.AfterPhase = s.crash.AfterPhase
 		},
 	}
-	s.api = setup(t, append(all, opts...)...)
+	s.api = setupOn(t, db, append(all, opts...)...)
 	s.admin = s.quickUser(t, auth.RoleAdmin).token
 	return s
 }
