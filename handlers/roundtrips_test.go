@@ -32,7 +32,7 @@ import (
 // transaction: a change that adds one should be a deliberate one, made
 // here.
 const (
-	addToCartRoundTrips = 7
+	addToCartRoundTrips = 5
 	checkoutRoundTrips  = 13
 )
 

@@ -374,3 +374,43 @@ func TestCartConcurrentAddsNeverPassTheCap(t *testing.T) {
 		t.Errorf("final quantity = %d, want 99", q)
 	}
 }
+
+// TestCartConcurrentAddsEachSeeTheCartTheyMade: adds of distinct products
+// to one cart are serialized on the cart's lock, and each answers the cart
+// as its own add left it (its line and those of every add before it, read
+// in the add's own statement): the answers hold 1, 2, ... N lines, each
+// has its product, and the final cart has all N.
+func TestCartConcurrentAddsEachSeeTheCartTheyMade(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	f.store.DB().SetMaxOpenConns(20)
+	ctx := context.Background()
+	const adders = 16
+	products := make([]store.Product, adders)
+	for i := range products {
+		products[i] = shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	}
+	carts := make([]store.Cart, adders)
+	errs := make([]error, adders)
+	shoptest.Concurrently(t, adders, 60*time.Second, func(i int) {
+		carts[i], errs[i] = f.store.AddToCart(ctx, f.userID, products[i].ID, 1)
+	})
+	seen := map[int]bool{}
+	for i, c := range carts {
+		if errs[i] != nil {
+			t.Fatalf("add %d: %v", i, errs[i])
+		}
+		if quantities(c)[products[i].ID] != 1 {
+			t.Errorf("add %d answered a cart without its line: %v", i, quantities(c))
+		}
+		seen[len(c.Lines)] = true
+	}
+	for n := 1; n <= adders; n++ {
+		if !seen[n] {
+			t.Errorf("no add answered a cart of %d lines; want one answer of each size 1..%d", n, adders)
+		}
+	}
+	if got := len(mustCart(t, f.store, f.userID).Lines); got != adders {
+		t.Errorf("final cart has %d lines, want %d", got, adders)
+	}
+}
