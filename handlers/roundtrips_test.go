@@ -33,7 +33,7 @@ import (
 // here.
 const (
 	addToCartRoundTrips = 5
-	checkoutRoundTrips  = 13
+	checkoutRoundTrips  = 12
 )
 
 // TestRoundTripsPerAddToCartAndCheckout counts what the database sees of

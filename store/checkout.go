@@ -379,26 +379,17 @@ SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
 
-	// orderCreatedSQL moves the key to order_created with the order and
-	// the cart it emptied, if it was still at started.
-	orderCreatedSQL = `
-UPDATE idempotency_keys
-SET recovery_point = 'order_created',
-	order_id = $2,
-	cart_snapshot = $3,
-	updated_at = now()
-WHERE id = $1
-	AND recovery_point = 'started'`
-
 	orderNumberSQL = `SELECT order_number FROM orders WHERE id = $1`
 )
 
-// placeOrderSQL writes the order, its first event and all its lines, and
-// empties the cart (the caller holds its lock), stamping it and returning
-// the stamp as stored: one round trip while the lines' product rows stay
-// locked. The foreign keys of the event and the lines are checked at the
-// end of the statement, when the order is there. The order has no number
-// until its transaction commits (migration 0012), so it reads back as 0.
+// placeOrderSQL writes the order, its first event and all its lines,
+// empties the cart (the caller holds its lock) and stamps it ($19), and
+// moves the key ($20) to order_created with the order and the cart it
+// emptied ($21), if it was still at started (keyed says whether it was):
+// one round trip while the lines' product rows stay locked. The foreign
+// keys of the event, the lines and the key are checked at the end of the
+// statement, when the order is there. The order has no number until its
+// transaction commits (migration 0012), so it reads back as 0.
 var placeOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
@@ -422,10 +413,18 @@ WITH o AS (
 	UPDATE carts
 	SET updated_at = $19
 	WHERE user_id = $2
-	RETURNING updated_at
+), keyed AS (
+	UPDATE idempotency_keys
+	SET recovery_point = 'order_created',
+		order_id = $1,
+		cart_snapshot = $21,
+		updated_at = now()
+	WHERE id = $20
+		AND recovery_point = 'started'
+	RETURNING id
 )
 SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + `,
-	(SELECT updated_at FROM emptied) AS emptied_at
+	EXISTS (SELECT 1 FROM keyed) AS keyed
 FROM o`
 
 // PlaceOrder turns the user's cart into an order inside the caller's
@@ -489,33 +488,32 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	for i, it := range items {
 		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
 	}
-	var placed struct {
-		Order
-		EmptiedAt time.Time `db:"emptied_at"`
-	}
-	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
-		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
-		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
-		t.now().UTC())
-	if err != nil {
-		return Order{}, fmt.Errorf("insert order: %w", translate(err))
-	}
-	o := placed.Order
-	o.Items = items
-	cart.EmptiedAt = placed.EmptiedAt
+	// The stamp the emptied cart gets, at the database's precision so that
+	// the snapshot holds it exactly as stored (RestoreCart compares them).
+	cart.EmptiedAt = t.now().UTC().Truncate(time.Microsecond)
 	snapshot, err := json.Marshal(cart)
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
-	if err != nil {
-		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
+	var placed struct {
+		Order
+		Keyed bool `db:"keyed"`
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	// jsonb goes as text: see withOneRoundTrip.
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
+		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
+		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
+		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
+		cart.EmptiedAt, p.KeyID, string(snapshot))
+	if err != nil {
+		return Order{}, fmt.Errorf("insert order: %w", translate(err))
+	}
+	if !placed.Keyed {
 		// Another request placed this key's order first; roll everything back.
 		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
 	}
+	o := placed.Order
+	o.Items = items
 	return o, nil
 }
 
