@@ -33,7 +33,7 @@ import (
 // here.
 const (
 	addToCartRoundTrips = 5
-	checkoutRoundTrips  = 12
+	checkoutRoundTrips  = 11
 )
 
 // TestRoundTripsPerAddToCartAndCheckout counts what the database sees of

@@ -202,15 +202,11 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 			return forget(&shopd.Error{Code: shopd.ERateLimited, Message: "Checkout quota exceeded; try again later.", RetryAfter: r.RetryAfter})
 		}
 	}
-	u, err := st.UserByID(ctx, req.UserID)
-	if err != nil {
-		return forget(err)
-	}
 	var o store.Order
-	err = st.WithTx(ctx, func(tx *store.Tx) error {
+	err := st.WithTx(ctx, func(tx *store.Tx) error {
 		var err error
 		o, err = tx.PlaceOrder(ctx, store.PlaceOrder{
-			KeyID: k.ID, UserID: req.UserID, Email: u.Email,
+			KeyID: k.ID, UserID: req.UserID,
 			ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
 			Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
 		})
@@ -225,15 +221,17 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
-		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused:
+		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused, shopd.ENotFound:
 			return forget(err)
 		}
 		return store.Order{}, nil, err
 	}
-	// Numbered as it committed.
-	if o.OrderNumber, err = st.OrderNumber(ctx, o.ID); err != nil {
+	// Numbered as it committed; its payment needs the customer.
+	number, u, err := st.PlacedOrder(ctx, o.ID)
+	if err != nil {
 		return store.Order{}, nil, err
 	}
+	o.OrderNumber = number
 	return o, &u, nil
 }
 

@@ -315,11 +315,11 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int
 	return res.RowsAffected()
 }
 
-// PlaceOrder is what checkout's order transaction needs.
+// PlaceOrder is what checkout's order transaction needs. The order's email
+// is the customer's as the order is placed.
 type PlaceOrder struct {
 	KeyID           int64
 	UserID          string
-	Email           string
 	ShippingAddress []byte // JSON
 	BillingAddress  []byte // JSON
 	Pricing         shopd.Pricing
@@ -378,14 +378,20 @@ WITH p AS (
 SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
-
-	orderNumberSQL = `SELECT order_number FROM orders WHERE id = $1`
 )
 
+// placedOrderSQL reads what the order got as it committed, its number,
+// with what paying for it needs of its customer.
+var placedOrderSQL = `
+SELECT o.order_number, ` + userColumnsOf("u") + `
+FROM orders o
+JOIN users u ON u.id = o.customer_id
+WHERE o.id = $1`
+
 // placeOrderSQL writes the order, its first event and all its lines,
-// empties the cart (the caller holds its lock) and stamps it ($19), and
-// moves the key ($20) to order_created with the order and the cart it
-// emptied ($21), if it was still at started (keyed says whether it was):
+// empties the cart (the caller holds its lock) and stamps it ($18), and
+// moves the key ($19) to order_created with the order and the cart it
+// emptied ($20), if it was still at started (keyed says whether it was):
 // one round trip while the lines' product rows stay locked. The foreign
 // keys of the event, the lines and the key are checked at the end of the
 // statement, when the order is there. The order has no number until its
@@ -395,7 +401,9 @@ WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
 		shipping_address, billing_address, payment_due_at)
-	VALUES ($1, $2, $3, 'pending', 'pending', 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	SELECT $1, $2, u.email, 'pending', 'pending', 'unfulfilled', $3, $4, $5, $6, $7, $8, $9, $10, $11
+	FROM users u
+	WHERE u.id = $2
 	RETURNING ` + orderColumns + `
 ), placed AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
@@ -404,22 +412,22 @@ WITH o AS (
 ), lines AS (
 	INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
 	SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
-	FROM unnest($13::integer[], $14::uuid[], $15::text[], $16::text[], $17::bigint[], $18::integer[])
+	FROM unnest($12::integer[], $13::uuid[], $14::text[], $15::text[], $16::bigint[], $17::integer[])
 		AS l (line_no, product_id, sku, name, unit_price_cents, quantity)
 ), gone AS (
 	DELETE FROM cart_items
 	WHERE user_id = $2
 ), emptied AS (
 	UPDATE carts
-	SET updated_at = $19
+	SET updated_at = $18
 	WHERE user_id = $2
 ), keyed AS (
 	UPDATE idempotency_keys
 	SET recovery_point = 'order_created',
 		order_id = $1,
-		cart_snapshot = $21,
+		cart_snapshot = $20,
 		updated_at = now()
-	WHERE id = $20
+	WHERE id = $19
 		AND recovery_point = 'started'
 	RETURNING id
 )
@@ -434,10 +442,11 @@ FROM o`
 // empties the cart (keeping it on the key, see RestoreCart) and moves the
 // idempotency key to order_created. The order is numbered, without gaps,
 // as the transaction commits: the returned order has number 0 (read it
-// after commit with OrderNumber). Refusals, after which the caller must roll back: an empty cart is
+// after commit with PlacedOrder). Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
-// a cart mixing currencies is EConflict.
+// a cart mixing currencies is EConflict; a customer whose account is gone
+// is ENotFound.
 func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	tx := t.tx
 	// Lock the cart first, as every cart write does, so a line added
@@ -500,11 +509,14 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		Keyed bool `db:"keyed"`
 	}
 	// jsonb goes as text: see withOneRoundTrip.
-	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID,
 		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
 		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
 		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
 		cart.EmptiedAt, p.KeyID, string(snapshot))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, shopd.Errorf(shopd.ENotFound, "The customer's account no longer exists.")
+	}
 	if err != nil {
 		return Order{}, fmt.Errorf("insert order: %w", translate(err))
 	}
@@ -517,16 +529,21 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	return o, nil
 }
 
-// OrderNumber is the number the order got when its checkout committed.
-func (s *Store) OrderNumber(ctx context.Context, orderID string) (int64, error) {
-	var n *int64
-	if err := s.db.GetContext(ctx, &n, orderNumberSQL, orderID); err != nil {
-		return 0, fmt.Errorf("order number: %w", translate(err))
+// PlacedOrder returns the number the order got when its checkout
+// committed, and the order's customer: what its payment needs, in one
+// round trip.
+func (s *Store) PlacedOrder(ctx context.Context, orderID string) (number int64, customer User, err error) {
+	var row struct {
+		OrderNumber *int64 `db:"order_number"`
+		User
 	}
-	if n == nil {
-		return 0, fmt.Errorf("order %s has no number", orderID)
+	if err := s.db.GetContext(ctx, &row, placedOrderSQL, orderID); err != nil {
+		return 0, User{}, fmt.Errorf("placed order: %w", translate(err))
 	}
-	return *n, nil
+	if row.OrderNumber == nil {
+		return 0, User{}, fmt.Errorf("order %s has no number", orderID)
+	}
+	return *row.OrderNumber, row.User, nil
 }
 
 const (

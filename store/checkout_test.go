@@ -27,7 +27,7 @@ func placeTestOrder(t *testing.T, s *store.Store, p store.Product, qty int, due 
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID, Email: "x@example.com",
+	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID,
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
 	if err != nil {
 		t.Fatalf("place order: %v", err)
@@ -50,7 +50,7 @@ func placeOrder(ctx context.Context, s *store.Store, p store.PlaceOrder) (store.
 		return store.Order{}, err
 	}
 	// Numbered as it committed.
-	o.OrderNumber, err = s.OrderNumber(ctx, o.ID)
+	o.OrderNumber, _, err = s.PlacedOrder(ctx, o.ID)
 	return o, err
 }
 
