@@ -33,7 +33,7 @@ import (
 // here.
 const (
 	addToCartRoundTrips = 5
-	checkoutRoundTrips  = 11
+	checkoutRoundTrips  = 10
 )
 
 // TestRoundTripsPerAddToCartAndCheckout counts what the database sees of

@@ -276,27 +276,36 @@ func (s *Service) finishCheckout(ctx context.Context, l store.Lease, o store.Ord
 		if err := s.afterPhase("intent_created"); err != nil {
 			return Placed{}, err
 		}
-		// On an error AttachPaymentIntent returns no order: keep o for the refusal.
-		attached, err := st.AttachPaymentIntent(ctx, o, intent.ID, intent.ClientSecret)
-		if errors.Is(err, store.ErrOrderCancelled) {
+		// The intent goes on the order and the key finishes in one round
+		// trip. On an error no order comes back: keep o for the refusal.
+		finished, err := st.FinishCheckout(ctx, l, o, intent.ID, intent.ClientSecret)
+		switch {
+		case errors.Is(err, store.ErrOrderCancelled):
 			return s.refuseCancelled(ctx, l.KeyID, o, intent.ID)
-		}
-		if err != nil {
+		case errors.Is(err, store.ErrLeaseLost):
+			return s.takenOver(ctx, l, err)
+		case err != nil:
 			return Placed{}, err
 		}
-		o = attached
+		return Placed{Order: finished}, nil
 	}
 	if err := st.FinishKeyCreated(ctx, l, o); errors.Is(err, store.ErrLeaseLost) {
-		// Another attempt took the key over: it answers as it recorded.
-		k, kerr := st.IdempotencyKeyByID(ctx, l.KeyID)
-		if kerr != nil || k.RecoveryPoint != store.PointFinished {
-			return Placed{}, err
-		}
-		return replay(k)
+		return s.takenOver(ctx, l, err)
 	} else if err != nil {
 		return Placed{}, err
 	}
 	return Placed{Order: o}, nil
+}
+
+// takenOver answers a checkout whose lease another attempt took over
+// before it could finish the key (lost is ErrLeaseLost): with what that
+// attempt recorded, once it has.
+func (s *Service) takenOver(ctx context.Context, l store.Lease, lost error) (Placed, error) {
+	k, err := s.Store.IdempotencyKeyByID(ctx, l.KeyID)
+	if err != nil || k.RecoveryPoint != store.PointFinished {
+		return Placed{}, lost
+	}
+	return replay(k)
 }
 
 // createIntent creates the order's PaymentIntent, and its customer's

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -617,6 +618,101 @@ func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
 	}
 	return &shopd.Error{Code: shopd.EInsufficientStock, Shortage: short,
 		Message: fmt.Sprintf("Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)}
+}
+
+// orderSnapshotSQL is the JSON of the order row o as encoding/json writes
+// an Order without its lines (IdempotencyKey.Order reads it back), made
+// from Order's tags so that it follows the struct.
+var orderSnapshotSQL = orderJSONObject("o")
+
+func orderJSONObject(alias string) string {
+	t := reflect.TypeFor[Order]()
+	var pairs []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		column := f.Tag.Get("db")
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if column == "" || column == "-" || name == "" || name == "-" {
+			continue
+		}
+		pairs = append(pairs, fmt.Sprintf("'%s', %s.%s", name, alias, column))
+	}
+	return "jsonb_build_object(" + strings.Join(pairs, ", ") + ")"
+}
+
+// finishCheckoutSQL is attachIntentSQL and finishKeyCreatedSQL in one
+// statement: the key's snapshot is the order row the attach returns, with
+// its lines ($6); finished says whether the lease ($4, $5) was still the
+// caller's and the key is finished.
+var finishCheckoutSQL = `
+WITH o AS (
+	UPDATE orders
+	SET payment_intent_id = $2, client_secret = $3, updated_at = now()
+	WHERE id = $1
+		AND payment_intent_id IS NULL
+		AND status <> 'cancelled'
+	RETURNING ` + orderColumns + `
+), created AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, amount_cents, note)
+	SELECT id, 'payment_intent_created', status, payment_status, fulfillment_status, 'system', total_cents, $2
+	FROM o
+), finished AS (
+	UPDATE idempotency_keys
+	SET recovery_point = 'finished',
+		outcome = 'created',
+		order_snapshot = (SELECT ` + orderSnapshotSQL + ` || jsonb_build_object('items', $6::jsonb) FROM o),
+		cart_snapshot = NULL,
+		lease_owner = NULL,
+		lease_expires_at = NULL,
+		updated_at = now()
+	WHERE id = $4
+		AND lease_owner = $5
+		AND EXISTS (SELECT 1 FROM o)
+	RETURNING order_snapshot
+)
+SELECT ` + orderColumns + `,
+	(SELECT order_snapshot FROM finished) AS order_snapshot
+FROM o`
+
+// FinishCheckout stores the PaymentIntent of o, the order of the lease's
+// key, and finishes the key with the order as it then is (see
+// FinishKeyCreated), in one round trip: the returned order is the key's
+// snapshot, exactly what every retry gets. As AttachPaymentIntent, it
+// returns ErrOrderCancelled for an order cancelled meanwhile, and attaching
+// the intent the order already has is no error. When the lease is no
+// longer the caller's, the intent is attached but the key left to whoever
+// holds it: the error is ErrLeaseLost.
+func (s *Store) FinishCheckout(ctx context.Context, l Lease, o Order, intentID, clientSecret string) (Order, error) {
+	items, err := json.Marshal(o.Items)
+	if err != nil {
+		return Order{}, fmt.Errorf("finish checkout: encode lines: %w", err)
+	}
+	var row struct {
+		Order
+		Snapshot []byte `db:"order_snapshot"`
+	}
+	// jsonb goes as text: see withOneRoundTrip.
+	err = s.db.GetContext(ctx, &row, finishCheckoutSQL, o.ID, intentID, clientSecret, l.KeyID, l.Owner, string(items))
+	switch {
+	case err == nil && row.Snapshot == nil:
+		row.Order.Items = o.Items
+		return row.Order, ErrLeaseLost
+	case err == nil:
+		k := IdempotencyKey{ID: l.KeyID, OrderSnapshot: row.Snapshot}
+		return k.Order()
+	case !errors.Is(err, sql.ErrNoRows):
+		return Order{}, fmt.Errorf("finish checkout: %w", translate(err))
+	}
+	// Not attached (the order was cancelled, or has the intent from an
+	// attempt that died before finishing the key): as the two steps do.
+	attached, err := s.AttachPaymentIntent(ctx, o, intentID, clientSecret)
+	if err != nil {
+		return Order{}, err
+	}
+	if err := s.FinishKeyCreated(ctx, l, attached); err != nil {
+		return attached, err
+	}
+	return attached, nil
 }
 
 // ErrOrderCancelled is AttachPaymentIntent's answer for an order cancelled
