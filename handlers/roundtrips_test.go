@@ -34,6 +34,11 @@ import (
 const (
 	addToCartRoundTrips = 5
 	checkoutRoundTrips  = 10
+	// stockLockedRoundTrips is how many of the checkout's round trips a
+	// one-line cart's product row stays locked for: from the statement
+	// that takes its stock to the commit, both included. Every checkout
+	// of the product queues behind them.
+	stockLockedRoundTrips = 3
 )
 
 // TestRoundTripsPerAddToCartAndCheckout counts what the database sees of
@@ -56,6 +61,7 @@ func TestRoundTripsPerAddToCartAndCheckout(t *testing.T) {
 
 	const rounds = 3
 	var add, checkout map[string]int
+	var locked int
 	for range rounds {
 		add = counter.during(func() {
 			s.do(t, http.MethodPost, "/v1/cart/items", c.token, map[string]any{"productId": p.ID, "quantity": 1}).want(t, http.StatusCreated)
@@ -63,6 +69,11 @@ func TestRoundTripsPerAddToCartAndCheckout(t *testing.T) {
 		checkout = counter.during(func() {
 			s.send(t, s.checkoutRequest(t, c.token, newKey(), checkoutBody())).want(t, http.StatusCreated)
 		})
+		locked = counter.lockedFor("UPDATE products")
+	}
+	t.Logf("POST /v1/checkout: the product row is locked for %d round trips:\n  %s", locked, strings.Join(counter.sequence, "\n  "))
+	if locked > stockLockedRoundTrips {
+		t.Errorf("the product row is locked for %d round trips, want at most %d", locked, stockLockedRoundTrips)
 	}
 	t.Logf("POST /v1/cart/items: %d round trips\n%s", total(add), describe(add))
 	t.Logf("POST /v1/checkout: %d round trips\n%s", total(checkout), describe(checkout))
@@ -98,17 +109,19 @@ func wireJobs(t *testing.T, db *sqlx.DB, a *api) {
 	a.Store.WatchCarts(carts)
 }
 
-// roundTrips counts, while on, the statements sent by kind.
+// roundTrips counts, while on, the statements sent by kind, and keeps
+// their sequence.
 type roundTrips struct {
-	mu     sync.Mutex
-	on     bool
-	counts map[string]int
+	mu       sync.Mutex
+	on       bool
+	counts   map[string]int
+	sequence []string
 }
 
 // during returns what fn cost, by statement kind.
 func (r *roundTrips) during(fn func()) map[string]int {
 	r.mu.Lock()
-	r.on, r.counts = true, map[string]int{}
+	r.on, r.counts, r.sequence = true, map[string]int{}, nil
 	r.mu.Unlock()
 	fn()
 	r.mu.Lock()
@@ -130,6 +143,26 @@ func (r *roundTrips) add(query string) {
 		kind = kind[:90]
 	}
 	r.counts[kind]++
+	r.sequence = append(r.sequence, kind)
+}
+
+// lockedFor is how many round trips of the last sequence ran from the
+// first that contains lock (it took the lock) to the COMMIT after it, both
+// included; 0 when none does.
+func (r *roundTrips) lockedFor(lock string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, kind := range r.sequence {
+		if n == 0 && !strings.Contains(kind, lock) {
+			continue
+		}
+		n++
+		if kind == "COMMIT" {
+			return n
+		}
+	}
+	return n
 }
 
 func total(counts map[string]int) int {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
@@ -203,21 +205,24 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 		}
 	}
 	var o store.Order
+	orderID, due := uuid.NewString(), s.now().Add(s.PaymentWindow)
 	err := st.WithTx(ctx, func(tx *store.Tx) error {
+		// The jobs go first, before any product row is locked: the hot
+		// stock rows stay locked for the order's own statements only.
+		if err := s.enqueueCheckoutJobs(ctx, tx, k.ID, orderID, due); err != nil {
+			return err
+		}
 		var err error
 		o, err = tx.PlaceOrder(ctx, store.PlaceOrder{
-			KeyID: k.ID, UserID: req.UserID,
+			OrderID: orderID, KeyID: k.ID, UserID: req.UserID,
 			ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
-			Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
+			Pricing: s.Pricing, PaymentDueAt: due,
 		})
 		if err != nil {
 			return err
 		}
 		// Before commit: a total no payment can take must not hold stock.
-		if err := s.chargeable(o); err != nil {
-			return err
-		}
-		return s.enqueueCheckoutJobs(ctx, tx, k.ID, o)
+		return s.chargeable(o)
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {

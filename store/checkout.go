@@ -319,6 +319,9 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int
 // PlaceOrder is what checkout's order transaction needs. The order's email
 // is the customer's as the order is placed.
 type PlaceOrder struct {
+	// OrderID is the new order's id, when the caller makes it (so that what
+	// commits with the order can name it first); empty, PlaceOrder makes it.
+	OrderID         string
 	KeyID           int64
 	UserID          string
 	ShippingAddress []byte // JSON
@@ -465,9 +468,12 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	if len(cart.Lines) == 0 {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
-	// The id is made here so the sale ledger rows can name the order
+	// The id is made before the order so the sale ledger rows can name it
 	// before it exists; it is numbered as the transaction commits.
-	orderID := uuid.NewString()
+	orderID := p.OrderID
+	if orderID == "" {
+		orderID = uuid.NewString()
+	}
 	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
 	currency := ""
