@@ -414,3 +414,31 @@ func TestCartConcurrentAddsEachSeeTheCartTheyMade(t *testing.T) {
 		t.Errorf("final cart has %d lines, want %d", got, adders)
 	}
 }
+
+// TestPreparedStatementsInTransactionsNeedNoSecondConnection: with the hot
+// statements prepared (as Open does), transactions that run them on a
+// pool of two connections, twenty at once, all finish: a statement is
+// prepared on the transaction's own connection, never on another.
+func TestPreparedStatementsInTransactionsNeedNoSecondConnection(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	f.store.DB().SetMaxOpenConns(2)
+	ctx := context.Background()
+	if err := f.store.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	const adders = 20
+	errs := make([]error, adders)
+	shoptest.Concurrently(t, adders, 30*time.Second, func(i int) {
+		_, errs[i] = f.store.AddToCart(ctx, f.userID, p.ID, 1)
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	if q := quantities(mustCart(t, f.store, f.userID))[p.ID]; q != adders {
+		t.Errorf("quantity = %d, want %d", q, adders)
+	}
+}
