@@ -22,6 +22,7 @@ import (
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/jobs"
 	"github.com/shopd/shopd/orders"
+	"github.com/shopd/shopd/store"
 )
 
 // The most database round trips (statements, BEGIN and COMMIT each count
@@ -82,6 +83,15 @@ func TestRoundTripsPerAddToCartAndCheckout(t *testing.T) {
 	}
 	if n := total(checkout); n > checkoutRoundTrips {
 		t.Errorf("POST /v1/checkout costs %d round trips, want at most %d:\n%s", n, checkoutRoundTrips, describe(checkout))
+	}
+	// Once every connection has prepared them, nothing is parsed and
+	// planned again: every statement but BEGIN and COMMIT is an EXECUTE.
+	for _, counts := range []map[string]int{add, checkout} {
+		for kind := range counts {
+			if kind != "BEGIN" && kind != "COMMIT" && !strings.HasPrefix(kind, "EXECUTE ") {
+				t.Errorf("not prepared: %s", kind)
+			}
+		}
 	}
 	if st := s.dbStock(t, p.ID); st != 1000-1-rounds {
 		t.Errorf("stock = %d, want %d", st, 1000-1-rounds)
@@ -189,7 +199,8 @@ func countingDB(t *testing.T, r *roundTrips) *sqlx.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := sqlx.NewDb(sql.OpenDB(roundTripConnector{connector, r}), "postgres")
+	// As store.Open opens its pool.
+	db := sqlx.NewDb(sql.OpenDB(store.PreparingConnector(roundTripConnector{connector, r})), "postgres")
 	t.Cleanup(func() { db.Close() })
 	return db
 }
