@@ -79,10 +79,6 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 func setupOn(t *testing.T, db *sqlx.DB, opts ...func(*handlers.Config)) *api {
 	t.Helper()
 	st := store.New(db)
-	// As store.Open does.
-	if err := st.Prepare(t.Context()); err != nil {
-		t.Fatalf("prepare statements: %v", err)
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("generate signing key: %v", err)

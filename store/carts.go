@@ -271,11 +271,11 @@ func (s *Store) AddToCart(ctx context.Context, userID, productID string, qty int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		now := s.Now().UTC()
 		var updatedAt time.Time
-		if err := s.hot.GetContext(ctx, tx, &updatedAt, touchCartSQL, userID, now); err != nil {
+		if err := tx.GetContext(ctx, &updatedAt, touchCartSQL, userID, now); err != nil {
 			return fmt.Errorf("add to cart: touch cart: %w", translate(err))
 		}
 		out.UpdatedAt = &updatedAt
-		if err := s.hot.SelectContext(ctx, tx, &out.Lines, addCartItemSQL, userID, productID, qty, now, MaxCartLineQuantity); err != nil {
+		if err := tx.SelectContext(ctx, &out.Lines, addCartItemSQL, userID, productID, qty, now, MaxCartLineQuantity); err != nil {
 			return fmt.Errorf("add to cart: %w", translate(err))
 		}
 		if len(out.Lines) == 0 {

@@ -2,10 +2,13 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
@@ -415,30 +418,46 @@ func TestCartConcurrentAddsEachSeeTheCartTheyMade(t *testing.T) {
 	}
 }
 
-// TestPreparedStatementsInTransactionsNeedNoSecondConnection: with the hot
-// statements prepared (as Open does), transactions that run them on a
-// pool of two connections, twenty at once, all finish: a statement is
-// prepared on the transaction's own connection, never on another.
+// TestPreparedStatementsInTransactionsNeedNoSecondConnection: on a pool
+// that prepares the hot statements (as Open's does), transactions that run
+// them, twenty at once on two connections, all finish and add up: a
+// statement is prepared on the transaction's own connection, never on
+// another.
 func TestPreparedStatementsInTransactionsNeedNoSecondConnection(t *testing.T) {
 	t.Parallel()
-	f := setupCart(t)
-	f.store.DB().SetMaxOpenConns(2)
-	ctx := context.Background()
-	if err := f.store.Prepare(ctx); err != nil {
+	connector, err := pq.NewConnector(pgtest.NewURL(t) + "&binary_parameters=yes")
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	db := sqlx.NewDb(sql.OpenDB(store.PreparingConnector(connector)), "postgres")
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(2)
+	s := store.New(db)
+	ctx := context.Background()
+	userID := shoptest.User(ctx, t, s, nil).ID
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 100, Stock: new(100)})
 	const adders = 20
 	errs := make([]error, adders)
 	shoptest.Concurrently(t, adders, 30*time.Second, func(i int) {
-		_, errs[i] = f.store.AddToCart(ctx, f.userID, p.ID, 1)
+		_, errs[i] = s.AddToCart(ctx, userID, p.ID, 1)
 	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("add %d: %v", i, err)
 		}
 	}
-	if q := quantities(mustCart(t, f.store, f.userID))[p.ID]; q != adders {
+	if q := quantities(mustCart(t, s, userID))[p.ID]; q != adders {
 		t.Errorf("quantity = %d, want %d", q, adders)
+	}
+	// Prepared, and working, on both connections, in and out of
+	// transactions: a checkout after the adds.
+	k, _, _, err := s.ClaimCheckout(ctx, userID, "key", "h", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID,
+		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+	if err != nil || len(o.Items) != 1 || o.Items[0].Quantity != adders || o.OrderNumber != 1 {
+		t.Fatalf("order %+v, %v: want one line of %d, number 1", o, err, adders)
 	}
 }

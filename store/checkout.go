@@ -18,8 +18,8 @@ import (
 	"github.com/shopd/shopd"
 )
 
-// hotStatements are the statements every checkout and add-to-cart runs,
-// prepared (see Store.Prepare).
+// hotStatements are the statements every checkout and add-to-cart runs:
+// prepared once per connection (see PreparingConnector).
 var hotStatements = []string{
 	claimKeySQL, lockCartForUpdateSQL, checkoutCartSQL, takeStockSQL, placeOrderSQL,
 	placedOrderSQL, finishCheckoutSQL, touchCartSQL, addCartItemSQL,
@@ -119,7 +119,7 @@ func (s *Store) ClaimCheckout(ctx context.Context, userID, key, requestHash stri
 			IdempotencyKey
 			Leased bool `db:"leased"`
 		}
-		err := s.hot.GetContext(ctx, nil, &row, claimKeySQL, userID, key, requestHash, s.Now(), owner, ttl.Milliseconds())
+		err := s.db.GetContext(ctx, &row, claimKeySQL, userID, key, requestHash, s.Now(), owner, ttl.Milliseconds())
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -463,13 +463,13 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	// Lock the cart first, as every cart write does, so a line added
 	// during checkout is either ordered or left in the cart.
 	var cart cartSnapshot
-	err := t.hot.GetContext(ctx, tx, &cart.UpdatedAt, lockCartForUpdateSQL, p.UserID)
+	err := tx.GetContext(ctx, &cart.UpdatedAt, lockCartForUpdateSQL, p.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	} else if err != nil {
 		return Order{}, fmt.Errorf("lock cart: %w", translate(err))
 	}
-	if err := t.hot.SelectContext(ctx, tx, &cart.Lines, checkoutCartSQL, p.UserID); err != nil {
+	if err := tx.SelectContext(ctx, &cart.Lines, checkoutCartSQL, p.UserID); err != nil {
 		return Order{}, fmt.Errorf("read cart: %w", translate(err))
 	}
 	if len(cart.Lines) == 0 {
@@ -486,7 +486,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	currency := ""
 	for i, l := range cart.Lines {
 		var taken takenStock
-		err := t.hot.GetContext(ctx, tx, &taken, takeStockSQL, l.ProductID, l.Quantity, orderID)
+		err := tx.GetContext(ctx, &taken, takeStockSQL, l.ProductID, l.Quantity, orderID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Order{}, shortOf(ctx, tx, l)
 		}
@@ -523,7 +523,7 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		Keyed bool `db:"keyed"`
 	}
 	// jsonb goes as text: see withOneRoundTrip.
-	err = t.hot.GetContext(ctx, tx, &placed, placeOrderSQL, orderID, p.UserID,
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID,
 		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
 		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
 		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
@@ -551,7 +551,7 @@ func (s *Store) PlacedOrder(ctx context.Context, orderID string) (number int64, 
 		OrderNumber *int64 `db:"order_number"`
 		User
 	}
-	if err := s.hot.GetContext(ctx, nil, &row, placedOrderSQL, orderID); err != nil {
+	if err := s.db.GetContext(ctx, &row, placedOrderSQL, orderID); err != nil {
 		return 0, User{}, fmt.Errorf("placed order: %w", translate(err))
 	}
 	if row.OrderNumber == nil {
@@ -705,7 +705,7 @@ func (s *Store) FinishCheckout(ctx context.Context, l Lease, o Order, intentID, 
 		Snapshot []byte `db:"order_snapshot"`
 	}
 	// jsonb goes as text: see withOneRoundTrip.
-	err = s.hot.GetContext(ctx, nil, &row, finishCheckoutSQL, o.ID, intentID, clientSecret, l.KeyID, l.Owner, string(items))
+	err = s.db.GetContext(ctx, &row, finishCheckoutSQL, o.ID, intentID, clientSecret, l.KeyID, l.Owner, string(items))
 	switch {
 	case err == nil && row.Snapshot == nil:
 		row.Order.Items = o.Items

@@ -4,20 +4,33 @@ import (
 	"context"
 	"database/sql/driver"
 	"strings"
+	"sync"
 )
 
-// preparedElsewhere says which queries that the store does not run itself
-// are prepared on each connection, the first time they run there, and
-// then only bound and executed: the job queue's insert (River's
-// JobInsertFastMany), which every checkout and every cart change runs, in
-// their transactions. The store prepares its own hot statements itself
-// (Store.Prepare).
-func preparedElsewhere(query string) bool {
-	return strings.HasPrefix(query, "-- name: JobInsertFastMany ")
+// preparedQueries are the queries prepared once per connection, the
+// first time they run there, and from then on only bound and executed:
+// lib/pq otherwise has every query parsed and planned again. They are the
+// statements every checkout and add-to-cart runs (hotStatements) and the
+// job queue's insert (River's JobInsertFastMany), which both run, in their
+// transactions. Only fixed SQL is prepared, so a connection holds a
+// handful of statements.
+var preparedQueries = sync.OnceValue(func() map[string]bool {
+	m := make(map[string]bool, len(hotStatements))
+	for _, q := range hotStatements {
+		m[q] = true
+	}
+	return m
+})
+
+func prepared(query string) bool {
+	return preparedQueries()[query] || strings.HasPrefix(query, "-- name: JobInsertFastMany ")
 }
 
-// PreparingConnector wraps a lib/pq connector so that the queries
-// preparedElsewhere picks are prepared once per connection. Open uses it.
+// PreparingConnector wraps a lib/pq connector so that the connections it
+// makes prepare the preparedQueries. Open uses it. A statement is
+// prepared on the connection it runs on, in its transaction if it is in
+// one: never on another connection, which transactions waiting for one
+// could have taken.
 func PreparingConnector(c driver.Connector) driver.Connector {
 	return preparingConnector{c}
 }
@@ -62,7 +75,7 @@ type preparingConn struct {
 // stmt returns query prepared on the connection, or nil when it runs
 // unprepared.
 func (c *preparingConn) stmt(ctx context.Context, query string, args []driver.NamedValue) (driver.Stmt, error) {
-	if len(args) == 0 || !preparedElsewhere(query) {
+	if len(args) == 0 || !prepared(query) {
 		return nil, nil
 	}
 	if s, ok := c.stmts[query]; ok {

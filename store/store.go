@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -27,8 +26,6 @@ type Store struct {
 	Now func() time.Time
 	// carts learns of every cart change in its transaction (WatchCarts).
 	carts CartWatcher
-	// hot are the statements of the hot paths, prepared.
-	hot *preparedStatements
 }
 
 // dbtx is what queries run on.
@@ -58,27 +55,19 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := New(db)
-	if err := s.Prepare(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
+	return New(db), nil
 }
 
 // New wraps an open, migrated database.
 func New(db *sqlx.DB) *Store {
-	return &Store{db: db, pool: db, Now: time.Now, hot: &preparedStatements{pool: db}}
+	return &Store{db: db, pool: db, Now: time.Now}
 }
 
 // DB is the underlying pool, for tests and tools.
 func (s *Store) DB() *sqlx.DB { return s.pool }
 
 // Close closes the pool.
-func (s *Store) Close() error {
-	s.hot.close()
-	return s.pool.Close()
-}
+func (s *Store) Close() error { return s.pool.Close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.PingContext(ctx) }
@@ -90,7 +79,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.PingContext(ctx)
 type Tx struct {
 	tx  *sqlx.Tx
 	now func() time.Time
-	hot *preparedStatements
 }
 
 // SQL is the underlying transaction, for code outside the store that must
@@ -100,96 +88,7 @@ func (t *Tx) SQL() *sql.Tx { return t.tx.Tx }
 // WithTx runs fn in a transaction, committing when fn returns nil and
 // rolling back otherwise; fn's error is returned as it is.
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(&Tx{tx: tx, now: s.Now, hot: s.hot}) })
-}
-
-// preparedStatements are the statements every add-to-cart and checkout
-// runs (hotStatements), each prepared once per connection of the pool and
-// then only bound and executed: lib/pq otherwise sends every query to be
-// parsed and planned again. Only fixed SQL goes here, so the set stays
-// small.
-type preparedStatements struct {
-	pool  *sqlx.DB
-	stmts sync.Map // SQL -> *sqlx.Stmt
-}
-
-// Prepare prepares the hot paths' statements on the pool; Open does. Until
-// it has, a statement of theirs that runs in a transaction runs unprepared
-// (preparing it on the pool then would need a second connection, and
-// transactions waiting for one could take the whole pool), and one that
-// runs on the pool is prepared on its first use.
-func (s *Store) Prepare(ctx context.Context) error {
-	for _, query := range hotStatements {
-		if _, err := s.hot.prepare(ctx, query); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// on returns query prepared, in tx when tx is not nil; nil when it is
-// to run unprepared (see Prepare). database/sql prepares it again on each
-// connection the first time it runs there.
-func (p *preparedStatements) on(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
-	if stmt, ok := p.stmts.Load(query); ok {
-		if tx != nil {
-			return tx.StmtxContext(ctx, stmt.(*sqlx.Stmt)), nil
-		}
-		return stmt.(*sqlx.Stmt), nil
-	}
-	if tx != nil {
-		return nil, nil
-	}
-	return p.prepare(ctx, query)
-}
-
-// GetContext is sqlx's GetContext with query prepared, in tx unless it is
-// nil.
-func (p *preparedStatements) GetContext(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
-	stmt, err := p.on(ctx, tx, query)
-	switch {
-	case err != nil:
-		return err
-	case stmt == nil:
-		return tx.GetContext(ctx, dest, query, args...)
-	}
-	return stmt.GetContext(ctx, dest, args...)
-}
-
-// SelectContext is sqlx's SelectContext with query prepared, in tx unless
-// it is nil.
-func (p *preparedStatements) SelectContext(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
-	stmt, err := p.on(ctx, tx, query)
-	switch {
-	case err != nil:
-		return err
-	case stmt == nil:
-		return tx.SelectContext(ctx, dest, query, args...)
-	}
-	return stmt.SelectContext(ctx, dest, args...)
-}
-
-func (p *preparedStatements) prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if stmt, ok := p.stmts.Load(query); ok {
-		return stmt.(*sqlx.Stmt), nil
-	}
-	stmt, err := p.pool.PreparexContext(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", translate(err))
-	}
-	if prev, loaded := p.stmts.LoadOrStore(query, stmt); loaded {
-		stmt.Close()
-		return prev.(*sqlx.Stmt), nil
-	}
-	return stmt, nil
-}
-
-func (p *preparedStatements) close() {
-	p.stmts.Range(func(query, stmt any) bool {
-		stmt.(*sqlx.Stmt).Close()
-		p.stmts.Delete(query)
-		return true
-	})
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(&Tx{tx: tx, now: s.Now}) })
 }
 
 // inTx runs fn in a transaction, committing when fn returns nil.
