@@ -226,7 +226,7 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
-		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused, shopd.ENotFound:
+		case shopd.EInvalid, shopd.EConflict, shopd.EInsufficientStock, shopd.EPaymentRefused:
 			return forget(err)
 		}
 		return store.Order{}, nil, err

@@ -456,8 +456,7 @@ FROM o`
 // after commit with PlacedOrder). Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
-// a cart mixing currencies is EConflict; a customer whose account is gone
-// is ENotFound.
+// a cart mixing currencies is EConflict.
 func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	tx := t.tx
 	// Lock the cart first, as every cart write does, so a line added
@@ -528,9 +527,6 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
 		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
 		cart.EmptiedAt, p.KeyID, string(snapshot))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Order{}, shopd.Errorf(shopd.ENotFound, "The customer's account no longer exists.")
-	}
 	if err != nil {
 		return Order{}, fmt.Errorf("insert order: %w", translate(err))
 	}
