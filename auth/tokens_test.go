@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,5 +263,52 @@ func TestStreamTokens(t *testing.T) {
 	}
 	if _, err := later.VerifyStream(stream); err != ErrInvalidToken {
 		t.Errorf("an expired stream token: %v", err)
+	}
+}
+
+// TestVerifiedTokensStillExpire: a token that verified is remembered, but
+// only as what it is: past its expiry (and the 30 s leeway) it is refused
+// as before, a token changed in any byte is verified afresh and refused,
+// and an access token remembered is no stream token.
+func TestVerifiedTokensStillExpire(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(start.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := NewTokens(TokenConfig{Key: key, Issuer: "shop", Audience: "shop-api", TTL: time.Hour, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := tk.Issue("u1", RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if c, err := tk.Verify(token); err != nil || c.UserID != "u1" || c.Role != RoleCustomer {
+			t.Fatalf("Verify = %+v, %v", c, err)
+		}
+	}
+	if _, err := tk.VerifyStream(token); err != ErrInvalidToken {
+		t.Errorf("a verified access token passed as a stream token: %v", err)
+	}
+	tampered := token[:len(token)-2] + "AA"
+	if tampered == token {
+		tampered = token[:len(token)-2] + "BB"
+	}
+	if _, err := tk.Verify(tampered); err != ErrInvalidToken {
+		t.Errorf("a token with another signature verified: %v", err)
+	}
+	now.Store(start.Add(time.Hour + 10*time.Second).UnixNano()) // expired, within the leeway
+	if _, err := tk.Verify(token); err != nil {
+		t.Errorf("within the leeway after expiry: %v, want it accepted as before", err)
+	}
+	now.Store(start.Add(time.Hour + 31*time.Second).UnixNano())
+	if c, err := tk.Verify(token); err != ErrInvalidToken {
+		t.Errorf("past expiry and leeway: Verify = %+v, %v; want ErrInvalidToken", c, err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/auth"
@@ -71,9 +72,22 @@ type api struct {
 // migrated database. opts change the Config before the server is built.
 func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	t.Helper()
-	db, dbURL := pgtest.NewDBAndURL(t)
+	return setupOn(t, newTestDB(t), opts...)
+}
+
+// newTestDB is a pool on a new migrated database, its URL kept for
+// options that connect on their own (databaseURLs).
+func newTestDB(t *testing.T) *sqlx.DB {
+	t.Helper()
+	db, url := pgtest.NewDBAndURL(t)
+	databaseURLs.Store(db, url)
+	return db
+}
+
+// setupOn is setup on the pool db, a new migrated database.
+func setupOn(t *testing.T, db *sqlx.DB, opts ...func(*handlers.Config)) *api {
+	t.Helper()
 	st := store.New(db)
-	databaseURLs.Store(st, dbURL)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("generate signing key: %v", err)
@@ -132,7 +146,7 @@ func setup(t *testing.T, opts ...func(*handlers.Config)) *api {
 	return &api{URL: srv.URL, Store: st, Tokens: tokens, Orders: cfg.Orders, SigningKey: key, Images: cfg.Images, ServerRead: serverRead, client: client}
 }
 
-// databaseURLs is the URL of each setup's database, by its store: for
+// databaseURLs is the URL of each test database, by its pool: for
 // options that connect on their own (withCatalogCache).
 var databaseURLs sync.Map
 

@@ -56,7 +56,7 @@ func (c cacheCounts) awaitNotification(t *testing.T, before float64) {
 // database, as main does by default.
 func withCatalogCache(t *testing.T, counts *cacheCounts) func(*handlers.Config) {
 	return func(cfg *handlers.Config) {
-		url, _ := databaseURLs.Load(cfg.Store)
+		url, _ := databaseURLs.Load(cfg.Store.DB())
 		counts.reg = prometheus.NewRegistry()
 		c, err := catalogcache.Start(t.Context(), catalogcache.Config{
 			DatabaseURL: url.(string), MaxBytes: 1 << 20, Registry: counts.reg, Log: slog.New(slog.DiscardHandler),

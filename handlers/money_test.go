@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/shopd/shopd/auth"
 	"github.com/shopd/shopd/gen"
 	"github.com/shopd/shopd/handlers"
@@ -41,6 +43,12 @@ const paymentWindow = time.Hour
 
 func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 	t.Helper()
+	return newShopOn(t, newTestDB(t), opts...)
+}
+
+// newShopOn is newShop on the pool db, a new migrated database.
+func newShopOn(t *testing.T, db *sqlx.DB, opts ...func(*handlers.Config)) *shop {
+	t.Helper()
 	s := &shop{fake: stripefake.New(t), clock: &shoptest.Clock{}, crash: &shoptest.Crash{}}
 	all := []func(*handlers.Config){
 		withPayments(s.fake.URL),
@@ -54,7 +62,7 @@ func newShop(t *testing.T, opts ...func(*handlers.Config)) *shop {
 			cfg.Orders.AfterPhase = s.crash.AfterPhase
 		},
 	}
-	s.api = setup(t, append(all, opts...)...)
+	s.api = setupOn(t, db, append(all, opts...)...)
 	s.admin = s.quickUser(t, auth.RoleAdmin).token
 	return s
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/payments"
 	"github.com/shopd/shopd/store"
@@ -202,26 +204,25 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 			return forget(&shopd.Error{Code: shopd.ERateLimited, Message: "Checkout quota exceeded; try again later.", RetryAfter: r.RetryAfter})
 		}
 	}
-	u, err := st.UserByID(ctx, req.UserID)
-	if err != nil {
-		return forget(err)
-	}
 	var o store.Order
-	err = st.WithTx(ctx, func(tx *store.Tx) error {
+	orderID, due := uuid.NewString(), s.now().Add(s.PaymentWindow)
+	err := st.WithTx(ctx, func(tx *store.Tx) error {
+		// The jobs go first, before any product row is locked: the hot
+		// stock rows stay locked for the order's own statements only.
+		if err := s.enqueueCheckoutJobs(ctx, tx, k.ID, orderID, due); err != nil {
+			return err
+		}
 		var err error
 		o, err = tx.PlaceOrder(ctx, store.PlaceOrder{
-			KeyID: k.ID, UserID: req.UserID, Email: u.Email,
+			OrderID: orderID, KeyID: k.ID, UserID: req.UserID,
 			ShippingAddress: req.ShippingAddress, BillingAddress: req.BillingAddress,
-			Pricing: s.Pricing, PaymentDueAt: s.now().Add(s.PaymentWindow),
+			Pricing: s.Pricing, PaymentDueAt: due,
 		})
 		if err != nil {
 			return err
 		}
 		// Before commit: a total no payment can take must not hold stock.
-		if err := s.chargeable(o); err != nil {
-			return err
-		}
-		return s.enqueueCheckoutJobs(ctx, tx, k.ID, o)
+		return s.chargeable(o)
 	})
 	if err != nil {
 		switch shopd.ErrorCode(err) {
@@ -230,10 +231,12 @@ func (s *Service) placeOrder(ctx context.Context, k store.IdempotencyKey, req Ch
 		}
 		return store.Order{}, nil, err
 	}
-	// Numbered as it committed.
-	if o.OrderNumber, err = st.OrderNumber(ctx, o.ID); err != nil {
+	// Numbered as it committed; its payment needs the customer.
+	number, u, err := st.PlacedOrder(ctx, o.ID)
+	if err != nil {
 		return store.Order{}, nil, err
 	}
+	o.OrderNumber = number
 	return o, &u, nil
 }
 
@@ -278,27 +281,36 @@ func (s *Service) finishCheckout(ctx context.Context, l store.Lease, o store.Ord
 		if err := s.afterPhase("intent_created"); err != nil {
 			return Placed{}, err
 		}
-		// On an error AttachPaymentIntent returns no order: keep o for the refusal.
-		attached, err := st.AttachPaymentIntent(ctx, o, intent.ID, intent.ClientSecret)
-		if errors.Is(err, store.ErrOrderCancelled) {
+		// The intent goes on the order and the key finishes in one round
+		// trip. On an error no order comes back: keep o for the refusal.
+		finished, err := st.FinishCheckout(ctx, l, o, intent.ID, intent.ClientSecret)
+		switch {
+		case errors.Is(err, store.ErrOrderCancelled):
 			return s.refuseCancelled(ctx, l.KeyID, o, intent.ID)
-		}
-		if err != nil {
+		case errors.Is(err, store.ErrLeaseLost):
+			return s.takenOver(ctx, l, err)
+		case err != nil:
 			return Placed{}, err
 		}
-		o = attached
+		return Placed{Order: finished}, nil
 	}
 	if err := st.FinishKeyCreated(ctx, l, o); errors.Is(err, store.ErrLeaseLost) {
-		// Another attempt took the key over: it answers as it recorded.
-		k, kerr := st.IdempotencyKeyByID(ctx, l.KeyID)
-		if kerr != nil || k.RecoveryPoint != store.PointFinished {
-			return Placed{}, err
-		}
-		return replay(k)
+		return s.takenOver(ctx, l, err)
 	} else if err != nil {
 		return Placed{}, err
 	}
 	return Placed{Order: o}, nil
+}
+
+// takenOver answers a checkout whose lease another attempt took over
+// before it could finish the key (lost is ErrLeaseLost): with what that
+// attempt recorded, once it has.
+func (s *Service) takenOver(ctx context.Context, l store.Lease, lost error) (Placed, error) {
+	k, err := s.Store.IdempotencyKeyByID(ctx, l.KeyID)
+	if err != nil || k.RecoveryPoint != store.PointFinished {
+		return Placed{}, lost
+	}
+	return replay(k)
 }
 
 // createIntent creates the order's PaymentIntent, and its customer's

@@ -215,17 +215,16 @@ func (s *Service) enqueue(ctx context.Context, tx *store.Tx, args river.JobArgs,
 	return nil
 }
 
-// enqueueCheckoutJobs schedules, in the order transaction, the order's
-// expiry at its payment due time and the recovery of its checkout should
-// this process stop before the checkout ends.
-// Both go in one statement: the order transaction holds the hot stock
-// rows until it commits.
-func (s *Service) enqueueCheckoutJobs(ctx context.Context, tx *store.Tx, keyID int64, o store.Order) error {
+// enqueueCheckoutJobs schedules, in the order transaction, the expiry of
+// the order orderID at its payment due time and the recovery of its
+// checkout should this process stop before the checkout ends. Both go in
+// one statement.
+func (s *Service) enqueueCheckoutJobs(ctx context.Context, tx *store.Tx, keyID int64, orderID string, dueAt time.Time) error {
 	if s.Jobs == nil {
 		return nil
 	}
 	_, err := s.Jobs.InsertManyTx(ctx, tx.SQL(), []river.InsertManyParams{
-		{Args: ExpireOrderArgs{OrderID: o.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: o.PaymentDueAt}},
+		{Args: ExpireOrderArgs{OrderID: orderID}, InsertOpts: &river.InsertOpts{ScheduledAt: dueAt}},
 		{Args: ResumeCheckoutArgs{KeyID: keyID}, InsertOpts: &river.InsertOpts{ScheduledAt: s.now().Add(s.resumeCheckoutAfter())}},
 	})
 	if err != nil {

@@ -67,7 +67,7 @@ func overdueOrder(t *testing.T, st *store.Store) (store.Order, store.Product) {
 	}
 	var o store.Order
 	err = st.WithTx(ctx, func(tx *store.Tx) error {
-		o, err = tx.PlaceOrder(ctx, store.PlaceOrder{KeyID: k.ID, UserID: u.ID, Email: u.Email,
+		o, err = tx.PlaceOrder(ctx, store.PlaceOrder{KeyID: k.ID, UserID: u.ID,
 			ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing,
 			PaymentDueAt: time.Now().Add(-time.Hour)})
 		return err

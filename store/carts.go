@@ -113,10 +113,13 @@ SELECT updated_at
 FROM carts
 WHERE user_id = $1`
 
-const cartLinesSQL = `
+// cartLineColumnsSQL and cartLineProductsSQL price the cart lines i
+// (product_id, quantity, added_at) at the products' current state.
+const (
+	cartLineColumnsSQL = `
 SELECT i.product_id, p.sku, p.name, p.price_cents, p.currency, i.quantity, p.is_active, p.stock, i.added_at,
-	img.blob_key AS image_key, img.thumbnail_key AS image_thumbnail_key
-FROM cart_items i
+	img.blob_key AS image_key, img.thumbnail_key AS image_thumbnail_key`
+	cartLineProductsSQL = `
 JOIN products p ON p.id = i.product_id
 LEFT JOIN LATERAL (
 	SELECT blob_key, thumbnail_key
@@ -124,7 +127,11 @@ LEFT JOIN LATERAL (
 	WHERE product_id = p.id
 	ORDER BY position
 	LIMIT 1
-) img ON true
+) img ON true`
+)
+
+const cartLinesSQL = cartLineColumnsSQL + `
+FROM cart_items i` + cartLineProductsSQL + `
 WHERE i.user_id = $1
 ORDER BY i.added_at, i.product_id`
 
@@ -168,37 +175,57 @@ func readCart(ctx context.Context, q sqlx.QueryerContext, userID string) (Cart, 
 
 var errNoCart = shopd.Errorf(shopd.ENotFound, "Cart not found.")
 
-// touchCartSQL creates the cart on its first write and stamps it. Every
-// cart write starts with it (or lockCartSQL), so writes to one cart are
-// serialized on the carts row and always lock carts before cart_items.
+// touchCartSQL creates the cart on its first write and stamps it,
+// returning the stamp as stored. Every cart write starts with it (or
+// lockCartSQL), so writes to one cart are serialized on the carts row and
+// always lock carts before cart_items.
 const touchCartSQL = `
 INSERT INTO carts (user_id, updated_at)
 VALUES ($1, $2)
 ON CONFLICT (user_id) DO UPDATE
-SET updated_at = EXCLUDED.updated_at`
+SET updated_at = EXCLUDED.updated_at
+RETURNING updated_at`
 
-// addCartItemSQL adds to the product's line, or starts one, in one
-// statement: no row comes back when the product is unknown or archived,
-// when its currency differs from another line's, or when the line would
-// pass the cap ($5: MaxCartLineQuantity, which the table's CHECK repeats).
+// addCartItemSQL adds to the product's line, or starts one, and returns
+// the cart's lines as they are then (as cartLinesSQL would read them after
+// it), in one statement: no row comes back when the product is unknown or
+// archived, when its currency differs from another line's, or when the
+// line would pass the cap ($5: MaxCartLineQuantity, which the table's
+// CHECK repeats). The caller holds the cart's lock (touchCartSQL, an
+// earlier statement), so this statement's snapshot has every line of the
+// cart; the changed line, which the rest of the statement cannot see in
+// the table, comes from the insert's RETURNING.
 const addCartItemSQL = `
-INSERT INTO cart_items (user_id, product_id, quantity, added_at)
-SELECT $1, p.id, $3, $4
-FROM products p
-WHERE p.id = $2
-	AND p.is_active
-	AND NOT EXISTS (
-		SELECT 1
-		FROM cart_items i
-		JOIN products o ON o.id = i.product_id
-		WHERE i.user_id = $1
-			AND i.product_id <> p.id
-			AND o.currency <> p.currency
-	)
-ON CONFLICT (user_id, product_id) DO UPDATE
-SET quantity = cart_items.quantity + EXCLUDED.quantity
-WHERE cart_items.quantity + EXCLUDED.quantity <= $5
-RETURNING quantity`
+WITH added AS (
+	INSERT INTO cart_items (user_id, product_id, quantity, added_at)
+	SELECT $1, p.id, $3, $4
+	FROM products p
+	WHERE p.id = $2
+		AND p.is_active
+		AND NOT EXISTS (
+			SELECT 1
+			FROM cart_items i
+			JOIN products o ON o.id = i.product_id
+			WHERE i.user_id = $1
+				AND i.product_id <> p.id
+				AND o.currency <> p.currency
+		)
+	ON CONFLICT (user_id, product_id) DO UPDATE
+	SET quantity = cart_items.quantity + EXCLUDED.quantity
+	WHERE cart_items.quantity + EXCLUDED.quantity <= $5
+	RETURNING product_id, quantity, added_at
+), i AS (
+	SELECT product_id, quantity, added_at
+	FROM cart_items
+	WHERE user_id = $1
+		AND product_id <> $2
+	UNION ALL
+	SELECT product_id, quantity, added_at
+	FROM added
+)` + cartLineColumnsSQL + `
+FROM i` + cartLineProductsSQL + `
+WHERE EXISTS (SELECT 1 FROM added)
+ORDER BY i.added_at, i.product_id`
 
 // addRefusalSQL explains why addCartItemSQL changed nothing.
 const addRefusalSQL = `
@@ -240,22 +267,19 @@ func (s *Store) AddToCart(ctx context.Context, userID, productID string, qty int
 	if !validID(productID) {
 		return Cart{}, productNotFound(productID)
 	}
-	var out Cart
+	out := Cart{UserID: userID, Lines: []CartLine{}}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		now := s.Now().UTC()
-		if _, err := tx.ExecContext(ctx, touchCartSQL, userID, now); err != nil {
+		var updatedAt time.Time
+		if err := tx.GetContext(ctx, &updatedAt, touchCartSQL, userID, now); err != nil {
 			return fmt.Errorf("add to cart: touch cart: %w", translate(err))
 		}
-		var quantity int
-		err := tx.GetContext(ctx, &quantity, addCartItemSQL, userID, productID, qty, now, MaxCartLineQuantity)
-		if errors.Is(err, sql.ErrNoRows) {
-			return addRefused(ctx, tx, userID, productID, qty)
-		}
-		if err != nil {
+		out.UpdatedAt = &updatedAt
+		if err := tx.SelectContext(ctx, &out.Lines, addCartItemSQL, userID, productID, qty, now, MaxCartLineQuantity); err != nil {
 			return fmt.Errorf("add to cart: %w", translate(err))
 		}
-		if out, err = readCart(ctx, tx, userID); err != nil {
-			return err
+		if len(out.Lines) == 0 {
+			return addRefused(ctx, tx, userID, productID, qty)
 		}
 		return s.cartChanged(ctx, tx, out)
 	})

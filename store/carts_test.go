@@ -2,10 +2,13 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/shopd/shopd"
 	"github.com/shopd/shopd/internal/pgtest"
@@ -372,5 +375,89 @@ func TestCartConcurrentAddsNeverPassTheCap(t *testing.T) {
 	}
 	if q := quantities(mustCart(t, f.store, f.userID))[p.ID]; q != 99 {
 		t.Errorf("final quantity = %d, want 99", q)
+	}
+}
+
+// TestCartConcurrentAddsEachSeeTheCartTheyMade: adds of distinct products
+// to one cart are serialized on the cart's lock, and each answers the cart
+// as its own add left it (its line and those of every add before it, read
+// in the add's own statement): the answers hold 1, 2, ... N lines, each
+// has its product, and the final cart has all N.
+func TestCartConcurrentAddsEachSeeTheCartTheyMade(t *testing.T) {
+	t.Parallel()
+	f := setupCart(t)
+	f.store.DB().SetMaxOpenConns(20)
+	ctx := context.Background()
+	const adders = 16
+	products := make([]store.Product, adders)
+	for i := range products {
+		products[i] = shoptest.Product(ctx, t, f.store, &shoptest.ProductOpts{PriceCents: 100})
+	}
+	carts := make([]store.Cart, adders)
+	errs := make([]error, adders)
+	shoptest.Concurrently(t, adders, 60*time.Second, func(i int) {
+		carts[i], errs[i] = f.store.AddToCart(ctx, f.userID, products[i].ID, 1)
+	})
+	seen := map[int]bool{}
+	for i, c := range carts {
+		if errs[i] != nil {
+			t.Fatalf("add %d: %v", i, errs[i])
+		}
+		if quantities(c)[products[i].ID] != 1 {
+			t.Errorf("add %d answered a cart without its line: %v", i, quantities(c))
+		}
+		seen[len(c.Lines)] = true
+	}
+	for n := 1; n <= adders; n++ {
+		if !seen[n] {
+			t.Errorf("no add answered a cart of %d lines; want one answer of each size 1..%d", n, adders)
+		}
+	}
+	if got := len(mustCart(t, f.store, f.userID).Lines); got != adders {
+		t.Errorf("final cart has %d lines, want %d", got, adders)
+	}
+}
+
+// TestPreparedStatementsInTransactionsNeedNoSecondConnection: on a pool
+// that prepares the hot statements (as Open's does), transactions that run
+// them, twenty at once on two connections, all finish and add up: a
+// statement is prepared on the transaction's own connection, never on
+// another.
+func TestPreparedStatementsInTransactionsNeedNoSecondConnection(t *testing.T) {
+	t.Parallel()
+	connector, err := pq.NewConnector(pgtest.NewURL(t) + "&binary_parameters=yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(store.PreparingConnector(connector)), "postgres")
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(2)
+	s := store.New(db)
+	ctx := context.Background()
+	userID := shoptest.User(ctx, t, s, nil).ID
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 100, Stock: new(100)})
+	const adders = 20
+	errs := make([]error, adders)
+	shoptest.Concurrently(t, adders, 30*time.Second, func(i int) {
+		_, errs[i] = s.AddToCart(ctx, userID, p.ID, 1)
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	if q := quantities(mustCart(t, s, userID))[p.ID]; q != adders {
+		t.Errorf("quantity = %d, want %d", q, adders)
+	}
+	// Prepared, and working, on both connections, in and out of
+	// transactions: a checkout after the adds.
+	k, _, _, err := s.ClaimCheckout(ctx, userID, "key", "h", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID,
+		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+	if err != nil || len(o.Items) != 1 || o.Items[0].Quantity != adders || o.OrderNumber != 1 {
+		t.Fatalf("order %+v, %v: want one line of %d, number 1", o, err, adders)
 	}
 }

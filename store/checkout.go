@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -16,6 +17,13 @@ import (
 
 	"github.com/shopd/shopd"
 )
+
+// hotStatements are the statements every checkout and add-to-cart runs:
+// prepared once per connection (see PreparingConnector).
+var hotStatements = []string{
+	claimKeySQL, lockCartForUpdateSQL, checkoutCartSQL, takeStockSQL, placeOrderSQL,
+	placedOrderSQL, finishCheckoutSQL, touchCartSQL, addCartItemSQL,
+}
 
 // Checkout recovery points: how far a checkout got. A retry resumes there.
 const (
@@ -315,11 +323,14 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int
 	return res.RowsAffected()
 }
 
-// PlaceOrder is what checkout's order transaction needs.
+// PlaceOrder is what checkout's order transaction needs. The order's email
+// is the customer's as the order is placed.
 type PlaceOrder struct {
+	// OrderID is the new order's id, when the caller makes it (so that what
+	// commits with the order can name it first); empty, PlaceOrder makes it.
+	OrderID         string
 	KeyID           int64
 	UserID          string
-	Email           string
 	ShippingAddress []byte // JSON
 	BillingAddress  []byte // JSON
 	Pricing         shopd.Pricing
@@ -378,33 +389,32 @@ WITH p AS (
 SELECT sku, name, price_cents, currency FROM p`
 
 	productStateSQL = `SELECT sku, name, is_active, stock FROM products WHERE id = $1`
-
-	// orderCreatedSQL moves the key to order_created with the order and
-	// the cart it emptied, if it was still at started.
-	orderCreatedSQL = `
-UPDATE idempotency_keys
-SET recovery_point = 'order_created',
-	order_id = $2,
-	cart_snapshot = $3,
-	updated_at = now()
-WHERE id = $1
-	AND recovery_point = 'started'`
-
-	orderNumberSQL = `SELECT order_number FROM orders WHERE id = $1`
 )
 
-// placeOrderSQL writes the order, its first event and all its lines, and
-// empties the cart (the caller holds its lock), stamping it and returning
-// the stamp as stored: one round trip while the lines' product rows stay
-// locked. The foreign keys of the event and the lines are checked at the
-// end of the statement, when the order is there. The order has no number
-// until its transaction commits (migration 0012), so it reads back as 0.
+// placedOrderSQL reads what the order got as it committed, its number,
+// with what paying for it needs of its customer.
+var placedOrderSQL = `
+SELECT o.order_number, ` + userColumnsOf("u") + `
+FROM orders o
+JOIN users u ON u.id = o.customer_id
+WHERE o.id = $1`
+
+// placeOrderSQL writes the order, its first event and all its lines,
+// empties the cart (the caller holds its lock) and stamps it ($18), and
+// moves the key ($19) to order_created with the order and the cart it
+// emptied ($20), if it was still at started (keyed says whether it was):
+// one round trip while the lines' product rows stay locked. The foreign
+// keys of the event, the lines and the key are checked at the end of the
+// statement, when the order is there. The order has no number until its
+// transaction commits (migration 0012), so it reads back as 0.
 var placeOrderSQL = `
 WITH o AS (
 	INSERT INTO orders (id, customer_id, email, status, payment_status, fulfillment_status,
 		subtotal_cents, tax_cents, shipping_cents, discount_cents, total_cents, currency,
 		shipping_address, billing_address, payment_due_at)
-	VALUES ($1, $2, $3, 'pending', 'pending', 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	SELECT $1, $2, u.email, 'pending', 'pending', 'unfulfilled', $3, $4, $5, $6, $7, $8, $9, $10, $11
+	FROM users u
+	WHERE u.id = $2
 	RETURNING ` + orderColumns + `
 ), placed AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, actor_id, amount_cents)
@@ -413,19 +423,27 @@ WITH o AS (
 ), lines AS (
 	INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
 	SELECT $1, line_no, product_id, sku, name, unit_price_cents, quantity, unit_price_cents * quantity
-	FROM unnest($13::integer[], $14::uuid[], $15::text[], $16::text[], $17::bigint[], $18::integer[])
+	FROM unnest($12::integer[], $13::uuid[], $14::text[], $15::text[], $16::bigint[], $17::integer[])
 		AS l (line_no, product_id, sku, name, unit_price_cents, quantity)
 ), gone AS (
 	DELETE FROM cart_items
 	WHERE user_id = $2
 ), emptied AS (
 	UPDATE carts
-	SET updated_at = $19
+	SET updated_at = $18
 	WHERE user_id = $2
-	RETURNING updated_at
+), keyed AS (
+	UPDATE idempotency_keys
+	SET recovery_point = 'order_created',
+		order_id = $1,
+		cart_snapshot = $20,
+		updated_at = now()
+	WHERE id = $19
+		AND recovery_point = 'started'
+	RETURNING id
 )
 SELECT ` + strings.Replace(orderColumns, "order_number", "0 AS order_number", 1) + `,
-	(SELECT updated_at FROM emptied) AS emptied_at
+	EXISTS (SELECT 1 FROM keyed) AS keyed
 FROM o`
 
 // PlaceOrder turns the user's cart into an order inside the caller's
@@ -435,7 +453,7 @@ FROM o`
 // empties the cart (keeping it on the key, see RestoreCart) and moves the
 // idempotency key to order_created. The order is numbered, without gaps,
 // as the transaction commits: the returned order has number 0 (read it
-// after commit with OrderNumber). Refusals, after which the caller must roll back: an empty cart is
+// after commit with PlacedOrder). Refusals, after which the caller must roll back: an empty cart is
 // EInvalid; a line short of stock, or whose product was archived since it
 // was added, is EInsufficientStock naming the product, with its Shortage;
 // a cart mixing currencies is EConflict.
@@ -456,9 +474,12 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	if len(cart.Lines) == 0 {
 		return Order{}, shopd.Errorf(shopd.EInvalid, "The cart is empty.")
 	}
-	// The id is made here so the sale ledger rows can name the order
+	// The id is made before the order so the sale ledger rows can name it
 	// before it exists; it is numbered as the transaction commits.
-	orderID := uuid.NewString()
+	orderID := p.OrderID
+	if orderID == "" {
+		orderID = uuid.NewString()
+	}
 	items := make([]OrderItem, 0, len(cart.Lines))
 	var subtotal int64
 	currency := ""
@@ -489,46 +510,50 @@ func (t *Tx) PlaceOrder(ctx context.Context, p PlaceOrder) (Order, error) {
 	for i, it := range items {
 		lineNo[i], productID[i], sku[i], name[i], price[i], qty[i] = int64(it.LineNo), it.ProductID, it.SKU, it.Name, it.UnitPriceCents, int64(it.Quantity)
 	}
-	var placed struct {
-		Order
-		EmptiedAt time.Time `db:"emptied_at"`
-	}
-	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID, p.Email,
-		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
-		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
-		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
-		t.now().UTC())
-	if err != nil {
-		return Order{}, fmt.Errorf("insert order: %w", translate(err))
-	}
-	o := placed.Order
-	o.Items = items
-	cart.EmptiedAt = placed.EmptiedAt
+	// The stamp the emptied cart gets, at the database's precision so that
+	// the snapshot holds it exactly as stored (RestoreCart compares them).
+	cart.EmptiedAt = t.now().UTC().Truncate(time.Microsecond)
 	snapshot, err := json.Marshal(cart)
 	if err != nil {
 		return Order{}, fmt.Errorf("encode cart: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, orderCreatedSQL, p.KeyID, o.ID, string(snapshot))
-	if err != nil {
-		return Order{}, fmt.Errorf("record order on key: %w", translate(err))
+	var placed struct {
+		Order
+		Keyed bool `db:"keyed"`
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	// jsonb goes as text: see withOneRoundTrip.
+	err = tx.GetContext(ctx, &placed, placeOrderSQL, orderID, p.UserID,
+		totals.SubtotalCents, totals.TaxCents, totals.ShippingCents, totals.DiscountCents, totals.TotalCents,
+		currency, string(p.ShippingAddress), string(p.BillingAddress), p.PaymentDueAt,
+		pq.Array(lineNo), pq.Array(productID), pq.Array(sku), pq.Array(name), pq.Array(price), pq.Array(qty),
+		cart.EmptiedAt, p.KeyID, string(snapshot))
+	if err != nil {
+		return Order{}, fmt.Errorf("insert order: %w", translate(err))
+	}
+	if !placed.Keyed {
 		// Another request placed this key's order first; roll everything back.
 		return Order{}, shopd.Errorf(shopd.EConflict, "This checkout was already placed.")
 	}
+	o := placed.Order
+	o.Items = items
 	return o, nil
 }
 
-// OrderNumber is the number the order got when its checkout committed.
-func (s *Store) OrderNumber(ctx context.Context, orderID string) (int64, error) {
-	var n *int64
-	if err := s.db.GetContext(ctx, &n, orderNumberSQL, orderID); err != nil {
-		return 0, fmt.Errorf("order number: %w", translate(err))
+// PlacedOrder returns the number the order got when its checkout
+// committed, and the order's customer: what its payment needs, in one
+// round trip.
+func (s *Store) PlacedOrder(ctx context.Context, orderID string) (number int64, customer User, err error) {
+	var row struct {
+		OrderNumber *int64 `db:"order_number"`
+		User
 	}
-	if n == nil {
-		return 0, fmt.Errorf("order %s has no number", orderID)
+	if err := s.db.GetContext(ctx, &row, placedOrderSQL, orderID); err != nil {
+		return 0, User{}, fmt.Errorf("placed order: %w", translate(err))
 	}
-	return *n, nil
+	if row.OrderNumber == nil {
+		return 0, User{}, fmt.Errorf("order %s has no number", orderID)
+	}
+	return *row.OrderNumber, row.User, nil
 }
 
 const (
@@ -602,6 +627,101 @@ func shortOf(ctx context.Context, tx *sqlx.Tx, l cartLine) error {
 	}
 	return &shopd.Error{Code: shopd.EInsufficientStock, Shortage: short,
 		Message: fmt.Sprintf("Not enough stock for %s (%s): %d left, %d in the cart.", p.Name, p.SKU, p.Stock, l.Quantity)}
+}
+
+// orderSnapshotSQL is the JSON of the order row o as encoding/json writes
+// an Order without its lines (IdempotencyKey.Order reads it back), made
+// from Order's tags so that it follows the struct.
+var orderSnapshotSQL = orderJSONObject("o")
+
+func orderJSONObject(alias string) string {
+	t := reflect.TypeFor[Order]()
+	var pairs []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		column := f.Tag.Get("db")
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if column == "" || column == "-" || name == "" || name == "-" {
+			continue
+		}
+		pairs = append(pairs, fmt.Sprintf("'%s', %s.%s", name, alias, column))
+	}
+	return "jsonb_build_object(" + strings.Join(pairs, ", ") + ")"
+}
+
+// finishCheckoutSQL is attachIntentSQL and finishKeyCreatedSQL in one
+// statement: the key's snapshot is the order row the attach returns, with
+// its lines ($6); finished says whether the lease ($4, $5) was still the
+// caller's and the key is finished.
+var finishCheckoutSQL = `
+WITH o AS (
+	UPDATE orders
+	SET payment_intent_id = $2, client_secret = $3, updated_at = now()
+	WHERE id = $1
+		AND payment_intent_id IS NULL
+		AND status <> 'cancelled'
+	RETURNING ` + orderColumns + `
+), created AS (
+	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, amount_cents, note)
+	SELECT id, 'payment_intent_created', status, payment_status, fulfillment_status, 'system', total_cents, $2
+	FROM o
+), finished AS (
+	UPDATE idempotency_keys
+	SET recovery_point = 'finished',
+		outcome = 'created',
+		order_snapshot = (SELECT ` + orderSnapshotSQL + ` || jsonb_build_object('items', $6::jsonb) FROM o),
+		cart_snapshot = NULL,
+		lease_owner = NULL,
+		lease_expires_at = NULL,
+		updated_at = now()
+	WHERE id = $4
+		AND lease_owner = $5
+		AND EXISTS (SELECT 1 FROM o)
+	RETURNING order_snapshot
+)
+SELECT ` + orderColumns + `,
+	(SELECT order_snapshot FROM finished) AS order_snapshot
+FROM o`
+
+// FinishCheckout stores the PaymentIntent of o, the order of the lease's
+// key, and finishes the key with the order as it then is (see
+// FinishKeyCreated), in one round trip: the returned order is the key's
+// snapshot, exactly what every retry gets. As AttachPaymentIntent, it
+// returns ErrOrderCancelled for an order cancelled meanwhile, and attaching
+// the intent the order already has is no error. When the lease is no
+// longer the caller's, the intent is attached but the key left to whoever
+// holds it: the error is ErrLeaseLost.
+func (s *Store) FinishCheckout(ctx context.Context, l Lease, o Order, intentID, clientSecret string) (Order, error) {
+	items, err := json.Marshal(o.Items)
+	if err != nil {
+		return Order{}, fmt.Errorf("finish checkout: encode lines: %w", err)
+	}
+	var row struct {
+		Order
+		Snapshot []byte `db:"order_snapshot"`
+	}
+	// jsonb goes as text: see withOneRoundTrip.
+	err = s.db.GetContext(ctx, &row, finishCheckoutSQL, o.ID, intentID, clientSecret, l.KeyID, l.Owner, string(items))
+	switch {
+	case err == nil && row.Snapshot == nil:
+		row.Order.Items = o.Items
+		return row.Order, ErrLeaseLost
+	case err == nil:
+		k := IdempotencyKey{ID: l.KeyID, OrderSnapshot: row.Snapshot}
+		return k.Order()
+	case !errors.Is(err, sql.ErrNoRows):
+		return Order{}, fmt.Errorf("finish checkout: %w", translate(err))
+	}
+	// Not attached (the order was cancelled, or has the intent from an
+	// attempt that died before finishing the key): as the two steps do.
+	attached, err := s.AttachPaymentIntent(ctx, o, intentID, clientSecret)
+	if err != nil {
+		return Order{}, err
+	}
+	if err := s.FinishKeyCreated(ctx, l, attached); err != nil {
+		return attached, err
+	}
+	return attached, nil
 }
 
 // ErrOrderCancelled is AttachPaymentIntent's answer for an order cancelled

@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +30,7 @@ func placeTestOrder(t *testing.T, s *store.Store, p store.Product, qty int, due 
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID, Email: "x@example.com",
+	o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID,
 		ShippingAddress: []byte(`{}`), BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: due})
 	if err != nil {
 		t.Fatalf("place order: %v", err)
@@ -50,7 +53,7 @@ func placeOrder(ctx context.Context, s *store.Store, p store.PlaceOrder) (store.
 		return store.Order{}, err
 	}
 	// Numbered as it committed.
-	o.OrderNumber, err = s.OrderNumber(ctx, o.ID)
+	o.OrderNumber, _, err = s.PlacedOrder(ctx, o.ID)
 	return o, err
 }
 
@@ -193,4 +196,121 @@ func TestCheckoutLeaseScope(t *testing.T) {
 	if _, _, ok := claim(u1, "k", time.Minute); ok {
 		t.Error("a finished key was leased")
 	}
+}
+
+// TestFinishCheckoutSnapshotIsTheOrder: the key's snapshot, which
+// FinishCheckout writes in SQL and returns, is the order as stored with
+// its intent, every field of it, and the lines; a finish under a lease
+// taken over attaches the intent but leaves the key to the new holder.
+func TestFinishCheckoutSnapshotIsTheOrder(t *testing.T) {
+	t.Parallel()
+	s := store.New(pgtest.NewDB(t))
+	ctx := context.Background()
+	p := shoptest.Product(ctx, t, s, &shoptest.ProductOpts{PriceCents: 1250})
+	userID := shoptest.User(ctx, t, s, nil).ID
+	place := func(key string) (store.Order, store.Lease) {
+		t.Helper()
+		if _, err := s.AddToCart(ctx, userID, p.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		k, l, ok, err := s.ClaimCheckout(ctx, userID, key, "h", time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		o, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: userID,
+			ShippingAddress: []byte(`{"city": "London"}`), BillingAddress: []byte(`{"city": "Paris"}`),
+			Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o, l
+	}
+
+	o, l := place("k1")
+	got, err := s.FinishCheckout(ctx, l, o, "pi_1", "pi_1_secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Order(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.PaymentIntentID == nil || *stored.PaymentIntentID != "pi_1" || stored.OrderNumber == 0 {
+		t.Fatalf("stored order %+v: want intent pi_1 and a number", stored)
+	}
+	sameOrder(t, "answer", got, stored)
+	k, err := s.IdempotencyKeyByID(ctx, l.KeyID)
+	if err != nil || k.RecoveryPoint != store.PointFinished || k.LeaseOwner != nil {
+		t.Fatalf("key %+v, %v: want finished and free", k, err)
+	}
+	replayed, err := k.Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, "replay", replayed, stored)
+
+	o, l = place("k2")
+	stale := l
+	stale.Owner = uuid.NewString()
+	if _, err := s.FinishCheckout(ctx, stale, o, "pi_2", "pi_2_secret"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("finish under a lost lease: %v, want ErrLeaseLost", err)
+	}
+	if cur, err := s.Order(ctx, o.ID); err != nil || cur.PaymentIntentID == nil || *cur.PaymentIntentID != "pi_2" {
+		t.Errorf("order after a finish under a lost lease: %+v, %v: want intent pi_2 attached", cur, err)
+	}
+	if k, err := s.IdempotencyKeyByID(ctx, l.KeyID); err != nil || k.RecoveryPoint != store.PointOrderCreated || k.LeaseOwner == nil || *k.LeaseOwner != l.Owner {
+		t.Errorf("key after a finish under a lost lease: %+v, %v: want it left to its holder", k, err)
+	}
+	// The holder finishes it: the intent is already there.
+	got, err = s.FinishCheckout(ctx, l, o, "pi_2", "pi_2_secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err = s.Order(ctx, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, "answer after an earlier attach", got, stored)
+}
+
+// sameOrder fails unless got and want agree on every field, times as
+// instants.
+func sameOrder(t *testing.T, what string, got, want store.Order) {
+	t.Helper()
+	g, w := orderFields(t, got), orderFields(t, want)
+	for name, wv := range w {
+		gv := g[name]
+		if wt, ok := wv.(time.Time); ok {
+			if gt, ok := gv.(time.Time); !ok || !gt.Equal(wt) {
+				t.Errorf("%s: %s = %v, want %v", what, name, gv, wv)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(gv, wv) {
+			t.Errorf("%s: %s = %#v, want %#v", what, name, gv, wv)
+		}
+	}
+}
+
+// orderFields maps an order's JSON fields to their values, times parsed.
+func orderFields(t *testing.T, o store.Order) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range m {
+		if s, ok := v.(string); ok && strings.HasSuffix(name, "At") {
+			if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				m[name] = tm
+			}
+		}
+	}
+	if len(m) < 25 {
+		t.Fatalf("order JSON has %d fields, want every one of Order's: %s", len(m), raw)
+	}
+	return m
 }

@@ -39,10 +39,11 @@ type dbtx interface {
 
 // Open connects to url, checks the connection and applies migrations.
 func Open(ctx context.Context, url string) (*Store, error) {
-	db, err := sqlx.Open("postgres", withOneRoundTrip(url))
+	connector, err := pq.NewConnector(withOneRoundTrip(url))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	db := sqlx.NewDb(sql.OpenDB(PreparingConnector(connector)), "postgres")
 	db.SetMaxOpenConns(40)
 	db.SetMaxIdleConns(40)
 	db.SetConnMaxIdleTime(5 * time.Minute)

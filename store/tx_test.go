@@ -201,7 +201,7 @@ func TestCheckoutShortageNamesTheLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+		_, err = placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, ShippingAddress: []byte(`{}`),
 			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)})
 		return err
 	}
@@ -289,7 +289,7 @@ func TestRestoreCart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, Email: "x@example.com", ShippingAddress: []byte(`{}`),
+		if _, err := placeOrder(ctx, s, store.PlaceOrder{KeyID: k.ID, UserID: u, ShippingAddress: []byte(`{}`),
 			BillingAddress: []byte(`{}`), Pricing: shopd.DefaultPricing, PaymentDueAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}

@@ -43,6 +43,15 @@ type NewUser struct {
 const userColumns = `id, email, password_hash, role, first_name, last_name, phone, stripe_customer_id,
 	marketing_opt_in, total_orders, total_spent_cents, created_at, updated_at`
 
+// userColumnsOf is userColumns of the users table named alias.
+func userColumnsOf(alias string) string {
+	cols := strings.Split(userColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
 const insertUserSQL = `
 INSERT INTO users (email, password_hash, role, first_name, last_name, phone)
 VALUES ($1, $2, $3, $4, $5, $6)
