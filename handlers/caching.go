@@ -188,17 +188,31 @@ var catalogNeutralWrites = map[string]bool{
 	"POST /v1/admin/notifications/:notificationId/retry": true,
 }
 
+// webhookVerifiedKey marks (in the Echo context) a webhook whose
+// signature verified: the only ones that may change the catalog.
+const webhookVerifiedKey = "shopd.webhookVerified"
+
 // invalidateOnAnswer drops from the cache what the write may change, as
 // its answer is about to be written (after its transaction committed):
 // one product (and every list) for a product's routes, everything for the
 // rest (checkout, cancellations, refunds, webhooks move stock of products
-// the route does not name). The change's notification drops it again,
-// here and on every other instance.
+// the route does not name), but nothing for a webhook that did not verify.
+// The change's notification drops it again, here and on every other
+// instance.
 func invalidateOnAnswer(c echo.Context, cache *catalogcache.Cache) {
 	if catalogNeutralWrites[c.Request().Method+" "+c.Path()] {
 		return
 	}
 	drop := cache.InvalidateAll
+	if c.Path() == webhookPath {
+		drop = func() {
+			// Anyone can post here: only an event that verified may have
+			// moved stock (an unsigned request emptied the cache at will).
+			if verified, _ := c.Get(webhookVerifiedKey).(bool); verified {
+				cache.InvalidateAll()
+			}
+		}
+	}
 	if strings.HasPrefix(c.Path(), "/v1/products") {
 		drop = func() {
 			if id := canonicalID(c.Param("productId")); id != "" {
