@@ -222,7 +222,27 @@ func invalidateOnAnswer(c echo.Context, cache *catalogcache.Cache) {
 			}
 		}
 	}
-	c.Response().Before(drop)
+	c.Response().Before(func() {
+		if !refusedWrites[c.Response().Status] {
+			drop()
+		}
+	})
+}
+
+// refusedWrites are the answers of a write refused before it did
+// anything (no such thing, not allowed, too large, rate limited): they
+// leave the cache alone, or any customer could empty it with a request per
+// read (a cancel of an order that does not exist). Conflicts and failures
+// are not among them: a checkout may have committed stock before its
+// payment failed.
+var refusedWrites = map[int]bool{
+	http.StatusUnauthorized:          true,
+	http.StatusForbidden:             true,
+	http.StatusNotFound:              true,
+	http.StatusMethodNotAllowed:      true,
+	http.StatusRequestEntityTooLarge: true,
+	http.StatusUnsupportedMediaType:  true,
+	http.StatusTooManyRequests:       true,
 }
 
 // etagMatches reports whether an If-None-Match value names etag: "*" or a

@@ -120,6 +120,41 @@ func TestAttackUnsignedWebhookKeepsTheCache(t *testing.T) {
 	}
 }
 
+// TestAttackRefusedWritesKeepTheCache: a signed-in customer's writes
+// that are refused before they do anything (an order that does not exist,
+// an admin route) must not empty the cache: they did, so any customer
+// could make every read go to the database with one request per read.
+func TestAttackRefusedWritesKeepTheCache(t *testing.T) {
+	t.Parallel()
+	servers, sh := startShops(t, 1, nil)
+	s := servers[0]
+	customer := registerCustomer(t, s)
+	var p cachedProduct
+	body := map[string]any{"sku": "ATK-REF", "name": "Refusals", "priceCents": 1000, "stock": 5}
+	if code := s.call(t, http.MethodPost, "/v1/products", sh.admin, body, &p); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	path := "/v1/products/" + p.ID
+	for _, w := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/v1/orders/" + uuid.NewString() + "/cancel", http.StatusNotFound},
+		{http.MethodPost, "/v1/admin/orders/" + uuid.NewString() + "/refund", http.StatusForbidden},
+		{http.MethodPatch, "/v1/products/" + p.ID, http.StatusForbidden},
+	} {
+		s.cachedRead(t, path)
+		if code := s.call(t, w.method, w.path, customer, map[string]any{}, nil); code != w.want {
+			t.Fatalf("%s %s: %d, want %d", w.method, w.path, code, w.want)
+		}
+		hits := s.cacheMetric(t, "shopd_catalog_cache_hits_total")
+		s.product(t, p.ID)
+		if got := s.cacheMetric(t, "shopd_catalog_cache_hits_total"); got != hits+1 {
+			t.Errorf("after %s %s (refused: %d) the product was read from the database: the cache was emptied", w.method, w.path, w.want)
+		}
+	}
+}
+
 // TestAttackAdminBodiesNeverReachOthers: admins read first (cost prices,
 // an archived product, the archived list), then anonymous callers and a
 // customer read the same paths, several times so cached answers are
