@@ -82,6 +82,9 @@ func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.
 			original := res.Writer
 			buf := &bufferedWriter{header: original.Header()}
 			res.Writer = buf
+			// Deferred as well: a panic must leave the connection's writer
+			// for Recover's 500 (it went into the buffer: an empty 200).
+			defer func() { res.Writer = original }()
 			err := next(c)
 			res.Writer = original
 			if err != nil || buf.status != http.StatusOK {
