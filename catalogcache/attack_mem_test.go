@@ -50,3 +50,23 @@ func TestAttackDistinctQueriesKeepMemoryBound(t *testing.T) {
 		t.Errorf("emptied, the cache still holds %d bytes of heap", held)
 	}
 }
+
+// TestAttackBytesGaugeFollowsExpiries: shopd_catalog_cache_bytes is what
+// the entries take; an entry dropped because it expired takes nothing
+// (the gauge kept counting it until the next Put or change).
+func TestAttackBytesGaugeFollowsExpiries(t *testing.T) {
+	t.Parallel()
+	h := start(t, 1<<20)
+	k := catalogcache.Key{List: "/v1/products?limit=3"}
+	e := catalogcache.Entry{Body: []byte(`{"items":[]}`), ExpiresAt: time.Now().Add(time.Minute)}
+	h.cache.Put(h.cache.Begin(k), e)
+	if got := counter(t, h.reg, "shopd_catalog_cache_bytes"); got <= 0 {
+		t.Fatalf("one entry kept, the gauge says %v bytes", got)
+	}
+	if _, ok := h.cache.Get(k, e.ExpiresAt); ok {
+		t.Fatal("served at its expiry")
+	}
+	if got := counter(t, h.reg, "shopd_catalog_cache_bytes"); got != 0 || h.cache.Len() != 0 {
+		t.Errorf("its only entry expired and dropped, the gauge says %v bytes (%d entries)", got, h.cache.Len())
+	}
+}

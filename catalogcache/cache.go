@@ -318,6 +318,7 @@ func (c *Cache) Get(k Key, now time.Time) (Entry, bool) {
 		} else {
 			c.removeLocked(el)
 			c.compactLocked()
+			c.metrics.bytes.Set(float64(c.bytes))
 			ok = false
 		}
 	}
