@@ -1,7 +1,7 @@
 // Package catalogcache keeps the catalog's public reads (a product, a page
 // of products) in memory, exactly: every change to a product or its images
 // anywhere (any instance, a job, psql) drops what it affects, through
-// PostgreSQL LISTEN/NOTIFY (migration 0013), and a change made through
+// PostgreSQL LISTEN/NOTIFY (migrations 0013, 0014), and a change made through
 // this instance drops it before that request is answered.
 //
 // # How stale a read can be
@@ -58,6 +58,10 @@ import (
 // Channel is the notification channel migration 0013's triggers notify
 // with a product's id.
 const Channel = "shopd_catalog"
+
+// EverythingChanged is the payload migration 0014's TRUNCATE triggers
+// notify with: every product may have changed.
+const EverythingChanged = "*"
 
 // ListenerApplicationName is the application_name of the listening
 // connection (in pg_stat_activity).
@@ -234,7 +238,11 @@ func (c *Cache) run() {
 				// After a reconnect: listenerEvent has emptied the cache.
 				continue
 			}
-			c.Invalidate(n.Extra)
+			if n.Extra == EverythingChanged {
+				c.InvalidateAll()
+			} else {
+				c.Invalidate(n.Extra)
+			}
 			c.metrics.notifications.Inc()
 		}
 	}

@@ -547,3 +547,55 @@ func TestAttackSearchesCountWhenRepeated(t *testing.T) {
 	}
 	s.cachedRead(t, "/v1/products?limit="+strconv.Itoa(7))
 }
+
+// TestAttackTruncateReachesTheCache: another writer empties
+// product_images with TRUNCATE (an operator clearing pictures), which no
+// row trigger sees. Every instance must stop showing the images once
+// notified, not when its entries happen to expire (minutes later).
+func TestAttackTruncateReachesTheCache(t *testing.T) {
+	t.Parallel()
+	servers, sh := startShops(t, 2, nil)
+	a := servers[0]
+	var p fullProduct
+	body := map[string]any{"sku": "ATK-TRUNC", "name": "Pictured", "priceCents": 1000, "stock": 5}
+	if code := a.call(t, http.MethodPost, "/v1/products", sh.admin, body, &p); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	a.uploadImage(t, sh.admin, p.ID)
+	// The thumbnail job changes the image too: its change first.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var thumbs int
+		if err := sh.db.Get(&thumbs, `SELECT count(*) FROM product_images WHERE thumbnail_key IS NOT NULL`); err != nil {
+			t.Fatal(err)
+		}
+		if thumbs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no thumbnail after 30s")
+		}
+	}
+	imagesOf := func(s *server) int {
+		var got fullProduct
+		if f := s.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); f.code != http.StatusOK || json.Unmarshal(f.body, &got) != nil {
+			t.Fatalf("GET product: %d %s", f.code, f.body)
+		}
+		return len(got.Images)
+	}
+	for _, s := range servers {
+		s.cachedRead(t, "/v1/products/"+p.ID)
+		if n := imagesOf(s); n != 1 {
+			t.Fatalf("%d images before, want 1", n)
+		}
+	}
+	if _, err := sh.db.Exec(`TRUNCATE product_images`); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range servers {
+		for deadline := time.Now().Add(10 * time.Second); imagesOf(s) != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %d still shows the truncated images after 10s", i)
+			}
+		}
+	}
+}
