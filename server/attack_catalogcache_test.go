@@ -498,6 +498,15 @@ func TestAttackETagsAgreeWithAndWithoutTheCache(t *testing.T) {
 		t.Fatalf("create: %d", code)
 	}
 	a.uploadImage(t, admin, p.ID)
+	// The thumbnail job changes the answer once: after it, nothing does.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if f := b.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); bytes.Contains(f.body, []byte(`"thumbnailUrl":"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no thumbnail after 30s")
+		}
+	}
 	for _, path := range []string{"/v1/products/" + p.ID, "/v1/products?limit=3"} {
 		a.cachedRead(t, path)
 		kept := a.fetch(t, http.MethodGet, path, "", nil, nil)
