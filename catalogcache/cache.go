@@ -1,7 +1,7 @@
 // Package catalogcache keeps the catalog's public reads (a product, a page
 // of products) in memory, exactly: every change to a product or its images
 // anywhere (any instance, a job, psql) drops what it affects, through
-// PostgreSQL LISTEN/NOTIFY (migration 0013), and a change made through
+// PostgreSQL LISTEN/NOTIFY (migrations 0013, 0014), and a change made through
 // this instance drops it before that request is answered.
 //
 // # How stale a read can be
@@ -34,7 +34,8 @@
 //
 // Entries are kept in least-recently-used order within MaxBytes (their
 // bodies and keys plus a fixed overhead each); an entry larger than an
-// eighth of it is not kept.
+// eighth of it is not kept. The maps are made afresh as entries come and
+// go (compactLocked), so the room they keep stays within that overhead.
 package catalogcache
 
 import (
@@ -44,6 +45,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -57,6 +59,10 @@ import (
 // with a product's id.
 const Channel = "shopd_catalog"
 
+// EverythingChanged is the payload migration 0014's TRUNCATE triggers
+// notify with: every product may have changed.
+const EverythingChanged = "*"
+
 // ListenerApplicationName is the application_name of the listening
 // connection (in pg_stat_activity).
 const ListenerApplicationName = "shopd-catalog-listener"
@@ -69,6 +75,9 @@ const (
 	// list element, map slot and header fields, roughly.
 	entryOverhead = 256
 	stripes       = 64
+	// minCompaction is the fewest removals compactLocked makes the maps
+	// afresh for.
+	minCompaction = 1024
 )
 
 // Config configures a Cache.
@@ -147,6 +156,12 @@ type Cache struct {
 	// listItems are the lists among items: every change drops them all.
 	listItems map[Key]*list.Element
 	bytes     int64
+	// removed counts the entries taken out of the maps since they were
+	// made: Go's maps never give back the room of deleted keys, so a
+	// stream of distinct keys (query strings) coming and going grew them
+	// to twice the bound; they are made afresh once removals outnumber
+	// what they hold (compactLocked).
+	removed int
 }
 
 // Start connects the listener and returns the cache, serving once LISTEN
@@ -223,7 +238,11 @@ func (c *Cache) run() {
 				// After a reconnect: listenerEvent has emptied the cache.
 				continue
 			}
-			c.Invalidate(n.Extra)
+			if n.Extra == EverythingChanged {
+				c.InvalidateAll()
+			} else {
+				c.Invalidate(n.Extra)
+			}
 			c.metrics.notifications.Inc()
 		}
 	}
@@ -306,6 +325,8 @@ func (c *Cache) Get(k Key, now time.Time) (Entry, bool) {
 			e = it.entry
 		} else {
 			c.removeLocked(el)
+			c.compactLocked()
+			c.metrics.bytes.Set(float64(c.bytes))
 			ok = false
 		}
 	}
@@ -360,6 +381,7 @@ func (c *Cache) Put(t Ticket, e Entry) {
 	for c.bytes > c.cfg.MaxBytes {
 		c.removeLocked(c.lru.Back())
 	}
+	c.compactLocked()
 	c.metrics.bytes.Set(float64(c.bytes))
 }
 
@@ -394,6 +416,7 @@ func (c *Cache) dropListsLocked() {
 	for _, el := range c.listItems {
 		c.removeLocked(el)
 	}
+	c.compactLocked()
 	c.metrics.bytes.Set(float64(c.bytes))
 }
 
@@ -410,8 +433,10 @@ func (c *Cache) InvalidateAll() {
 func (c *Cache) clearLocked() {
 	c.all++
 	c.lru.Init()
-	clear(c.items)
-	clear(c.listItems)
+	// New maps rather than clear: cleared maps keep their room.
+	c.items = make(map[Key]*list.Element)
+	c.listItems = make(map[Key]*list.Element)
+	c.removed = 0
 	c.bytes = 0
 	c.metrics.bytes.Set(0)
 }
@@ -421,6 +446,23 @@ func (c *Cache) removeLocked(el *list.Element) {
 	delete(c.items, it.key)
 	delete(c.listItems, it.key)
 	c.bytes -= it.size
+	c.removed++
+}
+
+// compactLocked makes the maps afresh, with what they hold, once more
+// entries have been removed from them than they hold (and not for a
+// handful): each entry is copied once per as many removals, so it costs
+// O(1) a removal, and the maps' room stays in proportion to the entries
+// the memory bound counts. Not within a range over them.
+func (c *Cache) compactLocked() {
+	if c.removed < minCompaction || c.removed < 2*len(c.items) {
+		return
+	}
+	items := make(map[Key]*list.Element, len(c.items))
+	maps.Copy(items, c.items)
+	lists := make(map[Key]*list.Element, len(c.listItems))
+	maps.Copy(lists, c.listItems)
+	c.items, c.listItems, c.removed = items, lists, 0
 }
 
 func (c *Cache) partLocked(k Key) uint64 {

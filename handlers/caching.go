@@ -82,6 +82,9 @@ func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.
 			original := res.Writer
 			buf := &bufferedWriter{header: original.Header()}
 			res.Writer = buf
+			// Deferred as well: a panic must leave the connection's writer
+			// for Recover's 500 (it went into the buffer: an empty 200).
+			defer func() { res.Writer = original }()
 			err := next(c)
 			res.Writer = original
 			if err != nil || buf.status != http.StatusOK {
@@ -188,17 +191,31 @@ var catalogNeutralWrites = map[string]bool{
 	"POST /v1/admin/notifications/:notificationId/retry": true,
 }
 
+// webhookVerifiedKey marks (in the Echo context) a webhook whose
+// signature verified: the only ones that may change the catalog.
+const webhookVerifiedKey = "shopd.webhookVerified"
+
 // invalidateOnAnswer drops from the cache what the write may change, as
 // its answer is about to be written (after its transaction committed):
 // one product (and every list) for a product's routes, everything for the
 // rest (checkout, cancellations, refunds, webhooks move stock of products
-// the route does not name). The change's notification drops it again,
-// here and on every other instance.
+// the route does not name), but nothing for a webhook that did not verify.
+// The change's notification drops it again, here and on every other
+// instance.
 func invalidateOnAnswer(c echo.Context, cache *catalogcache.Cache) {
 	if catalogNeutralWrites[c.Request().Method+" "+c.Path()] {
 		return
 	}
 	drop := cache.InvalidateAll
+	if c.Path() == webhookPath {
+		drop = func() {
+			// Anyone can post here: only an event that verified may have
+			// moved stock (an unsigned request emptied the cache at will).
+			if verified, _ := c.Get(webhookVerifiedKey).(bool); verified {
+				cache.InvalidateAll()
+			}
+		}
+	}
 	if strings.HasPrefix(c.Path(), "/v1/products") {
 		drop = func() {
 			if id := canonicalID(c.Param("productId")); id != "" {
@@ -208,7 +225,27 @@ func invalidateOnAnswer(c echo.Context, cache *catalogcache.Cache) {
 			}
 		}
 	}
-	c.Response().Before(drop)
+	c.Response().Before(func() {
+		if !refusedWrites[c.Response().Status] {
+			drop()
+		}
+	})
+}
+
+// refusedWrites are the answers of a write refused before it did
+// anything (no such thing, not allowed, too large, rate limited): they
+// leave the cache alone, or any customer could empty it with a request per
+// read (a cancel of an order that does not exist). Conflicts and failures
+// are not among them: a checkout may have committed stock before its
+// payment failed.
+var refusedWrites = map[int]bool{
+	http.StatusUnauthorized:          true,
+	http.StatusForbidden:             true,
+	http.StatusNotFound:              true,
+	http.StatusMethodNotAllowed:      true,
+	http.StatusRequestEntityTooLarge: true,
+	http.StatusUnsupportedMediaType:  true,
+	http.StatusTooManyRequests:       true,
 }
 
 // etagMatches reports whether an If-None-Match value names etag: "*" or a

@@ -258,6 +258,7 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 		}
 		return shopd.Errorf(shopd.EInvalid, "The Stripe-Signature does not verify.")
 	}
+	c.Set(webhookVerifiedKey, true)
 	if err := s.orders.HandleEvent(c.Request().Context(), ev); err != nil {
 		return err
 	}
