@@ -57,7 +57,7 @@ func TestOrderFollowUps(t *testing.T) {
 		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		// Long enough for the test to ship, cancel or refund the negative
 		// controls first (checked below), short enough to wait for.
-		"FULFILLMENT_REMINDER_AFTER": "2s", "REVIEW_REQUEST_AFTER": "2s", "DELIVERY_FOLLOWUP_AFTER": "200ms",
+		"FULFILLMENT_REMINDER_AFTER": "5s", "REVIEW_REQUEST_AFTER": "5s", "DELIVERY_FOLLOWUP_AFTER": "200ms",
 	})
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
