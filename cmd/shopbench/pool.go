@@ -15,10 +15,12 @@ import (
 
 // poolStats is the server's database pool during a phase, from the
 // go_sql_* series of its /metrics (sql.DB Stats): the most connections in
-// use at any sample, the pool's cap, and how often a query had to wait for
-// a free connection (0: the pool was never exhausted).
+// use at any sample and on average over the samples, the pool's cap, and
+// how often a query had to wait for a free connection (0: the pool was
+// never exhausted).
 type poolStats struct {
 	peakInUse, maxOpen int
+	meanInUse          float64
 	waits              int64
 	err                error
 }
@@ -34,6 +36,8 @@ type poolSampler struct {
 	first  map[string]float64
 	last   map[string]float64
 	peak   float64
+	sum    float64
+	n      int
 	err    error
 }
 
@@ -67,9 +71,10 @@ func (p *poolSampler) sample() {
 		p.first = m
 	}
 	p.last = m
-	if v := m["go_sql_in_use_connections"]; v > p.peak {
-		p.peak = v
-	}
+	v := m["go_sql_in_use_connections"]
+	p.peak = max(p.peak, v)
+	p.sum += v
+	p.n++
 }
 
 // end stops sampling and returns what it saw.
@@ -83,6 +88,7 @@ func (p *poolSampler) end() poolStats {
 	}
 	return poolStats{
 		peakInUse: int(p.peak),
+		meanInUse: p.sum / float64(p.n),
 		maxOpen:   int(p.last["go_sql_max_open_connections"]),
 		waits:     int64(p.last["go_sql_wait_count_total"] - p.first["go_sql_wait_count_total"]),
 	}
@@ -129,7 +135,8 @@ func (p poolStats) String() string {
 	if p.waits > 0 {
 		verdict = "EXHAUSTED"
 	}
-	return "peak " + strconv.Itoa(p.peakInUse) + " of " + strconv.Itoa(p.maxOpen) + " in use, " +
+	return "peak " + strconv.Itoa(p.peakInUse) + " of " + strconv.Itoa(p.maxOpen) + " in use (mean " +
+		strconv.FormatFloat(p.meanInUse, 'f', 1, 64) + "), " +
 		strconv.FormatInt(p.waits, 10) + " waits for a connection: " + verdict
 }
 
