@@ -66,8 +66,11 @@ func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.
 			if !catalogReadRoutes[c.Path()] {
 				return next(c)
 			}
-			key, cacheable := cacheKey(c)
-			cacheable = cacheable && cache != nil
+			var key catalogcache.Key
+			cacheable := false
+			if cache != nil {
+				key, cacheable = cacheKey(c)
+			}
 			now := time.Now()
 			if cacheable {
 				if e, ok := cache.Get(key, now); ok {
