@@ -6,7 +6,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopd/shopd/internal/pgtest"
+	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/payments"
 )
@@ -26,37 +26,11 @@ import (
 // Attacks on the catalog read cache from outside: real instances over
 // HTTP, with direct SQL as "another writer".
 
-// fetched is one answer as a client sees it.
-type fetched struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
 // fetch sends a request with the given headers (token as a bearer when
 // not empty) and returns the whole answer.
-func (s *server) fetch(t testing.TB, method, path, token string, header map[string]string, body []byte) fetched {
+func (s *server) fetch(t testing.TB, method, path, token string, header map[string]string, body []byte) shoptest.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, s.base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fetched{code: res.StatusCode, header: res.Header, body: b}
+	return shoptest.Fetch(t, s.base, method, path, token, header, body)
 }
 
 // cachedRead reads path until a read is answered from the cache (the
@@ -67,8 +41,8 @@ func (s *server) cachedRead(t *testing.T, path string) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		s.fetch(t, http.MethodGet, path, "", nil, nil)
 		hits := s.cacheMetric(t, "shopd_catalog_cache_hits_total")
-		if f := s.fetch(t, http.MethodGet, path, "", nil, nil); f.code != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, f.code, f.body)
+		if f := s.fetch(t, http.MethodGet, path, "", nil, nil); f.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, f.Status, f.Body)
 		}
 		if s.cacheMetric(t, "shopd_catalog_cache_hits_total") == hits+1 {
 			return
@@ -98,8 +72,8 @@ func TestAttackUnsignedWebhookKeepsTheCache(t *testing.T) {
 	for _, sig := range []string{"", "t=1,v1=00", payments.SignWebhook([]byte(`{}`), "whsec_not_ours", time.Now())} {
 		s.cachedRead(t, path)
 		f := s.fetch(t, http.MethodPost, "/v1/webhooks/stripe", "", map[string]string{"Content-Type": "application/json", "Stripe-Signature": sig}, []byte(`{}`))
-		if f.code != http.StatusBadRequest {
-			t.Fatalf("unsigned webhook (signature %q): %d, want 400", sig, f.code)
+		if f.Status != http.StatusBadRequest {
+			t.Fatalf("unsigned webhook (signature %q): %d, want 400", sig, f.Status)
 		}
 		hits := s.cacheMetric(t, "shopd_catalog_cache_hits_total")
 		s.product(t, p.ID)
@@ -181,8 +155,8 @@ func TestAttackAdminBodiesNeverReachOthers(t *testing.T) {
 	for _, s := range servers {
 		for _, path := range paths {
 			for range 2 {
-				if f := s.fetch(t, http.MethodGet, path, sh.admin, nil, nil); f.code != http.StatusOK {
-					t.Fatalf("admin GET %s: %d", path, f.code)
+				if f := s.fetch(t, http.MethodGet, path, sh.admin, nil, nil); f.Status != http.StatusOK {
+					t.Fatalf("admin GET %s: %d", path, f.Status)
 				}
 			}
 		}
@@ -192,14 +166,14 @@ func TestAttackAdminBodiesNeverReachOthers(t *testing.T) {
 			for _, token := range []string{"", customer, "not-a-token"} {
 				for _, path := range paths {
 					f := s.fetch(t, http.MethodGet, path, token, nil, nil)
-					if bytes.Contains(f.body, []byte("costPriceCents")) || bytes.Contains(f.body, []byte(`"123`)) {
-						t.Errorf("round %d, token %.10q: GET %s shows a cost price: %s", round, token, path, f.body)
+					if bytes.Contains(f.Body, []byte("costPriceCents")) || bytes.Contains(f.Body, []byte(`"123`)) {
+						t.Errorf("round %d, token %.10q: GET %s shows a cost price: %s", round, token, path, f.Body)
 					}
-					if bytes.Contains(f.body, []byte("ATK-GONE")) {
-						t.Errorf("round %d, token %.10q: GET %s shows the archived product: %d %s", round, token, path, f.code, f.body)
+					if bytes.Contains(f.Body, []byte("ATK-GONE")) {
+						t.Errorf("round %d, token %.10q: GET %s shows the archived product: %d %s", round, token, path, f.Status, f.Body)
 					}
-					if f.code == http.StatusOK && f.header.Get("Cache-Control") != "public, max-age=30, stale-while-revalidate=30" && token == "" {
-						t.Errorf("anonymous GET %s: Cache-Control %q", path, f.header.Get("Cache-Control"))
+					if f.Status == http.StatusOK && f.Header.Get("Cache-Control") != "public, max-age=30, stale-while-revalidate=30" && token == "" {
+						t.Errorf("anonymous GET %s: Cache-Control %q", path, f.Header.Get("Cache-Control"))
 					}
 				}
 			}
@@ -242,8 +216,8 @@ func (s *server) uploadImage(t *testing.T, token, productID string) string {
 	w.Close()
 	f := s.fetch(t, http.MethodPost, "/v1/products/"+productID+"/images", token, map[string]string{"Content-Type": w.FormDataContentType()}, body.Bytes())
 	var img struct{ ID string }
-	if f.code != http.StatusCreated || json.Unmarshal(f.body, &img) != nil {
-		t.Fatalf("upload: %d %s", f.code, f.body)
+	if f.Status != http.StatusCreated || json.Unmarshal(f.Body, &img) != nil {
+		t.Fatalf("upload: %d %s", f.Status, f.Body)
 	}
 	return img.ID
 }
@@ -319,8 +293,8 @@ func TestAttackReadYourWritesOnTheSameInstance(t *testing.T) {
 			addr := map[string]any{"firstName": "Eve", "lastName": "Attacker", "line1": "1 Road", "city": "London", "postalCode": "N1", "country": "GB"}
 			raw, _ := json.Marshal(map[string]any{"shippingAddress": addr})
 			f := a.fetch(t, http.MethodPost, "/v1/checkout", customer, map[string]string{"Content-Type": "application/json", "Idempotency-Key": uuid.NewString()}, raw)
-			if f.code != http.StatusCreated || json.Unmarshal(f.body, &order) != nil {
-				t.Fatalf("checkout: %d %s", f.code, f.body)
+			if f.Status != http.StatusCreated || json.Unmarshal(f.Body, &order) != nil {
+				t.Fatalf("checkout: %d %s", f.Status, f.Body)
 			}
 		}, func(p fullProduct, _ map[string]bool) bool { return p.Stock == 1 }},
 		{"cancel", func() {
@@ -339,19 +313,19 @@ func TestAttackReadYourWritesOnTheSameInstance(t *testing.T) {
 	read := func(s *server) (fullProduct, map[string]bool) {
 		var got fullProduct
 		f := s.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil)
-		if f.code == http.StatusOK {
-			if err := json.Unmarshal(f.body, &got); err != nil {
+		if f.Status == http.StatusOK {
+			if err := json.Unmarshal(f.Body, &got); err != nil {
 				t.Fatal(err)
 			}
-		} else if f.code != http.StatusNotFound {
-			t.Fatalf("GET product: %d", f.code)
+		} else if f.Status != http.StatusNotFound {
+			t.Fatalf("GET product: %d", f.Status)
 		}
 		in := map[string]bool{}
 		for _, path := range pages {
 			var page fullPage
 			f := s.fetch(t, http.MethodGet, path, "", nil, nil)
-			if f.code != http.StatusOK || json.Unmarshal(f.body, &page) != nil {
-				t.Fatalf("GET %s: %d %s", path, f.code, f.body)
+			if f.Status != http.StatusOK || json.Unmarshal(f.Body, &page) != nil {
+				t.Fatalf("GET %s: %d %s", path, f.Status, f.Body)
 			}
 			for _, it := range page.Items {
 				if it.ID == p.ID {
@@ -406,17 +380,17 @@ func TestAttackHammerNeverOlder(t *testing.T) {
 	var wg sync.WaitGroup
 	priceOf := func(s *server, path string) int64 {
 		f := s.fetch(t, http.MethodGet, path, "", nil, nil)
-		if f.code != http.StatusOK {
-			t.Errorf("GET %s: %d", path, f.code)
+		if f.Status != http.StatusOK {
+			t.Errorf("GET %s: %d", path, f.Status)
 			return 0
 		}
 		if strings.HasSuffix(path, p.ID) {
 			var got cachedProduct
-			json.Unmarshal(f.body, &got)
+			json.Unmarshal(f.Body, &got)
 			return got.PriceCents
 		}
 		var page struct{ Items []cachedProduct }
-		json.Unmarshal(f.body, &page)
+		json.Unmarshal(f.Body, &page)
 		for _, it := range page.Items {
 			if it.ID == p.ID {
 				return it.PriceCents
@@ -500,7 +474,7 @@ func TestAttackETagsAgreeWithAndWithoutTheCache(t *testing.T) {
 	a.uploadImage(t, admin, p.ID)
 	// The thumbnail job changes the answer once: after it, nothing does.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if f := b.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); bytes.Contains(f.body, []byte(`"thumbnailUrl":"`)) {
+		if f := b.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); bytes.Contains(f.Body, []byte(`"thumbnailUrl":"`)) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -511,23 +485,23 @@ func TestAttackETagsAgreeWithAndWithoutTheCache(t *testing.T) {
 		a.cachedRead(t, path)
 		kept := a.fetch(t, http.MethodGet, path, "", nil, nil)
 		fresh := b.fetch(t, http.MethodGet, path, "", nil, nil)
-		etag := kept.header.Get("ETag")
-		if etag == "" || etag != fresh.header.Get("ETag") || !bytes.Equal(kept.body, fresh.body) {
-			t.Fatalf("GET %s: kept %s %s, fresh %s %s", path, etag, kept.body, fresh.header.Get("ETag"), fresh.body)
+		etag := kept.Header.Get("ETag")
+		if etag == "" || etag != fresh.Header.Get("ETag") || !bytes.Equal(kept.Body, fresh.Body) {
+			t.Fatalf("GET %s: kept %s %s, fresh %s %s", path, etag, kept.Body, fresh.Header.Get("ETag"), fresh.Body)
 		}
 		for _, s := range []*server{a, b} {
 			for _, inm := range []string{etag, "W/" + etag, `"nope", ` + etag} {
 				f := s.fetch(t, http.MethodGet, path, "", map[string]string{"If-None-Match": inm}, nil)
-				if f.code != http.StatusNotModified || len(f.body) != 0 || f.header.Get("ETag") != etag {
-					t.Errorf("GET %s If-None-Match %s: %d %q ETag %s", path, inm, f.code, f.body, f.header.Get("ETag"))
+				if f.Status != http.StatusNotModified || len(f.Body) != 0 || f.Header.Get("ETag") != etag {
+					t.Errorf("GET %s If-None-Match %s: %d %q ETag %s", path, inm, f.Status, f.Body, f.Header.Get("ETag"))
 				}
 			}
 			adm := s.fetch(t, http.MethodGet, path, admin, nil, nil)
-			if adm.header.Get("ETag") == etag {
+			if adm.Header.Get("ETag") == etag {
 				t.Errorf("GET %s: the admin's answer has the public ETag", path)
 			}
-			if f := s.fetch(t, http.MethodGet, path, "", map[string]string{"If-None-Match": adm.header.Get("ETag")}, nil); f.code != http.StatusOK || !bytes.Equal(f.body, kept.body) {
-				t.Errorf("GET %s with the admin's ETag: %d", path, f.code)
+			if f := s.fetch(t, http.MethodGet, path, "", map[string]string{"If-None-Match": adm.Header.Get("ETag")}, nil); f.Status != http.StatusOK || !bytes.Equal(f.Body, kept.Body) {
+				t.Errorf("GET %s with the admin's ETag: %d", path, f.Status)
 			}
 		}
 	}
@@ -546,7 +520,7 @@ func TestAttackSearchesCountWhenRepeated(t *testing.T) {
 	}
 	var codes []int
 	for _, path := range []string{"/v1/products?q=Findable", "/v1/products?q=Findable", "/v1/products?%71=Findable", "/v1/products?q=Findable", "/v1/products?%71=Findable"} {
-		codes = append(codes, s.fetch(t, http.MethodGet, path, "", nil, nil).code)
+		codes = append(codes, s.fetch(t, http.MethodGet, path, "", nil, nil).Status)
 	}
 	want := []int{200, 200, 200, 429, 429}
 	for i := range want {
@@ -586,8 +560,8 @@ func TestAttackTruncateReachesTheCache(t *testing.T) {
 	}
 	imagesOf := func(s *server) int {
 		var got fullProduct
-		if f := s.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); f.code != http.StatusOK || json.Unmarshal(f.body, &got) != nil {
-			t.Fatalf("GET product: %d %s", f.code, f.body)
+		if f := s.fetch(t, http.MethodGet, "/v1/products/"+p.ID, "", nil, nil); f.Status != http.StatusOK || json.Unmarshal(f.Body, &got) != nil {
+			t.Fatalf("GET product: %d %s", f.Status, f.Body)
 		}
 		return len(got.Images)
 	}

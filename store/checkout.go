@@ -653,19 +653,7 @@ func orderJSONObject(alias string) string {
 // statement: the key's snapshot is the order row the attach returns, with
 // its lines ($6); finished says whether the lease ($4, $5) was still the
 // caller's and the key is finished.
-var finishCheckoutSQL = `
-WITH o AS (
-	UPDATE orders
-	SET payment_intent_id = $2, client_secret = $3, updated_at = now()
-	WHERE id = $1
-		AND payment_intent_id IS NULL
-		AND status <> 'cancelled'
-	RETURNING ` + orderColumns + `
-), created AS (
-	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, amount_cents, note)
-	SELECT id, 'payment_intent_created', status, payment_status, fulfillment_status, 'system', total_cents, $2
-	FROM o
-), finished AS (
+var finishCheckoutSQL = attachIntentCTEs + `, finished AS (
 	UPDATE idempotency_keys
 	SET recovery_point = 'finished',
 		outcome = 'created',
@@ -728,9 +716,9 @@ func (s *Store) FinishCheckout(ctx context.Context, l Lease, o Order, intentID, 
 // meanwhile: its intent must be cancelled, never handed out.
 var ErrOrderCancelled = shopd.Errorf(shopd.EConflict, "The order was cancelled before payment could start; check out again.")
 
-// attachIntentSQL sets the intent of an open order that has none, and
-// records the event, in one statement.
-const attachIntentSQL = `
+// attachIntentCTEs set the intent of an open order that has none (o) and
+// record the event; attachIntentSQL and finishCheckoutSQL go on from them.
+const attachIntentCTEs = `
 WITH o AS (
 	UPDATE orders
 	SET payment_intent_id = $2, client_secret = $3, updated_at = now()
@@ -742,7 +730,11 @@ WITH o AS (
 	INSERT INTO order_events (order_id, type, status, payment_status, fulfillment_status, actor, amount_cents, note)
 	SELECT id, 'payment_intent_created', status, payment_status, fulfillment_status, 'system', total_cents, $2
 	FROM o
-)
+)`
+
+// attachIntentSQL sets the intent of an open order that has none, and
+// records the event, in one statement.
+const attachIntentSQL = attachIntentCTEs + `
 SELECT ` + orderColumns + ` FROM o`
 
 // AttachPaymentIntent stores the order's PaymentIntent and returns the

@@ -18,20 +18,46 @@ import (
 // logs the body of any other answer, and returns the status.
 func Call(t testing.TB, base, method, path, token string, header map[string]string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			t.Fatal(err)
 		}
-		rd = bytes.NewReader(b)
+		header = withHeader(header, "Content-Type", "application/json")
+	}
+	res := Fetch(t, base, method, path, token, header, raw)
+	if res.Status >= 300 {
+		t.Logf("%s %s: %d %s", method, path, res.Status, res.Body)
+		return res.Status
+	}
+	if out != nil {
+		if err := json.Unmarshal(res.Body, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, res.Body, err)
+		}
+	}
+	return res.Status
+}
+
+// Response is an answer with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Fetch sends a request to base+path with the body as it is (nil: none),
+// token (when not "") as a bearer token and the extra headers, and
+// returns the whole answer.
+func Fetch(t testing.TB, base, method, path, token string, header map[string]string, body []byte) Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -44,17 +70,23 @@ func Call(t testing.TB, base, method, path, token string, header map[string]stri
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, res.StatusCode, b)
-		return res.StatusCode
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the answer: %v", method, path, err)
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
-		}
+	return Response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// withHeader is header with k set to v, unless the caller set k already.
+func withHeader(header map[string]string, k, v string) map[string]string {
+	if _, ok := header[k]; ok {
+		return header
 	}
-	return res.StatusCode
+	out := map[string]string{k: v}
+	for hk, hv := range header {
+		out[hk] = hv
+	}
+	return out
 }
 
 // SignJWT signs exactly the header and claims JSON given (ES256, JWS
