@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -167,7 +166,7 @@ func (a *Authenticator) AuthenticateStream(ctx context.Context, r *http.Request)
 // accountRole returns the user's current role and whether the user exists,
 // from the cache or else from Accounts.
 func (a *Authenticator) accountRole(ctx context.Context, userID string) (role string, exists bool, err error) {
-	if e, ok := a.cache.get(userID); ok {
+	if e, ok := a.cache.get(userID, a.cache.now()); ok {
 		return e.role, e.exists, nil
 	}
 	role, err = a.accounts.UserRole(ctx, userID)
@@ -181,81 +180,28 @@ func (a *Authenticator) accountRole(ctx context.Context, userID string) (role st
 	default:
 		return "", false, fmt.Errorf("authenticate: look up user %s: %w", userID, err)
 	}
-	a.cache.put(userID, accountEntry{role: role, exists: exists})
+	now := a.cache.now()
+	a.cache.put(userID, accountEntry{role: role, exists: exists}, now.Add(a.cache.ttl), now)
 	return role, exists, nil
 }
 
 // accountEntry is what the cache knows of one user.
 type accountEntry struct {
-	role    string
-	exists  bool
-	expires time.Time
+	role   string
+	exists bool
 }
 
-// accountCache maps user ids to their role (or absence) for ttl. It holds at
-// most size entries: a flood of tokens for distinct users (existing or not)
-// cannot grow it without bound. When full, expired entries go first, then
-// arbitrary ones, an eighth of the cache at a time so that a flood costs
-// O(1) per request on average; an evicted user is merely looked up again.
+// accountCache maps user ids to their role (or absence) for ttl, bounded
+// as expiringCache is: a flood of tokens for distinct users (existing or
+// not) cannot grow it without bound.
 type accountCache struct {
-	mu      sync.Mutex
-	ttl     time.Duration
-	size    int
-	now     func() time.Time
-	entries map[string]accountEntry
+	*expiringCache[accountEntry]
+	ttl time.Duration
+	now func() time.Time
 }
 
 func newAccountCache(ttl time.Duration, size int, now func() time.Time) *accountCache {
-	return &accountCache{ttl: ttl, size: size, now: now, entries: make(map[string]accountEntry)}
-}
-
-func (c *accountCache) get(userID string) (accountEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[userID]
-	if !ok {
-		return accountEntry{}, false
-	}
-	if !c.now().Before(e.expires) {
-		delete(c.entries, userID)
-		return accountEntry{}, false
-	}
-	return e, true
-}
-
-func (c *accountCache) put(userID string, e accountEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	e.expires = now.Add(c.ttl)
-	if _, ok := c.entries[userID]; !ok && len(c.entries) >= c.size {
-		c.evict(now)
-	}
-	c.entries[userID] = e
-}
-
-// evict makes room: every expired entry, then arbitrary ones (map order)
-// until the cache is at most seven eighths full.
-func (c *accountCache) evict(now time.Time) {
-	for id, e := range c.entries {
-		if !now.Before(e.expires) {
-			delete(c.entries, id)
-		}
-	}
-	keep := c.size - max(1, c.size/8)
-	for id := range c.entries {
-		if len(c.entries) <= keep {
-			break
-		}
-		delete(c.entries, id)
-	}
-}
-
-// len is the number of entries held, expired or not.
-func (c *accountCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
+	return &accountCache{expiringCache: newExpiringCache[accountEntry](size), ttl: ttl, now: now}
 }
 
 // ClaimsMiddleware runs after the validator and puts the verified claims

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -79,7 +78,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		cfg.TTL = time.Hour
 	}
 	return &Tokens{priv: priv, pubSet: set, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Now,
-		verified: newVerifiedTokens(verifiedTokensSize)}, nil
+		verified: newExpiringCache[Claims](verifiedTokensSize)}, nil
 }
 
 // TTL is how long an issued token is valid.
@@ -180,60 +179,9 @@ const verifiedTokensSize = 10_000
 // (fixed for a Tokens) and the clock, which the expiry stands for. Only a
 // verified token goes in; whether its account still exists, with that
 // role, is checked on every request all the same (Authenticator). It holds
-// at most size tokens: when full, expired ones go first, then arbitrary
-// ones, an eighth at a time; a token evicted is merely verified again.
-type verifiedTokens struct {
-	mu      sync.Mutex
-	size    int
-	entries map[string]verifiedToken
-}
-
-type verifiedToken struct {
-	claims  Claims
-	expires time.Time
-}
-
-func newVerifiedTokens(size int) *verifiedTokens {
-	return &verifiedTokens{size: size, entries: make(map[string]verifiedToken)}
-}
-
-// get returns the claims of a token (keyed with its audience) that
-// verified and has not expired at now.
-func (v *verifiedTokens) get(key string, now time.Time) (Claims, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	e, ok := v.entries[key]
-	if !ok {
-		return Claims{}, false
-	}
-	if !now.Before(e.expires) {
-		delete(v.entries, key)
-		return Claims{}, false
-	}
-	return e.claims, true
-}
-
-// put remembers a verified token until it expires. Past its expiry it is
-// verified again, which still accepts it within the clock skew allowed.
-func (v *verifiedTokens) put(key string, c Claims, expires, now time.Time) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if _, ok := v.entries[key]; !ok && len(v.entries) >= v.size {
-		for k, e := range v.entries {
-			if !now.Before(e.expires) {
-				delete(v.entries, k)
-			}
-		}
-		keep := v.size - max(1, v.size/8)
-		for k := range v.entries {
-			if len(v.entries) <= keep {
-				break
-			}
-			delete(v.entries, k)
-		}
-	}
-	v.entries[key] = verifiedToken{claims: c, expires: expires}
-}
+// at most verifiedTokensSize tokens (expiringCache); a token evicted is
+// merely verified again.
+type verifiedTokens = expiringCache[Claims]
 
 // JWKS returns the public key set as JSON, with no private parameters.
 func (t *Tokens) JWKS() ([]byte, error) {
