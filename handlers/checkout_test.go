@@ -409,7 +409,7 @@ func TestCheckoutBurstWithProductionPool(t *testing.T) {
 		s.fillCart(t, c.token, line{p.ID, 1})
 		reqs[i] = s.checkoutRequest(t, c.token, newKey(), checkoutBody())
 	}
-	s.Store.DB().SetMaxOpenConns(40) // as store.Open configures it
+	s.Store.DB().SetMaxOpenConns(store.DefaultMaxConns) // as store.Open configures it
 	start := time.Now()
 	res := s.sendAll(t, 15*time.Second, reqs)
 	if c := statusCounts(res); c[http.StatusCreated] != buyers {

@@ -19,6 +19,7 @@ import (
 	"github.com/shopd/shopd/live"
 	"github.com/shopd/shopd/notify"
 	"github.com/shopd/shopd/orders"
+	"github.com/shopd/shopd/store"
 )
 
 // Config is everything the server reads from its environment, read once by
@@ -93,6 +94,8 @@ type Config struct {
 	StreamMax int
 	// CatalogCacheMB bounds the catalog read cache, in MiB; 0 turns it off.
 	CatalogCacheMB int
+	// DBMaxConns is the database pool's size.
+	DBMaxConns int
 	// BlobURL is where product images are kept: file:///dir (the default,
 	// DATA_DIR/blobs) or s3://bucket?region=...&endpoint=...&use_path_style=true.
 	BlobURL string
@@ -181,6 +184,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StreamHeartbeat:             duration("STREAM_HEARTBEAT", live.DefaultHeartbeat),
 		StreamMax:                   int(integer("STREAM_MAX", live.DefaultMaxStreams)),
 		CatalogCacheMB:              int(integer("CATALOG_CACHE_MB", DefaultCatalogCacheMB)),
+		DBMaxConns:                  int(integer("DB_MAX_CONNS", store.DefaultMaxConns)),
 		BlobURL:                     getenv("BLOB_URL"),
 		ImageURLSecret:              getenv("IMAGE_URL_SECRET"),
 		ImageURLTTL:                 duration("IMAGE_URL_TTL", images.DefaultTTL),
@@ -205,6 +209,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.StorefrontURL = strings.TrimRight(env("STOREFRONT_URL", c.PublicURL), "/")
 	if c.StreamMax < 1 && getenv("STREAM_MAX") != "" {
 		errs = append(errs, fmt.Errorf("STREAM_MAX: at least 1, got %d", c.StreamMax))
+	}
+	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
+		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: between 2 and 1000, got %d", c.DBMaxConns))
 	}
 	if c.CatalogCacheMB < 0 || c.CatalogCacheMB > 4096 {
 		errs = append(errs, fmt.Errorf("CATALOG_CACHE_MB: between 0 (off) and 4096, got %d", c.CatalogCacheMB))

@@ -111,7 +111,7 @@ func TestMetricsShowThePool(t *testing.T) {
 	t.Parallel()
 	s := start(t, map[string]string{"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir()})
 	m := s.metrics(t)
-	for _, series := range []string{`go_sql_max_open_connections{db_name="shopd"} 40`, `go_sql_in_use_connections{db_name="shopd"}`, `go_sql_wait_count_total{db_name="shopd"}`} {
+	for _, series := range []string{`go_sql_max_open_connections{db_name="shopd"} 16`, `go_sql_in_use_connections{db_name="shopd"}`, `go_sql_wait_count_total{db_name="shopd"}`} {
 		if !strings.Contains(m, series) {
 			t.Errorf("/metrics lacks %s", series)
 		}

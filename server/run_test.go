@@ -210,6 +210,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"StreamHeartbeat", c.StreamHeartbeat, 15 * time.Second},
 		{"StreamMax", c.StreamMax, 1000},
 		{"CatalogCacheMB", c.CatalogCacheMB, 8},
+		{"DBMaxConns", c.DBMaxConns, 16},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -234,6 +235,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"STREAM_HEARTBEAT":          "250ms",
 		"STREAM_MAX":                "3",
 		"CATALOG_CACHE_MB":          "64",
+		"DB_MAX_CONNS":              "24",
 	}
 	c, err := LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
@@ -241,7 +243,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 	}
 	if c.DatabaseURL != "postgres://db/shop" || c.HTTPAddr != ":9000" || c.PaymentWindow != 30*time.Minute || c.SearchesPerHour != 0 ||
 		c.CheckoutsPerHour != 5 || c.LoginFailuresPerMinute != 3 || c.TaxRateBPS != 2000 ||
-		c.StreamHeartbeat != 250*time.Millisecond || c.StreamMax != 3 || c.CatalogCacheMB != 64 {
+		c.StreamHeartbeat != 250*time.Millisecond || c.StreamMax != 3 || c.CatalogCacheMB != 64 || c.DBMaxConns != 24 {
 		t.Errorf("config = %+v", c)
 	}
 	if c.StripeSecretKey == "" {
@@ -286,6 +288,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"CATALOG_CACHE_MB", "-1", ""},
 		{"CATALOG_CACHE_MB", "5000", ""},
 		{"CATALOG_CACHE_MB", "some", ""},
+		{"DB_MAX_CONNS", "1", ""},
+		{"DB_MAX_CONNS", "lots", ""},
 		{"BOOTSTRAP_ADMIN_EMAIL", "a@example.com", "BOOTSTRAP_ADMIN_PASSWORD"},
 		{"BOOTSTRAP_ADMIN_PASSWORD", "secret-password", "BOOTSTRAP_ADMIN_EMAIL"},
 	}

@@ -46,6 +46,8 @@ func (p Program) serve(ctx context.Context, cfg Config, log *slog.Logger, stdout
 		return err
 	}
 	defer st.Close()
+	st.DB().SetMaxOpenConns(cfg.DBMaxConns)
+	st.DB().SetMaxIdleConns(cfg.DBMaxConns)
 	// River's tables with ours, before anything can insert a job.
 	if err := jobs.Migrate(ctx, st.DB().DB); err != nil {
 		return err
