@@ -108,6 +108,11 @@ type Entry struct {
 	// ExpiresAt is when the entry stops being served: the answer holds
 	// signed image URLs that are made afresh from then on.
 	ExpiresAt time.Time
+	// Version is the product's version (migration 0015) the answer
+	// shows; 0 for a list. Of two reads of one product the cache keeps
+	// the newer, and it remembers the newest it was offered (the
+	// product's floor) after dropping the answer itself.
+	Version int64
 }
 
 func (e Entry) size(k Key) int64 {
@@ -122,9 +127,14 @@ type Ticket struct {
 	valid bool
 }
 
+// item is a kept answer, or (kept false) only its product's floor: the
+// newest version of it this instance has answered, below which no read of
+// it is kept again, so no later reader is answered an older product.
 type item struct {
 	key   Key
 	entry Entry
+	kept  bool
+	floor int64
 	size  int64
 }
 
@@ -320,12 +330,14 @@ func (c *Cache) Get(k Key, now time.Time) (Entry, bool) {
 	var e Entry
 	if ok {
 		it := el.Value.(*item)
-		if now.Before(it.entry.ExpiresAt) {
+		switch {
+		case !it.kept:
+			ok = false
+		case now.Before(it.entry.ExpiresAt):
 			c.lru.MoveToFront(el)
 			e = it.entry
-		} else {
-			c.removeLocked(el)
-			c.compactLocked()
+		default:
+			c.dropAnswerLocked(el)
 			c.metrics.bytes.Set(float64(c.bytes))
 			ok = false
 		}
@@ -354,25 +366,44 @@ func (c *Cache) Begin(k Key) Ticket {
 }
 
 // Put keeps e for t's key unless something it depends on was invalidated
-// since t was taken, or it is too large.
+// since t was taken, it is too large, or (a product) it is older than a
+// read of the product already offered. An answer not kept still raises
+// its product's floor: it was answered, so nothing older is kept after it.
 func (c *Cache) Put(t Ticket, e Entry) {
 	if c == nil || !t.valid {
 		return
 	}
 	size := e.size(t.key)
-	if size > c.cfg.MaxBytes/8 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.listening || c.all != t.all || c.partLocked(t.key) != t.part {
+	if !c.listening {
 		c.metrics.refused.Inc()
+		return
+	}
+	var floor int64
+	if el, ok := c.items[t.key]; ok {
+		floor = el.Value.(*item).floor
+	}
+	if e.Version > 0 && e.Version < floor {
+		// Older than a read of the product already answered.
+		c.metrics.refused.Inc()
+		return
+	}
+	if c.all != t.all || c.partLocked(t.key) != t.part {
+		// It may predate a change applied meanwhile, but it was answered:
+		// nothing older than it may be kept from now on.
+		c.raiseFloorLocked(t.key, e.Version)
+		c.metrics.refused.Inc()
+		return
+	}
+	if size > c.cfg.MaxBytes/8 {
+		c.raiseFloorLocked(t.key, e.Version) // too large to keep
 		return
 	}
 	if el, ok := c.items[t.key]; ok {
 		c.removeLocked(el)
 	}
-	el := c.lru.PushFront(&item{key: t.key, entry: e, size: size})
+	el := c.lru.PushFront(&item{key: t.key, entry: e, kept: true, floor: max(floor, e.Version), size: size})
 	c.items[t.key] = el
 	if t.key.List != "" {
 		c.listItems[t.key] = el
@@ -395,7 +426,7 @@ func (c *Cache) Invalidate(id string) {
 	defer c.mu.Unlock()
 	c.product[c.stripe(id)]++
 	if el, ok := c.items[Key{Product: id}]; ok {
-		c.removeLocked(el)
+		c.dropAnswerLocked(el)
 	}
 	c.dropListsLocked()
 }
@@ -439,6 +470,51 @@ func (c *Cache) clearLocked() {
 	c.removed = 0
 	c.bytes = 0
 	c.metrics.bytes.Set(0)
+}
+
+// dropAnswerLocked drops an item's answer and keeps its product's floor
+// (a list's item goes whole).
+func (c *Cache) dropAnswerLocked(el *list.Element) {
+	it := el.Value.(*item)
+	if it.key.Product == "" || it.floor == 0 {
+		c.removeLocked(el)
+		c.compactLocked()
+		return
+	}
+	if !it.kept {
+		return
+	}
+	floorSize := int64(len(it.key.Product) + entryOverhead)
+	c.bytes -= it.size - floorSize
+	it.entry, it.kept, it.size = Entry{}, false, floorSize
+}
+
+// raiseFloorLocked remembers that version v of the product k names was
+// answered: a kept answer older than it is dropped.
+func (c *Cache) raiseFloorLocked(k Key, v int64) {
+	if k.Product == "" || v == 0 {
+		return
+	}
+	if el, ok := c.items[k]; ok {
+		it := el.Value.(*item)
+		if v <= it.floor {
+			return
+		}
+		it.floor = v
+		if it.kept && it.entry.Version < v {
+			c.dropAnswerLocked(el)
+		}
+		c.metrics.bytes.Set(float64(c.bytes))
+		return
+	}
+	size := int64(len(k.Product) + entryOverhead)
+	c.items[k] = c.lru.PushFront(&item{key: k, floor: v, size: size})
+	c.bytes += size
+	for c.bytes > c.cfg.MaxBytes {
+		c.removeLocked(c.lru.Back())
+	}
+	c.compactLocked()
+	c.metrics.bytes.Set(float64(c.bytes))
 }
 
 func (c *Cache) removeLocked(el *list.Element) {

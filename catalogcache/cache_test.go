@@ -519,3 +519,58 @@ func TestSilentListenerBypassesTheCache(t *testing.T) {
 		t.Errorf("after the connection answered again: stock %d, want 10", got)
 	}
 }
+
+// versioned is an answer of product version v.
+func versioned(v int64) catalogcache.Entry {
+	e := entry(strconv.FormatInt(v, 10))
+	e.Version = v
+	return e
+}
+
+// TestNewerReadOfAProductWins: of two reads of a product, the cache keeps
+// the newer, whatever order they are offered in; a read answered but not
+// kept (its ticket voided) still bars older ones; and a change's
+// invalidation drops the answer but not that floor.
+func TestNewerReadOfAProductWins(t *testing.T) {
+	t.Parallel()
+	h := start(t, 1<<20)
+	k := catalogcache.Key{Product: "5d0f1f3e-0000-4000-8000-000000000001"}
+	served := func() int64 {
+		t.Helper()
+		e, ok := h.cache.Get(k, time.Now())
+		if !ok {
+			return 0
+		}
+		return e.Version
+	}
+	older, newer := h.cache.Begin(k), h.cache.Begin(k)
+	h.cache.Put(newer, versioned(3))
+	h.cache.Put(older, versioned(2))
+	if got := served(); got != 3 {
+		t.Fatalf("serves version %d after 3 then 2 were offered, want 3", got)
+	}
+	// Answered with a voided ticket: not kept, but nothing older after it.
+	voided := h.cache.Begin(k)
+	h.cache.Invalidate(k.Product)
+	h.cache.Put(voided, versioned(5))
+	if got := served(); got != 0 {
+		t.Fatalf("serves version %d after the invalidation, want none", got)
+	}
+	h.cache.Put(h.cache.Begin(k), versioned(4))
+	if got := served(); got != 0 {
+		t.Fatalf("kept version %d after 5 was answered", got)
+	}
+	h.cache.Put(h.cache.Begin(k), versioned(5))
+	if got := served(); got != 5 {
+		t.Fatalf("serves version %d, want 5", got)
+	}
+	h.cache.Invalidate(k.Product)
+	h.cache.Put(h.cache.Begin(k), versioned(4))
+	if got := served(); got != 0 {
+		t.Fatalf("kept version %d below the floor after an invalidation", got)
+	}
+	h.cache.Put(h.cache.Begin(k), versioned(6))
+	if got := served(); got != 6 {
+		t.Fatalf("serves version %d, want 6", got)
+	}
+}

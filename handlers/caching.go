@@ -106,7 +106,9 @@ func catalogCaching(cache *catalogcache.Cache, stableUntil func(time.Time) time.
 				// still at least until stableUntil(now).
 				// A copy of its own size: the buffer may have grown past it,
 				// and the memory bound counts the body's length.
-				cache.Put(ticket, catalogcache.Entry{Body: bytes.Clone(buf.body.Bytes()), ETag: etag, ContentType: contentType, ExpiresAt: stableUntil(now)})
+				version, _ := c.Get(productVersionKey).(int64)
+				cache.Put(ticket, catalogcache.Entry{Body: bytes.Clone(buf.body.Bytes()), ETag: etag, ContentType: contentType,
+					ExpiresAt: stableUntil(now), Version: version})
 			}
 			return answerCatalogRead(c, buf.body.Bytes(), etag, contentType)
 		}
@@ -193,6 +195,10 @@ var catalogNeutralWrites = map[string]bool{
 	"DELETE /v1/me/addresses/:addressId":                 true,
 	"POST /v1/admin/notifications/:notificationId/retry": true,
 }
+
+// productVersionKey carries (in the Echo context) the version of the
+// product a read answered, which the catalog cache orders reads by.
+const productVersionKey = "shopd.productVersion"
 
 // webhookVerifiedKey marks (in the Echo context) a webhook whose
 // signature verified: the only ones that may change the catalog.

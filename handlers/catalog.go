@@ -110,6 +110,9 @@ func (s *Server) GetProduct(ctx context.Context, req gen.GetProductRequestObject
 	if err != nil {
 		return nil, err
 	}
+	if ec := echoContext(ctx); ec != nil {
+		ec.Set(productVersionKey, p.Version) // for the catalog cache
+	}
 	return gen.GetProduct200JSONResponse(out), nil
 }
 

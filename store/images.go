@@ -296,10 +296,19 @@ func (s *Store) DeleteProductImage(ctx context.Context, productID, imageID strin
 	return img, nil
 }
 
+// setImageThumbnailSQL locks the image's product first, as every other
+// change of a product's images does: the change moves the product's
+// version on (migration 0015), and taking the two rows in the other order
+// could deadlock with an upload, reorder or delete.
 const setImageThumbnailSQL = `
+WITH product AS (
+	SELECT p.id FROM products p
+	WHERE p.id = (SELECT product_id FROM product_images WHERE id = $1)
+	FOR UPDATE
+)
 UPDATE product_images
 SET thumbnail_key = $2
-WHERE id = $1`
+WHERE id = $1 AND product_id IN (SELECT id FROM product)`
 
 // SetImageThumbnail records an image's thumbnail. It reports false when
 // the image no longer exists (deleted while the thumbnail was made): the

@@ -42,6 +42,9 @@ type Product struct {
 	// Images come with the product where the query reads them too
 	// (Product does); elsewhere Images.Loaded is false.
 	Images ProductImageList `db:"images"`
+	// Version moves on with every change to the product or its images
+	// (migration 0015); only Product reads it, elsewhere it is 0.
+	Version int64 `db:"version"`
 }
 
 // Dimensions are a parcel's size in millimetres.
@@ -115,7 +118,7 @@ func productNotFound(id string) error {
 	return shopd.Errorf(shopd.ENotFound, "Product %s not found.", id)
 }
 
-const productByIDSQL = `SELECT ` + productColumns + `,
+const productByIDSQL = `SELECT ` + productColumns + `, version,
 	(SELECT coalesce(json_agg(i ORDER BY i.position), '[]') FROM product_images i WHERE i.product_id = products.id) AS images
 FROM products WHERE id = $1`
 
