@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 	"github.com/shopd/shopd/payments"
@@ -454,11 +453,7 @@ func TestAttackHammerNeverOlder(t *testing.T) {
 func TestAttackETagsAgreeWithAndWithoutTheCache(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_etags", "IMAGE_URL_SECRET": "one secret for every instance, 32+ bytes",
-	}
+	env := shopEnv(t, fake.URL, "whsec_etags", map[string]string{"IMAGE_URL_SECRET": "one secret for every instance, 32+ bytes"})
 	a := start(t, env)
 	off := map[string]string{"CATALOG_CACHE_MB": "0"}
 	for k, v := range env {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 )
@@ -26,11 +25,7 @@ import (
 func TestCheckoutKeyUnderAttack(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0",
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_attack_test", "CHECKOUT_LEASE": "100ms",
-	}
+	env := shopEnv(t, fake.URL, "whsec_attack_test", map[string]string{"CHECKOUT_LEASE": "100ms"})
 	a, b := start(t, env), start(t, env)
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
 	_, customer := cartOfOne(t, a, admin, "ATK-1", "eve@example.com", "Eve")
@@ -102,12 +97,7 @@ func TestCheckoutKeyUnderAttack(t *testing.T) {
 func TestOrderNumbersGapFreeAcrossInstances(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0",
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_attack_test",
-		"REGISTRATIONS_PER_IP_PER_HOUR": "0",
-	}
+	env := shopEnv(t, fake.URL, "whsec_attack_test", map[string]string{"REGISTRATIONS_PER_IP_PER_HOUR": "0"})
 	a, b := start(t, env), start(t, env)
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
 	var p struct{ ID string }

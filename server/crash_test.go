@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/shopd/shopd/internal/pgcluster"
-	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 )
@@ -26,16 +25,13 @@ func TestKilledBetweenCommitAndSend(t *testing.T) {
 
 	const secret = "whsec_crash_test"
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
+	env := shopEnv(t, fake.URL, secret, map[string]string{
 		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
 		"NOTIFY_RETRY_BASE": "10ms",
 		// The killed instance looks for due jobs once an hour: whatever it
 		// commits stays unsent until it dies.
 		"JOB_POLL_INTERVAL": "1h",
-	}
+	})
 	first := startBinary(t, env)
 	admin := first.token(t, "boss@example.com", "bootstrap-password")
 	order, email := first.placeOrder(t, admin)
@@ -92,10 +88,11 @@ func startBinary(t *testing.T, env map[string]string) *binaryServer {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr)
+	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, "HTTP_ADDR="+addr) // last: it wins over env's
 	stderr := &shoptest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {

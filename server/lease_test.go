@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/stripefake"
 )
 
@@ -23,14 +22,8 @@ import (
 func TestKilledMidCheckoutTakenOverByAnotherInstance(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_lease_test",
-		"CHECKOUT_LEASE": "300ms",
-	}
+	env := shopEnv(t, fake.URL, "whsec_lease_test", map[string]string{"CHECKOUT_LEASE": "300ms"})
 	first := startBinary(t, env)
-	env["HTTP_ADDR"] = "127.0.0.1:0"
 	second := start(t, env)
 
 	admin := first.token(t, "boss@example.com", "bootstrap-password")
@@ -112,11 +105,7 @@ func TestKilledMidCheckoutTakenOverByAnotherInstance(t *testing.T) {
 func TestSameKeyOnTwoInstances(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0",
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": "whsec_lease_test",
-	}
+	env := shopEnv(t, fake.URL, "whsec_lease_test", nil)
 	a, b := start(t, env), start(t, env)
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
 	_, customer := cartOfOne(t, a, admin, "L-2", "bo@example.com", "Bo")

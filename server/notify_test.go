@@ -35,16 +35,12 @@ func TestTwoInstancesConfirmOncePerOrder(t *testing.T) {
 	// One DATA_DIR: both instances sign with the key the first one made,
 	// as instances behind one load balancer share JWT_PRIVATE_KEY_FILE.
 	dataDir := t.TempDir()
-	env := func() map[string]string {
-		return map[string]string{
-			"DATABASE_URL": dbURL, "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": dataDir,
-			"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-			"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
-			"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
-			"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
-		}
-	}
-	a, b := start(t, env()), start(t, env())
+	env := shopEnv(t, fake.URL, secret, map[string]string{
+		"DATABASE_URL": dbURL, "DATA_DIR": dataDir,
+		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
+		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
+	})
+	a, b := start(t, env), start(t, env)
 
 	admin := a.token(t, "boss@example.com", "bootstrap-password")
 	order, email := a.placeOrder(t, admin)
@@ -199,11 +195,7 @@ func TestLocalRunLogsEmails(t *testing.T) {
 	t.Parallel()
 	const secret = "whsec_local"
 	fake := stripefake.New(t)
-	s := start(t, map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret, "JOB_POLL_INTERVAL": "20ms",
-	})
+	s := start(t, shopEnv(t, fake.URL, secret, map[string]string{"JOB_POLL_INTERVAL": "20ms"}))
 	admin := s.token(t, "boss@example.com", "bootstrap-password")
 	p, email := s.placeOrder(t, admin)
 	s.deliver(t, paidEvent(p), secret)

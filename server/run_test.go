@@ -29,6 +29,30 @@ type server struct {
 	stderr *shoptest.SyncBuffer
 }
 
+// shopEnv is a test instance's environment: a new database and data
+// directory of its own (unless extra names them, to share them), a port
+// the kernel picks, the bootstrap admin (boss@example.com,
+// bootstrap-password) and Stripe at stripeURL signing webhooks with
+// secret; extra adds to it and overrides it.
+func shopEnv(t *testing.T, stripeURL, secret string, extra map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{
+		"HTTP_ADDR":             "127.0.0.1:0",
+		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
+		"STRIPE_API_BASE": stripeURL, "STRIPE_WEBHOOK_SECRET": secret,
+	}
+	if extra["DATABASE_URL"] == "" {
+		env["DATABASE_URL"] = pgtest.NewURL(t)
+	}
+	if extra["DATA_DIR"] == "" {
+		env["DATA_DIR"] = t.TempDir()
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
 // start runs the program in the background and returns once it serves and
 // /healthz answers. Tests give HTTP_ADDR port 0: the Serving hook tells
 // where the kernel put it, so no port has to be found free first.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopd/shopd/internal/pgtest"
 	"github.com/shopd/shopd/internal/shoptest"
 	"github.com/shopd/shopd/internal/stripefake"
 )
@@ -29,14 +28,11 @@ type stockShop struct {
 func startStockShop(t *testing.T, extra map[string]string) stockShop {
 	t.Helper()
 	box := shoptest.NewInbox(t)
-	env := map[string]string{
-		"DATABASE_URL": pgtest.NewURL(t), "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": stripefake.New(t).URL, "STRIPE_WEBHOOK_SECRET": "whsec_stock_test",
+	env := shopEnv(t, stripefake.New(t).URL, "whsec_stock_test", map[string]string{
 		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example",
 		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		"INVENTORY_EMAIL": "stock@shop.example",
-	}
+	})
 	for k, v := range extra {
 		env[k] = v
 	}

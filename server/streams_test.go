@@ -204,12 +204,9 @@ func startShops(t *testing.T, n int, extra map[string]string) ([]*server, shop) 
 	dataDir := t.TempDir()
 	var out []*server
 	for range n {
-		env := map[string]string{
-			"DATABASE_URL": dbURL, "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": dataDir,
-			"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-			"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": streamWebhookSecret,
-			"STREAM_HEARTBEAT": "50ms", "JOB_POLL_INTERVAL": "50ms",
-		}
+		env := shopEnv(t, fake.URL, streamWebhookSecret, map[string]string{
+			"DATABASE_URL": dbURL, "DATA_DIR": dataDir, "STREAM_HEARTBEAT": "50ms", "JOB_POLL_INTERVAL": "50ms",
+		})
 		for k, v := range extra {
 			env[k] = v
 		}

@@ -49,16 +49,14 @@ func TestOrderFollowUps(t *testing.T) {
 	const warehouse = "packing@shop.example"
 	fake := stripefake.New(t)
 	dbURL := pgtest.NewURL(t)
-	s := start(t, map[string]string{
-		"DATABASE_URL": dbURL, "HTTP_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
-		"BOOTSTRAP_ADMIN_EMAIL": "boss@example.com", "BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-password",
-		"STRIPE_API_BASE": fake.URL, "STRIPE_WEBHOOK_SECRET": secret,
-		"SMTP_URL": "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example", "WAREHOUSE_EMAIL": warehouse,
+	s := start(t, shopEnv(t, fake.URL, secret, map[string]string{
+		"DATABASE_URL": dbURL,
+		"SMTP_URL":     "smtp://" + box.Addr, "MAIL_FROM": "shop@shop.example", "WAREHOUSE_EMAIL": warehouse,
 		"STOREFRONT_URL": "https://shop.example", "JOB_POLL_INTERVAL": "20ms", "NOTIFY_RETRY_BASE": "10ms",
 		// Long enough for the test to ship, cancel or refund the negative
 		// controls first (checked below), short enough to wait for.
 		"FULFILLMENT_REMINDER_AFTER": "5s", "REVIEW_REQUEST_AFTER": "5s", "DELIVERY_FOLLOWUP_AFTER": "200ms",
-	})
+	}))
 	db, err := sqlx.Open("postgres", dbURL)
 	if err != nil {
 		t.Fatal(err)
