@@ -218,25 +218,12 @@ func (c roundTripConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	return &roundTripConn{conn: conn, r: c.r}, nil
 }
 
-// pqConn is what lib/pq's connection implements.
-type pqConn interface {
-	driver.Conn
-	driver.ConnBeginTx
-	driver.ConnPrepareContext
-	driver.QueryerContext
-	driver.ExecerContext
-	driver.Pinger
-	driver.SessionResetter
-	driver.Validator
-	driver.NamedValueChecker
-}
-
 type roundTripConn struct {
 	conn driver.Conn
 	r    *roundTrips
 }
 
-func (c *roundTripConn) pq() pqConn { return c.conn.(pqConn) }
+func (c *roundTripConn) pq() store.PQConn { return c.conn.(store.PQConn) }
 
 func (c *roundTripConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)

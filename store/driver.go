@@ -44,15 +44,16 @@ func (c preparingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, ok := conn.(pqConn)
+	pc, ok := conn.(PQConn)
 	if !ok {
 		return conn, nil
 	}
-	return &preparingConn{pqConn: pc, stmts: map[string]driver.Stmt{}}, nil
+	return &preparingConn{PQConn: pc, stmts: map[string]driver.Stmt{}}, nil
 }
 
-// pqConn is what lib/pq's connection implements, and the wrapper passes on.
-type pqConn interface {
+// PQConn is what lib/pq's connection implements: what a wrapper of its
+// connections (this one, or a test's) passes on.
+type PQConn interface {
 	driver.Conn
 	driver.ConnBeginTx
 	driver.ConnPrepareContext
@@ -68,7 +69,7 @@ type pqConn interface {
 // with it when it closes. database/sql uses a connection from one
 // goroutine at a time.
 type preparingConn struct {
-	pqConn
+	PQConn
 	stmts map[string]driver.Stmt
 }
 
@@ -95,7 +96,7 @@ func (c *preparingConn) QueryContext(ctx context.Context, query string, args []d
 		return nil, err
 	}
 	if s == nil {
-		return c.pqConn.QueryContext(ctx, query, args)
+		return c.PQConn.QueryContext(ctx, query, args)
 	}
 	return s.(driver.StmtQueryContext).QueryContext(ctx, args)
 }
@@ -106,7 +107,7 @@ func (c *preparingConn) ExecContext(ctx context.Context, query string, args []dr
 		return nil, err
 	}
 	if s == nil {
-		return c.pqConn.ExecContext(ctx, query, args)
+		return c.PQConn.ExecContext(ctx, query, args)
 	}
 	return s.(driver.StmtExecContext).ExecContext(ctx, args)
 }
